@@ -1,0 +1,376 @@
+//! AWS's Parquet flow-log files: underscore column names (`interface_id`), typed columns
+//! (`aws-facts.md` §3.4). Each row becomes a [`FlowRecord`] like a text line would.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
+
+use super::{
+    check_record, cut_raw, BadInput, DecodeError, DecodeStats, Decoder, Event, FlowRecord, Position,
+};
+use crate::fields::{lookup, Column, Field, Format};
+
+/// The four magic bytes that open (and close) every Parquet file.
+pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
+
+/// Decodes an AWS Parquet flow-log file.
+pub struct ParquetDecoder<T: ChunkReader + 'static> {
+    input: Option<T>,
+}
+
+impl<T: ChunkReader + 'static> ParquetDecoder<T> {
+    /// A decoder over a whole Parquet file (a `File` or in-memory `Bytes`).
+    pub fn new(input: T) -> Self {
+        ParquetDecoder { input: Some(input) }
+    }
+}
+
+/// A column of one batch, cast to a type the row loop reads directly.
+enum Col {
+    Str(Arc<dyn Array>),
+    Int(Arc<dyn Array>),
+}
+
+fn bad_file(reason: String, records: u64, row: u64) -> BadInput {
+    BadInput {
+        position: Position {
+            line: row,
+            offset: row,
+        },
+        reason,
+        raw: String::new(),
+        records,
+    }
+}
+
+fn prepare(batch: &RecordBatch, columns: &[(usize, Column)]) -> Result<Vec<(Column, Col)>, String> {
+    let mut out = Vec::with_capacity(columns.len());
+    for (i, col) in columns {
+        let a: &ArrayRef = batch.column(*i);
+        let numeric = matches!(
+            col,
+            Column::Field(
+                Field::Version
+                    | Field::SrcPort
+                    | Field::DstPort
+                    | Field::Protocol
+                    | Field::Packets
+                    | Field::Bytes
+                    | Field::Start
+                    | Field::End
+                    | Field::TcpFlags
+                    | Field::TrafficPath
+            )
+        );
+        let name = batch.schema().field(*i).name().clone();
+        let c = if numeric {
+            if !a.data_type().is_integer() && a.data_type() != &DataType::Null {
+                return Err(format!(
+                    "column `{name}` has type {}, expected an integer type",
+                    a.data_type()
+                ));
+            }
+            Col::Int(cast(a, &DataType::Int64).map_err(|e| format!("column `{name}`: {e}"))?)
+        } else {
+            Col::Str(cast(a, &DataType::Utf8).map_err(|e| format!("column `{name}`: {e}"))?)
+        };
+        out.push((col.clone(), c));
+    }
+    Ok(out)
+}
+
+fn int_field(rec: &mut FlowRecord<'_>, f: Field, v: i64, name: &str) -> Result<(), String> {
+    let range = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "column `{name}`: {v} is out of range for this field"
+            ))
+        }
+    };
+    match f {
+        Field::Version => {
+            range((0..=u32::MAX as i64).contains(&v))?;
+            rec.version = Some(v as u32)
+        }
+        Field::SrcPort | Field::DstPort => {
+            range((0..=65535).contains(&v))?;
+            if f == Field::SrcPort {
+                rec.srcport = Some(v as u16)
+            } else {
+                rec.dstport = Some(v as u16)
+            }
+        }
+        Field::Protocol => {
+            range((0..=255).contains(&v))?;
+            rec.protocol = Some(v as u8)
+        }
+        Field::Packets => {
+            range(v >= 0)?;
+            rec.packets = Some(v as u64)
+        }
+        Field::Bytes => {
+            range(v >= 0)?;
+            rec.bytes = Some(v as u64)
+        }
+        Field::Start => rec.start = Some(v),
+        Field::End => rec.end = Some(v),
+        Field::TcpFlags => {
+            range((0..=u32::MAX as i64).contains(&v))?;
+            rec.tcp_flags = Some(v as u32)
+        }
+        Field::TrafficPath => {
+            range((0..=u32::MAX as i64).contains(&v))?;
+            rec.traffic_path = Some(v as u32)
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
+    fn decode(&mut self, sink: &mut dyn FnMut(Event<'_, '_>)) -> Result<DecodeStats, DecodeError> {
+        let input = self
+            .input
+            .take()
+            .expect("decode is called once per decoder");
+        let builder = match ParquetRecordBatchReaderBuilder::try_new(input) {
+            Ok(b) => b,
+            Err(e) => {
+                sink(Event::Bad(bad_file(
+                    format!("not a readable Parquet file: {e}"),
+                    1,
+                    0,
+                )));
+                return Ok(DecodeStats::default());
+            }
+        };
+        let total_rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let schema = builder.schema().clone();
+        let mut columns = Vec::new();
+        let mut names = Vec::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            let col = match lookup(f.name()) {
+                Some(field) => Column::Field(field),
+                None => Column::Unknown(f.name().clone()),
+            };
+            names.push(f.name().replace('_', "-"));
+            columns.push((i, col));
+        }
+        let format = Format::parse(&names.join(" ")).map_err(|e| e.to_string());
+        let problem = match &format {
+            Err(e) => Some(format!("unusable columns: {e}")),
+            Ok(f) if !f.missing_for_metering().is_empty() => Some(format!(
+                "columns lack fields needed for metering ({}); every row of this file is quarantined",
+                f.missing_for_metering().join(", ")
+            )),
+            Ok(_) => None,
+        };
+        if let Some(reason) = problem {
+            sink(Event::Bad(bad_file(reason, total_rows, 1)));
+            return Ok(DecodeStats::default());
+        }
+        let reader = match builder.with_batch_size(8192).build() {
+            Ok(r) => r,
+            Err(e) => {
+                sink(Event::Bad(bad_file(
+                    format!("not a readable Parquet file: {e}"),
+                    total_rows,
+                    1,
+                )));
+                return Ok(DecodeStats::default());
+            }
+        };
+        let mut row_no = 0u64;
+        for batch in reader {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    sink(Event::Bad(bad_file(
+                        format!("Parquet data unreadable after row {row_no}: {e}; the rest of the file cannot be read"),
+                        total_rows.saturating_sub(row_no),
+                        row_no + 1,
+                    )));
+                    break;
+                }
+            };
+            let cols = match prepare(&batch, &columns) {
+                Ok(c) => c,
+                Err(reason) => {
+                    sink(Event::Bad(bad_file(
+                        format!("{reason}; every row of this file is quarantined"),
+                        total_rows.saturating_sub(row_no),
+                        row_no + 1,
+                    )));
+                    break;
+                }
+            };
+            for r in 0..batch.num_rows() {
+                row_no += 1;
+                let pos = Position {
+                    line: row_no,
+                    offset: row_no - 1,
+                };
+                let mut rec = FlowRecord::default();
+                let mut err: Option<String> = None;
+                for (col, c) in &cols {
+                    let res = match c {
+                        Col::Int(a) => {
+                            if a.is_null(r) {
+                                Ok(())
+                            } else {
+                                let v = a.as_primitive::<Int64Type>().value(r);
+                                match col {
+                                    Column::Field(f) => {
+                                        int_field(&mut rec, *f, v, &format!("{f:?}"))
+                                    }
+                                    Column::Unknown(_) => Ok(()),
+                                }
+                            }
+                        }
+                        Col::Str(a) => {
+                            if a.is_null(r) {
+                                Ok(())
+                            } else {
+                                let s = a.as_string::<i32>().value(r);
+                                super::set_field(&mut rec, col, s)
+                            }
+                        }
+                    };
+                    if let Err(e) = res {
+                        err = Some(e);
+                        break;
+                    }
+                }
+                let res = match err {
+                    Some(e) => Err(e),
+                    None => check_record(&rec),
+                };
+                match res {
+                    Ok(()) => sink(Event::Record(&rec, pos)),
+                    Err(reason) => sink(Event::Bad(BadInput {
+                        position: pos,
+                        reason: format!("row {row_no}: {reason}"),
+                        raw: cut_raw(format!("{rec:?}").as_bytes()),
+                        records: 1,
+                    })),
+                }
+            }
+        }
+        Ok(DecodeStats::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field as AField, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    /// Writes a Parquet file shaped like AWS's (Athena DDL column names and types).
+    fn aws_parquet(bytes_col: Vec<Option<i64>>) -> bytes::Bytes {
+        let n = bytes_col.len();
+        let schema = Arc::new(Schema::new(vec![
+            AField::new("version", DataType::Int32, true),
+            AField::new("account_id", DataType::Utf8, true),
+            AField::new("interface_id", DataType::Utf8, true),
+            AField::new("srcaddr", DataType::Utf8, true),
+            AField::new("dstaddr", DataType::Utf8, true),
+            AField::new("srcport", DataType::Int32, true),
+            AField::new("dstport", DataType::Int32, true),
+            AField::new("protocol", DataType::Int64, true),
+            AField::new("packets", DataType::Int64, true),
+            AField::new("bytes", DataType::Int64, true),
+            AField::new("start", DataType::Int64, true),
+            AField::new("end", DataType::Int64, true),
+            AField::new("action", DataType::Utf8, true),
+            AField::new("log_status", DataType::Utf8, true),
+            AField::new("vpc_id", DataType::Utf8, true),
+            AField::new("az_id", DataType::Utf8, true),
+        ]));
+        let s = |v: &str| Arc::new(StringArray::from(vec![Some(v); n])) as ArrayRef;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(vec![Some(5); n])),
+                s("123456789010"),
+                s("eni-1235b8ca123456789"),
+                s("172.31.16.139"),
+                s("172.31.16.21"),
+                Arc::new(Int32Array::from(vec![Some(20641); n])),
+                Arc::new(Int32Array::from(vec![Some(22); n])),
+                Arc::new(Int64Array::from(vec![Some(6); n])),
+                Arc::new(Int64Array::from(vec![Some(20); n])),
+                Arc::new(Int64Array::from(bytes_col)),
+                Arc::new(Int64Array::from(vec![Some(1418530010); n])),
+                Arc::new(Int64Array::from(vec![Some(1418530070); n])),
+                s("ACCEPT"),
+                s("OK"),
+                s("vpc-abcdefab012345678"),
+                s("use1-az1"),
+            ],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        bytes::Bytes::from(buf)
+    }
+
+    fn run(input: bytes::Bytes) -> (Vec<String>, Vec<BadInput>) {
+        let (mut recs, mut bad) = (Vec::new(), Vec::new());
+        ParquetDecoder::new(input)
+            .decode(&mut |ev| match ev {
+                Event::Record(r, p) => recs.push(format!("{}:{r:?}", p.line)),
+                Event::Bad(b) => bad.push(b),
+            })
+            .unwrap();
+        (recs, bad)
+    }
+
+    #[test]
+    fn aws_parquet_rows_decode_like_text() {
+        let (recs, bad) = run(aws_parquet(vec![Some(4249), Some(1)]));
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(recs.len(), 2);
+        let r = &recs[0];
+        for want in [
+            "1:",
+            "version: Some(5)",
+            "interface_id: Some(\"eni-1235b8ca123456789\")",
+            "srcaddr: Some(172.31.16.139)",
+            "srcport: Some(20641)",
+            "protocol: Some(6)",
+            "bytes: Some(4249)",
+            "start: Some(1418530010)",
+            "vpc_id: Some(\"vpc-abcdefab012345678\")",
+            "az_id: Some(\"use1-az1\")",
+        ] {
+            assert!(r.contains(want), "{want} not in {r}");
+        }
+    }
+
+    #[test]
+    fn negative_bytes_row_is_quarantined_others_kept() {
+        let (recs, bad) = run(aws_parquet(vec![Some(1), Some(-5), Some(2)]));
+        assert_eq!(recs.len(), 2);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].position.line, 2);
+        assert!(bad[0].reason.contains("out of range"), "{}", bad[0].reason);
+    }
+
+    #[test]
+    fn garbage_is_one_bad_file() {
+        let (recs, bad) = run(bytes::Bytes::from_static(b"PAR1 this is not parquet PAR1"));
+        assert!(recs.is_empty());
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].reason.contains("not a readable Parquet file"));
+    }
+}

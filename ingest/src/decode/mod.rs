@@ -1,0 +1,258 @@
+//! Decoders: bytes of one input → flow records, in input order.
+//!
+//! A decoder hands each record to a callback as a borrowed [`FlowRecord`] instead of building
+//! Arrow batches: most flow-log records are noise that attribution drops at once, and
+//! materialising them would cost more than the whole rest of ingest. Attributed records are
+//! turned into Arrow columns by the warehouse writer.
+
+pub mod flow_parquet;
+pub mod flow_text;
+
+use std::net::IpAddr;
+
+use crate::fields::{Column, Field, Format};
+
+/// Longest raw text kept in a quarantine row; the rest is cut, with a marker.
+pub const RAW_LIMIT: usize = 512;
+
+/// One flow-log record, borrowing its strings from the decoder's buffer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowRecord<'a> {
+    pub version: Option<u32>,
+    pub account_id: Option<&'a str>,
+    pub interface_id: Option<&'a str>,
+    pub srcaddr: Option<IpAddr>,
+    pub dstaddr: Option<IpAddr>,
+    pub srcport: Option<u16>,
+    pub dstport: Option<u16>,
+    pub protocol: Option<u8>,
+    pub packets: Option<u64>,
+    pub bytes: Option<u64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub action: Option<&'a str>,
+    pub log_status: Option<&'a str>,
+    pub vpc_id: Option<&'a str>,
+    pub subnet_id: Option<&'a str>,
+    pub instance_id: Option<&'a str>,
+    pub tcp_flags: Option<u32>,
+    pub flow_type: Option<&'a str>,
+    pub pkt_srcaddr: Option<IpAddr>,
+    pub pkt_dstaddr: Option<IpAddr>,
+    pub region: Option<&'a str>,
+    pub az_id: Option<&'a str>,
+    pub flow_direction: Option<&'a str>,
+    pub traffic_path: Option<u32>,
+    /// Values of fields linkmeter does not interpret, as `name=value` pairs separated by
+    /// spaces; empty when there are none.
+    pub extra: String,
+}
+
+impl FlowRecord<'_> {
+    /// Whether this is a `NODATA` or `SKIPDATA` coverage row rather than traffic.
+    pub fn is_coverage(&self) -> bool {
+        matches!(self.log_status, Some("NODATA") | Some("SKIPDATA"))
+    }
+}
+
+/// Where in its input a record or a bad line sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// 1-based line number (text) or 1-based row number (Parquet).
+    pub line: u64,
+    /// Byte offset of the line in the decompressed text (row number for Parquet).
+    pub offset: u64,
+}
+
+/// Input that could not be decoded: one line, or a whole file or its unreadable tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadInput {
+    /// Where the problem starts.
+    pub position: Position,
+    /// What is wrong, in words a user can act on.
+    pub reason: String,
+    /// The offending text, cut to [`RAW_LIMIT`] bytes (lossy UTF-8).
+    pub raw: String,
+    /// How many records this stands for (1 for a line; every line of a file whose header is
+    /// unusable; 0 for an unreadable tail whose records cannot be counted).
+    pub records: u64,
+}
+
+/// What a decoder hands to its callback.
+#[derive(Debug)]
+pub enum Event<'r, 'a> {
+    /// A well-formed record (traffic or coverage).
+    Record(&'r FlowRecord<'a>, Position),
+    /// Something that could not be decoded.
+    Bad(BadInput),
+}
+
+/// Totals a decoder reports when it finishes an input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Raw bytes read from the input (compressed size for gzip).
+    pub input_bytes: u64,
+}
+
+/// Errors that stop a decoder before it produced anything for an input.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The input could not be opened or read at all.
+    #[error("cannot read {uri}: {source}")]
+    Io {
+        uri: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The role of a decoder: turn one input's bytes into records and bad-input reports.
+pub trait Decoder {
+    /// Feeds every record and bad line of the input to `sink`, in input order.
+    fn decode(&mut self, sink: &mut dyn FnMut(Event<'_, '_>)) -> Result<DecodeStats, DecodeError>;
+}
+
+/// Cuts raw text to [`RAW_LIMIT`] bytes for a quarantine row.
+pub fn cut_raw(raw: &[u8]) -> String {
+    if raw.len() <= RAW_LIMIT {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let mut s = String::from_utf8_lossy(&raw[..RAW_LIMIT]).into_owned();
+    s.push_str("…[cut]");
+    s
+}
+
+/// Parses one value of a text field into `rec`; `Err` holds a reason for quarantine.
+pub(crate) fn set_field<'a>(
+    rec: &mut FlowRecord<'a>,
+    col: &Column,
+    value: &'a str,
+) -> Result<(), String> {
+    let field = match col {
+        Column::Field(f) => *f,
+        Column::Unknown(name) => {
+            push_extra(&mut rec.extra, name, value);
+            return Ok(());
+        }
+    };
+    if value == "-" {
+        return Ok(());
+    }
+    match field {
+        Field::Version => rec.version = Some(num(value, "version")?),
+        Field::AccountId => rec.account_id = Some(value),
+        Field::InterfaceId => rec.interface_id = Some(value),
+        Field::SrcAddr => rec.srcaddr = Some(ip(value, "srcaddr")?),
+        Field::DstAddr => rec.dstaddr = Some(ip(value, "dstaddr")?),
+        Field::SrcPort => rec.srcport = Some(num(value, "srcport")?),
+        Field::DstPort => rec.dstport = Some(num(value, "dstport")?),
+        Field::Protocol => rec.protocol = Some(num(value, "protocol")?),
+        Field::Packets => rec.packets = Some(num(value, "packets")?),
+        Field::Bytes => rec.bytes = Some(num(value, "bytes")?),
+        Field::Start => rec.start = Some(num(value, "start")?),
+        Field::End => rec.end = Some(num(value, "end")?),
+        Field::Action => rec.action = Some(value),
+        Field::LogStatus => rec.log_status = Some(value),
+        Field::VpcId => rec.vpc_id = Some(value),
+        Field::SubnetId => rec.subnet_id = Some(value),
+        Field::InstanceId => rec.instance_id = Some(value),
+        Field::TcpFlags => rec.tcp_flags = Some(num(value, "tcp-flags")?),
+        Field::Type => rec.flow_type = Some(value),
+        Field::PktSrcAddr => rec.pkt_srcaddr = Some(ip(value, "pkt-srcaddr")?),
+        Field::PktDstAddr => rec.pkt_dstaddr = Some(ip(value, "pkt-dstaddr")?),
+        Field::Region => rec.region = Some(value),
+        Field::AzId => rec.az_id = Some(value),
+        Field::FlowDirection => rec.flow_direction = Some(value),
+        Field::TrafficPath => rec.traffic_path = Some(num(value, "traffic-path")?),
+        Field::SublocationType
+        | Field::SublocationId
+        | Field::PktSrcAwsService
+        | Field::PktDstAwsService => {}
+        Field::Known(name) => push_extra(&mut rec.extra, name, value),
+    }
+    Ok(())
+}
+
+fn push_extra(extra: &mut String, name: &str, value: &str) {
+    if value == "-" {
+        return;
+    }
+    if !extra.is_empty() {
+        extra.push(' ');
+    }
+    extra.push_str(name);
+    extra.push('=');
+    extra.push_str(value);
+}
+
+fn num<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {
+    value.parse::<T>().map_err(|_| {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            format!("field `{name}`: {value:?} is too large for this field")
+        } else {
+            format!("field `{name}`: {value:?} is not a whole number")
+        }
+    })
+}
+
+fn ip(value: &str, name: &str) -> Result<IpAddr, String> {
+    value
+        .parse::<IpAddr>()
+        .map_err(|_| format!("field `{name}`: {value:?} is not an IP address"))
+}
+
+/// Checks that hold for every record whatever its format: times in order, traffic rows
+/// carrying what metering needs.
+pub(crate) fn check_record(rec: &FlowRecord<'_>) -> Result<(), String> {
+    if let (Some(s), Some(e)) = (rec.start, rec.end) {
+        if s > e {
+            return Err(format!("start {s} is after end {e}"));
+        }
+        // Beyond year 9999 no timestamp type downstream can hold it.
+        if !(0..=253_402_300_799).contains(&s) || e > 253_402_300_799 {
+            return Err(format!("start/end {s}/{e} are outside years 1970–9999"));
+        }
+    }
+    Ok(())
+}
+
+/// Splits a text line into tokens; runs of spaces (or tabs) are one separator.
+pub(crate) fn tokens(line: &str, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+        let s = i;
+        while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
+            i += 1;
+        }
+        out.push((s, i));
+    }
+}
+
+/// Parses one data line against a format into `rec` (which must be fresh).
+pub(crate) fn parse_line<'a>(
+    format: &Format,
+    line: &'a str,
+    spans: &mut Vec<(usize, usize)>,
+    rec: &mut FlowRecord<'a>,
+) -> Result<(), String> {
+    tokens(line, spans);
+    if spans.len() != format.columns.len() {
+        return Err(format!(
+            "expected {} fields (from the header or configured format), found {}",
+            format.columns.len(),
+            spans.len()
+        ));
+    }
+    for (col, &(s, e)) in format.columns.iter().zip(spans.iter()) {
+        set_field(rec, col, &line[s..e])?;
+    }
+    check_record(rec)
+}

@@ -1,0 +1,1 @@
+//! Synthetic estate generator (filled in below).

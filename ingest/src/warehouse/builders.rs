@@ -1,0 +1,390 @@
+//! Column builders that turn attributed records into Arrow batches of the warehouse tables.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt64Builder, UInt8Builder,
+};
+
+use super::schema;
+use crate::attribute::Attribution;
+use crate::decode::{BadInput, FlowRecord, Position};
+use crate::hours::HourShare;
+use crate::inventory::Index;
+
+fn ts_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Lineage shared by every row of one input.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// Where the input came from (path or URI).
+    pub source_uri: String,
+    /// Stable id of the input (names its output files).
+    pub input_id: String,
+    /// The run writing the rows.
+    pub run_id: String,
+}
+
+/// Builds `flows` rows for one partition.
+pub struct FlowsBuilder {
+    usage_hour: TimestampMicrosecondBuilder,
+    bytes: UInt64Builder,
+    packets: UInt64Builder,
+    status: StringBuilder,
+    reason: StringBuilder,
+    direction: StringBuilder,
+    observed_at: StringBuilder,
+    cluster_arn: StringBuilder,
+    cluster_name: StringBuilder,
+    region: StringBuilder,
+    auth_scheme: StringBuilder,
+    connection_arn: StringBuilder,
+    client_account_id: StringBuilder,
+    vpc_id: StringBuilder,
+    endpoint_id: StringBuilder,
+    endpoint_eni: StringBuilder,
+    az_id: StringBuilder,
+    broker_id: UInt16Builder,
+    flow_start: TimestampMicrosecondBuilder,
+    flow_end: TimestampMicrosecondBuilder,
+    record_bytes: UInt64Builder,
+    record_packets: UInt64Builder,
+    interface_id: StringBuilder,
+    log_account_id: StringBuilder,
+    log_vpc_id: StringBuilder,
+    srcaddr: StringBuilder,
+    dstaddr: StringBuilder,
+    srcport: UInt16Builder,
+    dstport: UInt16Builder,
+    protocol: UInt8Builder,
+    action: StringBuilder,
+    extra: StringBuilder,
+    source_uri: StringBuilder,
+    source_line: UInt64Builder,
+    source_offset: UInt64Builder,
+    input_id: StringBuilder,
+    run_id: StringBuilder,
+    rows: usize,
+}
+
+impl Default for FlowsBuilder {
+    fn default() -> Self {
+        FlowsBuilder {
+            usage_hour: ts_builder(),
+            bytes: UInt64Builder::new(),
+            packets: UInt64Builder::new(),
+            status: StringBuilder::new(),
+            reason: StringBuilder::new(),
+            direction: StringBuilder::new(),
+            observed_at: StringBuilder::new(),
+            cluster_arn: StringBuilder::new(),
+            cluster_name: StringBuilder::new(),
+            region: StringBuilder::new(),
+            auth_scheme: StringBuilder::new(),
+            connection_arn: StringBuilder::new(),
+            client_account_id: StringBuilder::new(),
+            vpc_id: StringBuilder::new(),
+            endpoint_id: StringBuilder::new(),
+            endpoint_eni: StringBuilder::new(),
+            az_id: StringBuilder::new(),
+            broker_id: UInt16Builder::new(),
+            flow_start: ts_builder(),
+            flow_end: ts_builder(),
+            record_bytes: UInt64Builder::new(),
+            record_packets: UInt64Builder::new(),
+            interface_id: StringBuilder::new(),
+            log_account_id: StringBuilder::new(),
+            log_vpc_id: StringBuilder::new(),
+            srcaddr: StringBuilder::new(),
+            dstaddr: StringBuilder::new(),
+            srcport: UInt16Builder::new(),
+            dstport: UInt16Builder::new(),
+            protocol: UInt8Builder::new(),
+            action: StringBuilder::new(),
+            extra: StringBuilder::new(),
+            source_uri: StringBuilder::new(),
+            source_line: UInt64Builder::new(),
+            source_offset: UInt64Builder::new(),
+            input_id: StringBuilder::new(),
+            run_id: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+}
+
+const MICROS: i64 = 1_000_000;
+
+impl FlowsBuilder {
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no rows are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one hour's share of a relevant record.
+    pub fn append(
+        &mut self,
+        rec: &FlowRecord<'_>,
+        a: &Attribution,
+        share: &HourShare,
+        pos: Position,
+        ix: &Index,
+        lineage: &Lineage,
+    ) {
+        self.rows += 1;
+        self.usage_hour.append_value(share.hour * MICROS);
+        self.bytes.append_value(share.bytes);
+        self.packets.append_value(share.packets);
+        self.status.append_value(if a.reason.is_none() {
+            "attributed"
+        } else {
+            "unattributed"
+        });
+        self.reason.append_option(a.reason.map(|r| r.as_str()));
+        self.direction.append_value(a.direction.as_str());
+        self.observed_at.append_value(a.observed.as_str());
+        match a.eni {
+            Some(e) => {
+                let eni = &ix.enis[e];
+                let c = ix.conn_of(e);
+                self.cluster_arn.append_value(&c.cluster_arn);
+                self.cluster_name.append_value(&c.cluster_name);
+                self.region.append_value(&c.region);
+                self.auth_scheme.append_value(c.auth.as_str());
+                self.connection_arn.append_value(&c.arn);
+                self.client_account_id.append_value(&c.client_account);
+                self.vpc_id.append_value(&c.vpc_id);
+                self.endpoint_id.append_value(&c.endpoint_id);
+                self.endpoint_eni.append_value(&eni.id);
+                self.az_id.append_value(&eni.az_id);
+            }
+            None => {
+                for b in [
+                    &mut self.cluster_arn,
+                    &mut self.cluster_name,
+                    &mut self.auth_scheme,
+                    &mut self.connection_arn,
+                    &mut self.client_account_id,
+                    &mut self.endpoint_id,
+                    &mut self.endpoint_eni,
+                ] {
+                    b.append_null();
+                }
+                self.region.append_option(rec.region);
+                self.vpc_id.append_option(rec.vpc_id);
+                self.az_id.append_option(rec.az_id);
+            }
+        }
+        self.broker_id.append_option(a.broker_id);
+        self.flow_start
+            .append_value(rec.start.unwrap_or(0) * MICROS);
+        self.flow_end.append_value(rec.end.unwrap_or(0) * MICROS);
+        self.record_bytes.append_value(rec.bytes.unwrap_or(0));
+        self.record_packets.append_value(rec.packets.unwrap_or(0));
+        self.interface_id.append_option(rec.interface_id);
+        self.log_account_id.append_option(rec.account_id);
+        self.log_vpc_id.append_option(rec.vpc_id);
+        self.srcaddr
+            .append_option(rec.srcaddr.map(|a| a.to_string()));
+        self.dstaddr
+            .append_option(rec.dstaddr.map(|a| a.to_string()));
+        self.srcport.append_option(rec.srcport);
+        self.dstport.append_option(rec.dstport);
+        self.protocol.append_option(rec.protocol);
+        self.action.append_option(rec.action);
+        self.extra
+            .append_option((!rec.extra.is_empty()).then_some(rec.extra.as_str()));
+        self.source_uri.append_value(&lineage.source_uri);
+        self.source_line.append_value(pos.line);
+        self.source_offset.append_value(pos.offset);
+        self.input_id.append_value(&lineage.input_id);
+        self.run_id.append_value(&lineage.run_id);
+    }
+
+    /// Takes the buffered rows as a batch of the `flows` schema.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.usage_hour.finish()),
+            Arc::new(self.bytes.finish()),
+            Arc::new(self.packets.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.direction.finish()),
+            Arc::new(self.observed_at.finish()),
+            Arc::new(self.cluster_arn.finish()),
+            Arc::new(self.cluster_name.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.auth_scheme.finish()),
+            Arc::new(self.connection_arn.finish()),
+            Arc::new(self.client_account_id.finish()),
+            Arc::new(self.vpc_id.finish()),
+            Arc::new(self.endpoint_id.finish()),
+            Arc::new(self.endpoint_eni.finish()),
+            Arc::new(self.az_id.finish()),
+            Arc::new(self.broker_id.finish()),
+            Arc::new(self.flow_start.finish()),
+            Arc::new(self.flow_end.finish()),
+            Arc::new(self.record_bytes.finish()),
+            Arc::new(self.record_packets.finish()),
+            Arc::new(self.interface_id.finish()),
+            Arc::new(self.log_account_id.finish()),
+            Arc::new(self.log_vpc_id.finish()),
+            Arc::new(self.srcaddr.finish()),
+            Arc::new(self.dstaddr.finish()),
+            Arc::new(self.srcport.finish()),
+            Arc::new(self.dstport.finish()),
+            Arc::new(self.protocol.finish()),
+            Arc::new(self.action.finish()),
+            Arc::new(self.extra.finish()),
+            Arc::new(self.source_uri.finish()),
+            Arc::new(self.source_line.finish()),
+            Arc::new(self.source_offset.finish()),
+            Arc::new(self.input_id.finish()),
+            Arc::new(self.run_id.finish()),
+        ];
+        RecordBatch::try_new(schema::flows(), cols).expect("builders match the flows schema")
+    }
+}
+
+/// Builds `coverage` rows.
+#[derive(Default)]
+pub struct CoverageBuilder {
+    interface_id: StringBuilder,
+    log_status: StringBuilder,
+    window_start: Option<TimestampMicrosecondBuilder>,
+    window_end: Option<TimestampMicrosecondBuilder>,
+    log_account_id: StringBuilder,
+    endpoint_id: StringBuilder,
+    connection_arn: StringBuilder,
+    source_uri: StringBuilder,
+    source_line: UInt64Builder,
+    input_id: StringBuilder,
+    run_id: StringBuilder,
+    rows: usize,
+}
+
+impl CoverageBuilder {
+    /// Rows buffered.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no rows are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends a NODATA/SKIPDATA record.
+    pub fn append(&mut self, rec: &FlowRecord<'_>, pos: Position, ix: &Index, lineage: &Lineage) {
+        self.rows += 1;
+        let eni = rec.interface_id.and_then(|i| ix.eni_by_id(i));
+        self.interface_id.append_option(rec.interface_id);
+        self.log_status.append_value(rec.log_status.unwrap_or("-"));
+        self.window_start
+            .get_or_insert_with(ts_builder)
+            .append_option(rec.start.map(|s| s * MICROS));
+        self.window_end
+            .get_or_insert_with(ts_builder)
+            .append_option(rec.end.map(|s| s * MICROS));
+        self.log_account_id.append_option(rec.account_id);
+        self.endpoint_id
+            .append_option(eni.map(|e| ix.conn_of(e).endpoint_id.as_str()));
+        self.connection_arn
+            .append_option(eni.map(|e| ix.conn_of(e).arn.as_str()));
+        self.source_uri.append_value(&lineage.source_uri);
+        self.source_line.append_value(pos.line);
+        self.input_id.append_value(&lineage.input_id);
+        self.run_id.append_value(&lineage.run_id);
+    }
+
+    /// Takes the buffered rows as a batch of the `coverage` schema.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.interface_id.finish()),
+            Arc::new(self.log_status.finish()),
+            Arc::new(self.window_start.get_or_insert_with(ts_builder).finish()),
+            Arc::new(self.window_end.get_or_insert_with(ts_builder).finish()),
+            Arc::new(self.log_account_id.finish()),
+            Arc::new(self.endpoint_id.finish()),
+            Arc::new(self.connection_arn.finish()),
+            Arc::new(self.source_uri.finish()),
+            Arc::new(self.source_line.finish()),
+            Arc::new(self.input_id.finish()),
+            Arc::new(self.run_id.finish()),
+        ];
+        RecordBatch::try_new(schema::coverage(), cols).expect("builders match the coverage schema")
+    }
+}
+
+/// Builds `quarantine` rows.
+#[derive(Default)]
+pub struct QuarantineBuilder {
+    rows: Vec<BadInput>,
+}
+
+impl QuarantineBuilder {
+    /// Rows buffered.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no rows are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The buffered entries.
+    pub fn entries(&self) -> &[BadInput] {
+        &self.rows
+    }
+
+    /// Appends one bad input.
+    pub fn append(&mut self, bad: BadInput) {
+        self.rows.push(bad);
+    }
+
+    /// Takes the buffered rows as a batch of the `quarantine` schema.
+    pub fn finish(&mut self, lineage: &Lineage, now_micros: i64) -> RecordBatch {
+        let rows = std::mem::take(&mut self.rows);
+        let n = rows.len();
+        let mut uri = StringBuilder::new();
+        let mut line = UInt64Builder::new();
+        let mut offset = UInt64Builder::new();
+        let mut reason = StringBuilder::new();
+        let mut raw = StringBuilder::new();
+        let mut records = UInt64Builder::new();
+        let mut at = ts_builder();
+        for r in rows {
+            uri.append_value(&lineage.source_uri);
+            line.append_value(r.position.line);
+            offset.append_value(r.position.offset);
+            reason.append_value(&r.reason);
+            raw.append_value(&r.raw);
+            records.append_value(r.records);
+            at.append_value(now_micros);
+        }
+        let rep = |v: &str| Arc::new(arrow::array::StringArray::from(vec![v; n])) as ArrayRef;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(uri.finish()),
+            Arc::new(line.finish()),
+            Arc::new(offset.finish()),
+            Arc::new(reason.finish()),
+            Arc::new(raw.finish()),
+            Arc::new(records.finish()),
+            rep(&lineage.input_id),
+            rep(&lineage.run_id),
+            Arc::new(at.finish()),
+        ];
+        RecordBatch::try_new(schema::quarantine(), cols)
+            .expect("builders match the quarantine schema")
+    }
+}

@@ -1,0 +1,146 @@
+//! A warehouse on a local (or mounted) filesystem.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::{Sink, WarehouseError};
+
+/// A warehouse rooted at a directory.
+#[derive(Debug)]
+pub struct LocalSink {
+    root: PathBuf,
+    tmp_seq: AtomicU64,
+}
+
+impl LocalSink {
+    /// Opens (creating if needed) a warehouse directory.
+    pub fn open(root: &Path) -> Result<Self, WarehouseError> {
+        fs::create_dir_all(root.join("_tmp")).map_err(|source| WarehouseError::Io {
+            path: root.display().to_string(),
+            op: "create directory",
+            source,
+        })?;
+        Ok(LocalSink {
+            root: root.to_path_buf(),
+            tmp_seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The warehouse directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Writer settings shared by every table: zstd keeps files small at little CPU cost, and
+/// statistics let query engines prune by time.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_created_by("linkmeter".to_string())
+        .build()
+}
+
+fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> WarehouseError {
+    let path = path.display().to_string();
+    move |source| WarehouseError::Io { path, op, source }
+}
+
+impl Sink for LocalSink {
+    fn put(&self, rel_path: &str, batches: &[RecordBatch]) -> Result<u64, WarehouseError> {
+        let target = self.root.join(rel_path);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
+        }
+        // The temporary file lives outside every table directory so no reader lists it, and
+        // on the same filesystem so the rename is atomic.
+        let tmp = self.root.join("_tmp").join(format!(
+            "{}-{}-{}.tmp",
+            std::process::id(),
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
+            rel_path.replace('/', "_")
+        ));
+        let schema =
+            batches
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| WarehouseError::Corrupt {
+                    path: rel_path.to_string(),
+                    message: "nothing to write".into(),
+                })?;
+        let file = File::create(&tmp).map_err(io(&tmp, "create"))?;
+        let mut w = ArrowWriter::try_new(BufWriter::new(file), schema, Some(writer_properties()))
+            .map_err(|source| WarehouseError::Parquet {
+            path: rel_path.to_string(),
+            source,
+        })?;
+        let mut rows = 0u64;
+        for b in batches {
+            rows += b.num_rows() as u64;
+            w.write(b).map_err(|source| WarehouseError::Parquet {
+                path: rel_path.to_string(),
+                source,
+            })?;
+        }
+        let buf = w.into_inner().map_err(|source| WarehouseError::Parquet {
+            path: rel_path.to_string(),
+            source,
+        })?;
+        let file = buf.into_inner().map_err(|e| WarehouseError::Io {
+            path: tmp.display().to_string(),
+            op: "flush",
+            source: e.into_error(),
+        })?;
+        file.sync_data().map_err(io(&tmp, "sync"))?;
+        drop(file);
+        fs::rename(&tmp, &target).map_err(io(&target, "rename into place"))?;
+        Ok(rows)
+    }
+
+    fn delete(&self, rel_path: &str) -> Result<(), WarehouseError> {
+        let p = self.root.join(rel_path);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&p, "delete")(e)),
+        }
+    }
+
+    fn get(&self, rel_path: &str) -> Result<Option<Vec<RecordBatch>>, WarehouseError> {
+        let p = self.root.join(rel_path);
+        let file = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&p, "open")(e)),
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|source| WarehouseError::Parquet {
+                path: rel_path.to_string(),
+                source,
+            })?;
+        let mut out = Vec::new();
+        for b in reader {
+            out.push(b.map_err(|e| WarehouseError::Corrupt {
+                path: rel_path.to_string(),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(Some(out))
+    }
+
+    fn root_display(&self) -> String {
+        self.root.display().to_string()
+    }
+}

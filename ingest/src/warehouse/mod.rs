@@ -1,0 +1,50 @@
+//! The Parquet warehouse: Hive-partitioned tables under one root (DESIGN §5), written
+//! through a [`Sink`] so that a later object-store sink has the same guarantees.
+//!
+//! Guarantees: a file becomes visible only complete (written under `_tmp/`, then renamed);
+//! output names come from the input's identity, so re-ingesting an input replaces its rows
+//! (the `inputs` table lists what each input produced, and those files are removed first).
+
+pub mod builders;
+pub mod local;
+pub mod schema;
+pub mod tables;
+
+use arrow::array::RecordBatch;
+
+pub use local::LocalSink;
+
+/// Errors writing or reading the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// A filesystem operation failed.
+    #[error("warehouse {path}: {op} failed: {source}")]
+    Io {
+        path: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding or decoding Parquet failed.
+    #[error("warehouse {path}: Parquet error: {source}")]
+    Parquet {
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A warehouse file does not have the columns linkmeter wrote.
+    #[error("warehouse {path}: unexpected content: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// The role of a sink: commit Parquet files into the warehouse atomically.
+pub trait Sink: Send + Sync {
+    /// Writes `batches` as one Parquet file at `rel_path`; readers see all of it or nothing.
+    fn put(&self, rel_path: &str, batches: &[RecordBatch]) -> Result<u64, WarehouseError>;
+    /// Removes a file; a missing file is not an error.
+    fn delete(&self, rel_path: &str) -> Result<(), WarehouseError>;
+    /// Reads a whole Parquet file, or `None` when it does not exist.
+    fn get(&self, rel_path: &str) -> Result<Option<Vec<RecordBatch>>, WarehouseError>;
+    /// Where the warehouse lives, for messages.
+    fn root_display(&self) -> String;
+}
