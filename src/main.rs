@@ -1,1 +1,62 @@
-fn main() {}
+//! The `linkmeter` command: meters bytes over Amazon MSK multi-VPC private connectivity.
+
+mod cmd_demo;
+mod cmd_generate;
+mod cmd_ingest;
+mod cmd_sql;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when `--strict` is set and input was quarantined.
+pub const EXIT_QUARANTINED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "linkmeter",
+    version,
+    about = "Meter the bytes crossing Amazon MSK multi-VPC private connectivity (PrivateLink) and turn them into chargeback",
+    long_about = None,
+    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a sample estate and run the whole pipeline on it, locally, no servers needed.
+    Demo(cmd_demo::Args),
+    /// Read flow logs, attribute every byte, write the Parquet warehouse.
+    Ingest(cmd_ingest::Args),
+    /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
+    Generate(cmd_generate::Args),
+    /// Run SQL over the warehouse.
+    Sql(cmd_sql::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let result = match cli.command {
+        Command::Demo(a) => cmd_demo::run(a),
+        Command::Ingest(a) => cmd_ingest::run(a),
+        Command::Generate(a) => cmd_generate::run(a),
+        Command::Sql(a) => cmd_sql::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            if e.downcast_ref::<cmd_ingest::ConfigProblem>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

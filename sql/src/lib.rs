@@ -1,1 +1,202 @@
-//! placeholder
+//! The table catalog over the linkmeter Parquet warehouse, and ad hoc SQL with DataFusion.
+//!
+//! Every table directory that exists is registered under its name (Hive partition columns
+//! included), and the views under `sql/views/` are registered on top, so analysts and the
+//! later rollups see one consistent set of names.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+/// Errors opening the warehouse or running SQL.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The warehouse directory does not exist.
+    #[error("warehouse {0} does not exist; run `linkmeter ingest` first or pass --warehouse")]
+    NoWarehouse(String),
+    /// DataFusion refused or failed the query.
+    #[error("{context}: {source}")]
+    DataFusion {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// A warehouse table: its directory name and Hive partition columns.
+#[derive(Debug, Clone, Copy)]
+pub struct TableDef {
+    /// Table (and directory) name.
+    pub name: &'static str,
+    /// Hive partition columns, outermost first.
+    pub partitions: &'static [&'static str],
+    /// One line on what the table holds (shown by `\d` later and in docs).
+    pub about: &'static str,
+}
+
+/// Every table ingest writes.
+pub const TABLES: &[TableDef] = &[
+    TableDef {
+        name: "flows",
+        partitions: &["date", "hour"],
+        about: "relevant flow records split by clock hour, attributed or with a reason",
+    },
+    TableDef {
+        name: "coverage",
+        partitions: &["date"],
+        about: "NODATA / SKIPDATA windows per ENI",
+    },
+    TableDef {
+        name: "quarantine",
+        partitions: &[],
+        about: "input that could not be decoded, with file, line and reason",
+    },
+    TableDef {
+        name: "runs",
+        partitions: &[],
+        about: "one row per run with its conservation balance",
+    },
+    TableDef {
+        name: "inputs",
+        partitions: &[],
+        about: "one row per ingested input: the checkpoint for idempotent reruns",
+    },
+    TableDef {
+        name: "accounts",
+        partitions: &[],
+        about: "inventory: accounts, names, cost centers",
+    },
+    TableDef {
+        name: "clusters",
+        partitions: &[],
+        about: "inventory: MSK clusters",
+    },
+    TableDef {
+        name: "cluster_connectivity",
+        partitions: &[],
+        about: "inventory: auth schemes turned on per cluster",
+    },
+    TableDef {
+        name: "connections",
+        partitions: &[],
+        about: "inventory: managed VPC connections",
+    },
+    TableDef {
+        name: "endpoint_enis",
+        partitions: &[],
+        about: "inventory: endpoint ENIs per AZ",
+    },
+];
+
+/// Views registered over the tables: (name, SQL).
+pub const VIEWS: &[(&str, &str)] = &[(
+    "billable_flows",
+    include_str!("../views/billable_flows.sql"),
+)];
+
+/// A DataFusion session with the warehouse registered.
+pub struct Catalog {
+    /// The session; run any SQL on it.
+    pub ctx: SessionContext,
+    /// Tables found and registered.
+    pub tables: Vec<&'static str>,
+    root: PathBuf,
+}
+
+fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> SqlError {
+    let context = context.into();
+    move |source| SqlError::DataFusion { context, source }
+}
+
+fn has_parquet(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            has_parquet(&p)
+        } else {
+            p.extension().is_some_and(|x| x == "parquet")
+        }
+    })
+}
+
+impl Catalog {
+    /// Opens a local warehouse and registers every table that has data, then the views.
+    pub async fn open(root: &Path) -> Result<Catalog, SqlError> {
+        if !root.is_dir() {
+            return Err(SqlError::NoWarehouse(root.display().to_string()));
+        }
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let mut tables = Vec::new();
+        for t in TABLES {
+            let dir = root.join(t.name);
+            if !has_parquet(&dir) {
+                continue;
+            }
+            let cols: Vec<(String, DataType)> = t
+                .partitions
+                .iter()
+                .map(|p| (p.to_string(), DataType::Utf8))
+                .collect();
+            let opts = ParquetReadOptions::default().table_partition_cols(cols);
+            let url = format!("{}/", dir.display());
+            ctx.register_parquet(t.name, &url, opts)
+                .await
+                .map_err(df(format!("registering table {} at {url}", t.name)))?;
+            tables.push(t.name);
+        }
+        if tables.contains(&"flows") {
+            for (name, sql) in VIEWS {
+                let plan = ctx
+                    .sql(sql)
+                    .await
+                    .map_err(df(format!("building view {name}")))?;
+                ctx.register_table(*name, plan.into_view())
+                    .map_err(df(format!("registering view {name}")))?;
+            }
+        }
+        Ok(Catalog {
+            ctx,
+            tables,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Runs one SQL statement and collects the result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let frame = self.ctx.sql(sql).await.map_err(df(format!(
+            "query failed (warehouse {})",
+            self.root.display()
+        )))?;
+        frame
+            .collect()
+            .await
+            .map_err(df("query failed while running"))
+    }
+}
+
+/// Formats batches as an aligned text table.
+pub fn pretty(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+/// Formats batches as CSV with a header.
+pub fn csv(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
+        for b in batches {
+            w.write(b)?;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}

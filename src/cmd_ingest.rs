@@ -1,0 +1,264 @@
+//! `linkmeter ingest`: every configured source into the warehouse, with a conservation
+//! balance at the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use chrono::Utc;
+use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
+use linkmeter_ingest::inventory::Inventory;
+use linkmeter_ingest::pipeline::{self, Job, Options, Progress, Report};
+use linkmeter_ingest::source::file::FileSource;
+use linkmeter_ingest::source::Source;
+use linkmeter_ingest::warehouse::tables::{write_inventory, write_run, RunRecord};
+use linkmeter_ingest::warehouse::LocalSink;
+
+use crate::config::{Config, SourceKind};
+
+/// Marks errors in the user's configuration (exit code 2).
+#[derive(Debug)]
+pub struct ConfigProblem;
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("configuration problem")
+    }
+}
+
+impl std::error::Error for ConfigProblem {}
+
+/// Arguments of `ingest`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
+)]
+pub struct Args {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        env = "LINKMETER_CONFIG",
+        default_value = "linkmeter.toml"
+    )]
+    pub config: PathBuf,
+    /// Only this source (by name); repeat for several.
+    #[arg(long)]
+    pub source: Vec<String>,
+    /// Re-ingest inputs even when unchanged.
+    #[arg(long)]
+    pub force: bool,
+    /// Exit with code 3 when any input was quarantined.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (default: config, else the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// What an ingest run produced.
+pub struct Outcome {
+    pub report: Report,
+    pub warehouse: PathBuf,
+    pub run_id: String,
+    pub elapsed: Duration,
+}
+
+fn run_id() -> String {
+    format!(
+        "{}-{:04x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id() & 0xffff
+    )
+}
+
+/// Ingests everything the config names.
+pub fn ingest(
+    cfg: &Config,
+    only: &[String],
+    force: bool,
+    workers: Option<usize>,
+) -> Result<Outcome> {
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let inv_path = cfg.inventory_path();
+    let ix = Inventory::load(&inv_path).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    let warehouse = cfg.warehouse_path();
+    let sink = LocalSink::open(&warehouse)
+        .with_context(|| format!("opening warehouse {}", warehouse.display()))?;
+    for name in only {
+        if !cfg.sources.iter().any(|s| &s.name == name) {
+            return Err(anyhow!("no source named {name:?} in the config").context(ConfigProblem));
+        }
+    }
+    let mut jobs = Vec::new();
+    for s in cfg
+        .sources
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+    {
+        let format = Format::parse(s.format.as_deref().unwrap_or(DEFAULT_FORMAT))
+            .map_err(|e| anyhow!("source {:?}: format: {e}", s.name).context(ConfigProblem))?;
+        let SourceKind::Local(path) = s.kind(cfg).map_err(|e| e.context(ConfigProblem))?;
+        let inputs = FileSource::new(&s.name, &path).list()?;
+        tracing::info!(message = "source listed", source = %s.name, inputs = inputs.len());
+        for input in inputs {
+            jobs.push(Job {
+                input,
+                format: format.clone(),
+                account: s.account.clone(),
+            });
+        }
+    }
+    if cfg.sources.is_empty() {
+        return Err(
+            anyhow!("the config names no [[sources]]; add one with a name and a uri")
+                .context(ConfigProblem),
+        );
+    }
+    let run_id = run_id();
+    write_inventory(&sink, &ix).context("writing the inventory tables")?;
+    let opts = Options {
+        run_id: run_id.clone(),
+        force,
+        workers: workers.or(cfg.ingest.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        flush_rows: cfg.ingest.flush_rows,
+    };
+    let total: u64 = jobs.iter().map(|j| j.input.size).sum();
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = spawn_progress(progress.clone(), done.clone(), total, jobs.len() as u64);
+    let result = pipeline::ingest(&jobs, &ix, &sink, &opts, &progress);
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let report = result.context("ingest stopped")?;
+    write_run(
+        &sink,
+        &RunRecord {
+            run_id: run_id.clone(),
+            command: "ingest".into(),
+            started_micros: started.timestamp_micros(),
+            finished_micros: Utc::now().timestamp_micros(),
+            tally: report.tally.clone(),
+        },
+    )
+    .context("writing the run record")?;
+    tracing::info!(
+        message = "ingest finished",
+        run_id = %run_id,
+        records_in = report.tally.records_in,
+        attributed = report.tally.attributed,
+        unattributed = report.tally.unattributed,
+        filtered = report.tally.filtered,
+        coverage = report.tally.coverage,
+        quarantined = report.tally.quarantined,
+        bytes_in = report.tally.bytes_in,
+        balanced = report.tally.balanced()
+    );
+    Ok(Outcome {
+        report,
+        warehouse,
+        run_id,
+        elapsed: t0.elapsed(),
+    })
+}
+
+fn spawn_progress(
+    p: Arc<Progress>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    total: u64,
+    inputs: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        if crate::logging::interactive() {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
+                )
+                .expect("valid template"),
+            );
+            while !done.load(Ordering::Relaxed) {
+                let recs = p.records.load(Ordering::Relaxed);
+                bar.set_position(p.bytes_read.load(Ordering::Relaxed));
+                bar.set_message(format!(
+                    "{}/{inputs} inputs, {:.0} records/s",
+                    p.inputs_done.load(Ordering::Relaxed),
+                    recs as f64 / t0.elapsed().as_secs_f64().max(0.001)
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        } else {
+            let mut last = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= Duration::from_secs(10) {
+                    last = Instant::now();
+                    tracing::info!(
+                        message = "progress",
+                        bytes_read = p.bytes_read.load(Ordering::Relaxed),
+                        bytes_total = total,
+                        inputs_done = p.inputs_done.load(Ordering::Relaxed),
+                        inputs_total = inputs,
+                        records = p.records.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+    })
+}
+
+/// Prints the run summary: the balance, then what was quarantined and where.
+pub fn print_summary(o: &Outcome) {
+    let t = &o.report.tally;
+    println!(
+        "run {} finished in {:.1}s; warehouse {}",
+        o.run_id,
+        o.elapsed.as_secs_f64(),
+        o.warehouse.display()
+    );
+    print!("{t}");
+    if t.quarantined > 0 || t.quarantine_rows > 0 {
+        println!(
+            "quarantined input ({} entries; all in table `quarantine`):",
+            t.quarantine_rows
+        );
+        for s in o.report.samples.iter().take(10) {
+            println!(
+                "  {}:{} (offset {}): {}",
+                s.uri, s.bad.position.line, s.bad.position.offset, s.bad.reason
+            );
+        }
+        if t.quarantine_rows > 10 {
+            println!("  … see: linkmeter sql --warehouse {} \"SELECT source_uri, line, reason FROM quarantine\"", o.warehouse.display());
+        }
+    }
+}
+
+/// Runs `ingest`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
+    let strict = a.strict || cfg.ingest.strict;
+    let o = ingest(&cfg, &a.source, a.force, a.workers)?;
+    print_summary(&o);
+    if !o.report.tally.balanced() {
+        return Err(anyhow!("the conservation balance does not hold; this is a bug in linkmeter, please report it with the run id {}", o.run_id));
+    }
+    if strict && o.report.tally.quarantined + o.report.tally.quarantine_rows > 0 {
+        eprintln!(
+            "--strict: {} records were quarantined; failing the run",
+            o.report.tally.quarantined
+        );
+        return Ok(ExitCode::from(crate::EXIT_QUARANTINED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,75 @@
+//! `linkmeter sql`: one-shot SQL over the warehouse.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use linkmeter_sql::Catalog;
+
+use crate::config::Config;
+
+/// Output formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutFormat {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Arguments of `sql`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Tables: flows, coverage, quarantine, runs, inputs, accounts, clusters, cluster_connectivity,\nconnections, endpoint_enis; view: billable_flows (observation-point rule applied).\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT client_account_id, SUM(bytes) FROM billable_flows GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv"
+)]
+pub struct Args {
+    /// The SQL to run (or use --file).
+    pub query: Option<String>,
+    /// Read the SQL from a file.
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+    /// Warehouse directory (default: from the config).
+    #[arg(long, short, env = "LINKMETER_WAREHOUSE")]
+    pub warehouse: Option<PathBuf>,
+    /// Configuration file, used when --warehouse is not given.
+    #[arg(
+        long,
+        short,
+        env = "LINKMETER_CONFIG",
+        default_value = "linkmeter.toml"
+    )]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutFormat,
+}
+
+/// Runs `sql`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let sql = match (&a.query, &a.file) {
+        (Some(q), None) => q.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        _ => bail!("give either a query or --file (not both); see `linkmeter sql --help`"),
+    };
+    let wh = match a.warehouse {
+        Some(w) => w,
+        None => Config::load(&a.config)
+            .context("no --warehouse given, so the config was needed")?
+            .warehouse_path(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(async {
+        let cat = Catalog::open(&wh).await?;
+        let batches = cat.query(&sql).await?;
+        Ok::<_, linkmeter_sql::SqlError>(batches)
+    })?;
+    match a.format {
+        OutFormat::Table => println!("{}", linkmeter_sql::pretty(&out)),
+        OutFormat::Csv => print!("{}", linkmeter_sql::csv(&out)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,281 @@
+//! End to end: generate → ingest (the real binary) → the warehouse read back with DataFusion
+//! equals the generator's ground truth exactly; reruns are idempotent; bad input is
+//! quarantined and counted.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+
+fn truth(dir: &Path) -> BTreeMap<(i64, String, String), u64> {
+    let text = std::fs::read_to_string(dir.join("ground_truth.csv")).unwrap();
+    let mut m = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let hour = chrono::DateTime::parse_from_rfc3339(f[0])
+            .unwrap()
+            .timestamp()
+            * 1_000_000;
+        m.insert(
+            (hour, f[1].to_string(), f[2].to_string()),
+            f[3].parse().unwrap(),
+        );
+    }
+    m
+}
+
+fn metered(wh: &Path) -> BTreeMap<(i64, String, String), u64> {
+    let b = query(
+        wh,
+        "SELECT CAST(usage_hour AS BIGINT), connection_arn, direction, CAST(SUM(bytes) AS BIGINT) \
+         FROM billable_flows GROUP BY 1, 2, 3",
+    );
+    let hours = u64s(&b, 0);
+    let conns = strings(&b, 1);
+    let dirs = strings(&b, 2);
+    let bytes = u64s(&b, 3);
+    let mut m = BTreeMap::new();
+    for i in 0..hours.len() {
+        m.insert(
+            (hours[i] as i64, conns[i].clone(), dirs[i].clone()),
+            bytes[i],
+        );
+    }
+    m
+}
+
+/// Everything in `flows` except the run id, in a stable order: the warehouse's content.
+fn flows_fingerprint(wh: &Path) -> (u64, Vec<String>) {
+    let b = query(
+        wh,
+        "SELECT input_id, date, hour, CAST(usage_hour AS BIGINT), source_line, bytes, packets, status, \
+         COALESCE(reason, ''), direction, observed_at, COALESCE(connection_arn, ''), COALESCE(endpoint_eni, '') \
+         FROM flows ORDER BY input_id, source_line, 4",
+    );
+    let n: usize = b.iter().map(|b| b.num_rows()).sum();
+    let mut rows = vec![String::new(); n];
+    for c in 0..13 {
+        for (i, v) in strings(&b, c).into_iter().enumerate() {
+            rows[i].push_str(&v);
+            rows[i].push('|');
+        }
+    }
+    (n as u64, rows)
+}
+
+#[test]
+fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(
+        d,
+        &[
+            "generate",
+            "--out",
+            "estate",
+            "--days",
+            "2",
+            "--accounts",
+            "10",
+            "--noise",
+            "1",
+        ],
+    );
+    let estate = d.join("estate");
+    let wh = estate.join("warehouse");
+    let out = ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
+    assert!(out.contains("[balanced]"), "{out}");
+
+    // Bytes per connection, hour and direction: exactly the generator's truth.
+    let want = truth(&estate);
+    let got = metered(&wh);
+    assert!(!want.is_empty());
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "differs from truth (first 5): {missing:?}\n got {} keys, want {}",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(got.len(), want.len(), "metered keys that the truth lacks");
+
+    // The run's balance, as stored.
+    let runs = query(&wh, "SELECT records_in, records_attributed + records_unattributed + records_filtered + records_coverage + records_quarantined, bytes_in, bytes_attributed + bytes_unattributed + bytes_filtered, CAST(balanced AS BIGINT), records_quarantined FROM runs");
+    let r: Vec<u64> = (0..6).map(|c| u64s(&runs, c)[0]).collect();
+    assert_eq!(r[0], r[1]);
+    assert_eq!(r[2], r[3]);
+    assert_eq!(r[4], 1);
+    let gen: toml::Table =
+        toml::from_str(&std::fs::read_to_string(estate.join("generated.toml")).unwrap()).unwrap();
+    assert_eq!(
+        r[5],
+        gen["malformed_lines"].as_integer().unwrap() as u64,
+        "every malformed line quarantined"
+    );
+    assert_eq!(
+        r[0],
+        gen["lines"].as_integer().unwrap() as u64,
+        "every line read is counted"
+    );
+    // Bytes in flows equal the run's attributed + unattributed bytes.
+    let stored = scalar(&wh, "SELECT CAST(SUM(bytes) AS BIGINT) FROM flows");
+    let counted = scalar(
+        &wh,
+        "SELECT CAST(bytes_attributed + bytes_unattributed AS BIGINT) FROM runs",
+    );
+    assert_eq!(stored, counted);
+    // Every unattributed reason the generator plants shows up.
+    let reasons = strings(
+        &query(
+            &wh,
+            "SELECT DISTINCT reason FROM flows WHERE reason IS NOT NULL ORDER BY 1",
+        ),
+        0,
+    );
+    assert_eq!(
+        reasons,
+        vec![
+            "outside_connection_lifetime",
+            "rejected",
+            "unexpected_port",
+            "unknown_endpoint"
+        ]
+    );
+    // Quarantine rows name file and line.
+    let q = query(
+        &wh,
+        "SELECT source_uri, line, reason FROM quarantine ORDER BY reason",
+    );
+    assert!(strings(&q, 0).iter().all(|u| u.ends_with(".log.gz")));
+    assert!(u64s(&q, 1).iter().all(|l| *l > 1));
+    let (n1, rows1) = flows_fingerprint(&wh);
+
+    // Rerun: nothing changed, everything skipped, same contents.
+    let out = ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
+    assert!(out.contains(" 0 read,"), "{out}");
+    assert_eq!(flows_fingerprint(&wh), (n1, rows1.clone()));
+    // Forced rerun: everything re-read and replaced, same contents, no double count.
+    let out = ok(
+        d,
+        &["ingest", "--config", "estate/linkmeter.toml", "--force"],
+    );
+    assert!(out.contains("0 unchanged and skipped"), "{out}");
+    assert_eq!(flows_fingerprint(&wh), (n1, rows1));
+    assert_eq!(metered(&wh), want);
+
+    // A changed input replaces its own rows: drop one file's data lines but the header.
+    let victim = walk(&estate.join("flowlogs"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("T0300Z"))
+        .unwrap();
+    let text = gunzip(&victim);
+    let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    gzip(&victim, &kept);
+    ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
+    let (n2, _) = flows_fingerprint(&wh);
+    assert!(n2 < n1, "rows of the emptied input are gone ({n2} vs {n1})");
+    let uri = std::fs::canonicalize(&victim)
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        scalar(
+            &wh,
+            &format!("SELECT COUNT(*) FROM flows WHERE source_uri = '{uri}'")
+        ),
+        0
+    );
+}
+
+#[test]
+fn strict_mode_fails_on_quarantine_and_bad_config_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(
+        d,
+        &[
+            "generate",
+            "--out",
+            "e",
+            "--days",
+            "1",
+            "--accounts",
+            "3",
+            "--noise",
+            "0",
+        ],
+    );
+    let out = linkmeter(d, &["ingest", "--config", "e/linkmeter.toml", "--strict"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Good data still landed.
+    assert!(scalar(&d.join("e/warehouse"), "SELECT COUNT(*) FROM flows") > 0);
+
+    std::fs::write(
+        d.join("bad.toml"),
+        "warehouse = \"w\"\ninventory = \"e/inventory.toml\"\nsourcez = []\n",
+    )
+    .unwrap();
+    let out = linkmeter(d, &["ingest", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("sourcez"), "{err}");
+
+    let out = linkmeter(d, &["ingest", "--config", "missing.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("linkmeter demo"));
+}
+
+#[test]
+fn help_has_examples_for_every_command() {
+    let d = tempfile::tempdir().unwrap();
+    for cmd in ["demo", "ingest", "generate", "sql"] {
+        let out = ok(d.path(), &[cmd, "--help"]);
+        assert!(
+            out.contains("Examples:"),
+            "{cmd} --help lacks examples:\n{out}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn gunzip(p: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+fn gzip(p: &Path, text: &str) {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(p).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap();
+}
