@@ -50,7 +50,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date"),
         accounts: a.accounts,
         instances: 2,
-        noise: 2,
+        noise: 4,
         seed: 42,
     })?;
     println!(

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=12))]
     pub instances: u64,
     /// Noise records per MSK record, roughly (scales non-MSK traffic).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub noise: u32,
     /// Random seed; the same seed writes the same files.
     #[arg(long, default_value_t = 42)]

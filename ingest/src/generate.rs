@@ -55,7 +55,7 @@ impl Default for GenOptions {
             days: 3,
             accounts: 24,
             instances: 2,
-            noise: 2,
+            noise: 4,
             region: "us-east-1".into(),
         }
     }

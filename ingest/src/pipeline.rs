@@ -474,3 +474,241 @@ fn decode_file(job: &Job, st: &mut InputState<'_>, progress: &Progress) -> Resul
     };
     res.map(|_| ()).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::DEFAULT_FORMAT;
+    use crate::inventory::Inventory;
+    use crate::source::file::FileSource;
+    use crate::source::Source;
+    use crate::warehouse::LocalSink;
+    use arrow::array::AsArray;
+    use arrow::datatypes::UInt64Type;
+    use proptest::prelude::*;
+    use std::io::Write;
+    use std::path::Path;
+
+    fn ix() -> Index {
+        Inventory::from_toml(crate::inventory::tests::SAMPLE, "t").unwrap()
+    }
+
+    fn jobs(dir: &Path) -> Vec<Job> {
+        FileSource::new("t", dir)
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|input| Job {
+                input,
+                format: Format::parse(DEFAULT_FORMAT).unwrap(),
+                account: Some("111111111111".into()),
+            })
+            .collect()
+    }
+
+    fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    out.extend(files_under(&e.path()));
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Sums a u64 column over every Parquet file of a table.
+    fn table_sum(wh: &Path, table: &str, col: &str) -> (u64, u64) {
+        let sink = LocalSink::open(wh).unwrap();
+        let (mut rows, mut sum) = (0, 0);
+        for f in files_under(&wh.join(table)) {
+            let rel = f.strip_prefix(wh).unwrap().to_string_lossy().to_string();
+            for b in sink.get(&rel).unwrap().unwrap() {
+                rows += b.num_rows() as u64;
+                sum += b
+                    .column_by_name(col)
+                    .unwrap()
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .iter()
+                    .sum::<u64>();
+            }
+        }
+        (rows, sum)
+    }
+
+    const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+    // 2026-10-01T09:50:00Z: records of up to 1.5 h cross one or two hour boundaries.
+    const T0: i64 = 1_791_971_400 - 86_400 * 13 + 3000;
+
+    fn line_strategy() -> impl Strategy<Value = String> {
+        let t = T0..T0 + 7200;
+        prop_oneof![
+            // endpoint-side, both directions
+            (t.clone(), 0i64..5400, 0u64..2_000_000_000_000, 14001u16..14100).prop_map(|(s, l, b, p)| format!("2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 {p} 6 {} {b} {s} {} ACCEPT OK", b / 1000, s + l)),
+            (t.clone(), 0i64..600, any::<u32>()).prop_map(|(s, l, b)| format!("2 unknown eni-1b 10.0.2.10 10.0.9.9 14002 40000 6 9 {b} {s} {} ACCEPT OK", s + l)),
+            // client-side, matched by IP within the context account
+            (t.clone(), 0i64..600, any::<u32>()).prop_map(|(s, l, b)| format!("2 111111111111 eni-c1 10.0.9.9 10.0.1.10 40000 14001 6 9 {b} {s} {} ACCEPT OK", s + l)),
+            // rejected, wrong port, unknown endpoint
+            (t.clone(), any::<u16>()).prop_map(|(s, b)| format!("2 111111111111 eni-c1 10.0.9.9 10.0.1.10 40000 14001 6 1 {b} {s} {} REJECT OK", s + 5)),
+            (t.clone(), any::<u16>()).prop_map(|(s, b)| format!("2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 9098 6 1 {b} {s} {} ACCEPT OK", s + 5)),
+            (t.clone(), any::<u16>()).prop_map(|(s, b)| format!("2 111111111111 eni-c1 10.0.9.9 10.7.7.7 40000 14005 6 1 {b} {s} {} ACCEPT OK", s + 5)),
+            // noise
+            (t.clone(), any::<u32>()).prop_map(|(s, b)| format!("2 111111111111 eni-c1 10.0.9.9 10.9.9.9 40000 443 6 1 {b} {s} {} ACCEPT OK", s + 5)),
+            // coverage
+            t.clone().prop_map(|s| format!("2 unknown eni-1a - - - - - - - {s} {} - SKIPDATA", s + 600)),
+            // traffic without bytes, bad numbers, garbage
+            t.clone().prop_map(|s| format!("2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 - - {s} {} ACCEPT OK", s + 5)),
+            Just("2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 18446744073709551616 1 2 ACCEPT OK".to_string()),
+            "[ -~]{1,60}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// For any input: in = attributed + unattributed + filtered + coverage + quarantined,
+        /// and the bytes written to `flows` are exactly the bytes counted as kept.
+        #[test]
+        fn run_equation_holds_for_any_input(
+            files in proptest::collection::vec((proptest::collection::vec(line_strategy(), 0..40), any::<bool>()), 1..4),
+            flush_rows in 1usize..50,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("in");
+            std::fs::create_dir_all(&src).unwrap();
+            let mut lines_total = 0u64;
+            for (i, (lines, gz)) in files.iter().enumerate() {
+                let text = format!("{HEADER}\n{}\n", lines.join("\n"));
+                lines_total += lines.iter().filter(|l| !l.trim().is_empty()).count() as u64;
+                let p = src.join(format!("f{i}.log"));
+                if *gz {
+                    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
+                    e.write_all(text.as_bytes()).unwrap();
+                    e.finish().unwrap();
+                } else {
+                    std::fs::write(&p, text).unwrap();
+                }
+            }
+            let wh = dir.path().join("wh");
+            let sink = LocalSink::open(&wh).unwrap();
+            let opts = Options { flush_rows, ..Default::default() };
+            let r = ingest(&jobs(&src), &ix(), &sink, &opts, &Progress::default()).unwrap();
+            let t = &r.tally;
+            prop_assert!(t.balanced(), "{t}");
+            prop_assert_eq!(t.records_in, lines_total, "{}", t);
+            let (rows, bytes) = table_sum(&wh, "flows", "bytes");
+            prop_assert_eq!(rows, t.flow_rows);
+            prop_assert_eq!(bytes, t.bytes_attributed + t.bytes_unattributed);
+            let (_, quarantined) = table_sum(&wh, "quarantine", "records");
+            prop_assert_eq!(quarantined, t.quarantined);
+        }
+    }
+
+    #[test]
+    fn parquet_input_goes_through_the_same_path() {
+        use arrow::array::{Int64Array, RecordBatch, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        std::fs::create_dir_all(&src).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("interface_id", DataType::Utf8, true),
+            Field::new("srcaddr", DataType::Utf8, true),
+            Field::new("dstaddr", DataType::Utf8, true),
+            Field::new("srcport", DataType::Int64, true),
+            Field::new("dstport", DataType::Int64, true),
+            Field::new("bytes", DataType::Int64, true),
+            Field::new("start", DataType::Int64, true),
+            Field::new("end", DataType::Int64, true),
+            Field::new("action", DataType::Utf8, true),
+            Field::new("log_status", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["eni-1a", "eni-zz"])),
+                Arc::new(StringArray::from(vec!["10.0.9.9", "10.5.5.5"])),
+                Arc::new(StringArray::from(vec!["10.0.1.10", "10.6.6.6"])),
+                Arc::new(Int64Array::from(vec![40000, 40000])),
+                Arc::new(Int64Array::from(vec![14003, 443])),
+                Arc::new(Int64Array::from(vec![7200, 99])),
+                Arc::new(Int64Array::from(vec![T0, T0])),
+                Arc::new(Int64Array::from(vec![T0 + 3599, T0 + 1])),
+                Arc::new(StringArray::from(vec!["ACCEPT", "ACCEPT"])),
+                Arc::new(StringArray::from(vec!["OK", "OK"])),
+            ],
+        )
+        .unwrap();
+        // Named like AWS's Parquet delivery; detected by content, not by the name.
+        let f = std::fs::File::create(
+            src.join("123_vpcflowlogs_us-east-1_fl-1_20261001T0950Z_ab.log.parquet"),
+        )
+        .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let r = ingest(
+            &jobs(&src),
+            &ix(),
+            &sink,
+            &Options::default(),
+            &Progress::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.tally.attributed, r.tally.filtered, r.tally.quarantined),
+            (1, 1, 0),
+            "{}",
+            r.tally
+        );
+        // 3600 seconds starting at :50 → 600 s in one hour, 3000 in the next.
+        assert_eq!(table_sum(&wh, "flows", "bytes"), (2, 7200));
+    }
+
+    #[test]
+    fn changed_inventory_reattributes_unchanged_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.log"), format!("{HEADER}\n2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 500 {T0} {} ACCEPT OK\n", T0 + 5)).unwrap();
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let run = |ix: &Index| {
+            ingest(
+                &jobs(&src),
+                ix,
+                &sink,
+                &Options::default(),
+                &Progress::default(),
+            )
+            .unwrap()
+            .tally
+        };
+        assert_eq!(run(&ix()).inputs_read, 1);
+        assert_eq!(run(&ix()).inputs_skipped, 1);
+        // eni-1a removed from the inventory: the same file must be re-read, now unattributed.
+        let text = crate::inventory::tests::SAMPLE.replace(
+            "{ id = \"eni-1a\", az_id = \"use1-az1\", ips = [\"10.0.1.10\"] },",
+            "",
+        );
+        let ix2 = Inventory::from_toml(&text, "t2").unwrap();
+        let t = run(&ix2);
+        assert_eq!(
+            (t.inputs_read, t.attributed, t.unattributed),
+            (1, 0, 1),
+            "{t}"
+        );
+        assert_eq!(
+            table_sum(&wh, "flows", "bytes"),
+            (1, 500),
+            "replaced, not added"
+        );
+    }
+}

@@ -117,6 +117,18 @@ impl Default for FlowsBuilder {
 
 const MICROS: i64 = 1_000_000;
 
+/// Formats an address straight into the column buffer (no String per row).
+fn append_ip(b: &mut StringBuilder, ip: Option<std::net::IpAddr>) {
+    use std::fmt::Write;
+    match ip {
+        Some(ip) => {
+            let _ = write!(b, "{ip}");
+            b.append_value("");
+        }
+        None => b.append_null(),
+    }
+}
+
 impl FlowsBuilder {
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
@@ -191,10 +203,8 @@ impl FlowsBuilder {
         self.interface_id.append_option(rec.interface_id);
         self.log_account_id.append_option(rec.account_id);
         self.log_vpc_id.append_option(rec.vpc_id);
-        self.srcaddr
-            .append_option(rec.srcaddr.map(|a| a.to_string()));
-        self.dstaddr
-            .append_option(rec.dstaddr.map(|a| a.to_string()));
+        append_ip(&mut self.srcaddr, rec.srcaddr);
+        append_ip(&mut self.dstaddr, rec.dstaddr);
         self.srcport.append_option(rec.srcport);
         self.dstport.append_option(rec.dstport);
         self.protocol.append_option(rec.protocol);
