@@ -130,6 +130,7 @@ pub fn ingest(
                 .unwrap_or(2)
         }),
         flush_rows: cfg.ingest.flush_rows,
+        ..Options::default()
     };
     let total: u64 = jobs.iter().map(|j| j.input.size).sum();
     let progress = Arc::new(Progress::default());
@@ -227,6 +228,12 @@ pub fn print_summary(o: &Outcome) {
         o.warehouse.display()
     );
     print!("{t}");
+    if o.report.superseded + o.report.rolled_back > 0 {
+        println!(
+            "segments {} replaced because an input changed, {} rolled back after an interrupted run",
+            o.report.superseded, o.report.rolled_back
+        );
+    }
     if t.quarantined > 0 || t.quarantine_rows > 0 {
         println!(
             "quarantined input ({} entries; all in table `quarantine`):",

@@ -32,7 +32,7 @@ pub struct IngestSettings {
     /// Worker threads (`LINKMETER_WORKERS`); default: the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
-    /// Rows buffered per input before a part file is written; bounds memory.
+    /// Rows a worker buffers before it writes them (a segment); bounds memory.
     #[serde(default = "default_flush_rows")]
     pub flush_rows: usize,
     /// Fail the run (exit code 3) when any input is quarantined (`LINKMETER_STRICT=1`).
@@ -41,7 +41,7 @@ pub struct IngestSettings {
 }
 
 fn default_flush_rows() -> usize {
-    500_000
+    250_000
 }
 
 impl Default for IngestSettings {

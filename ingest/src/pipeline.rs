@@ -1,11 +1,23 @@
-//! Ingest: source → decode → attribute → warehouse, one input at a time per worker.
+//! Ingest: source → decode → attribute → warehouse.
 //!
-//! Per input, in this order: hash the content; skip when the `inputs` checkpoint shows the same
-//! content attributed with the same inventory; otherwise decode, attribute and buffer rows;
-//! on the first write remove what the input produced last time; write partitions; write the
-//! checkpoint last. A crash at any point leaves no half file, and a rerun converges.
+//! Inputs are written in **segments**: a worker buffers the rows of consecutive inputs and
+//! writes them together (one file per table partition per segment), because flow-log inputs
+//! are small and per-file costs dominated when every input had its own files. The `inputs`
+//! table is the commit log that keeps this idempotent and crash-safe:
+//!
+//! 1. Start: every `pending` segment (a run died mid-write) is rolled back: its files, then
+//!    its manifest, are deleted; its inputs have no committed entry, so they are read again.
+//! 2. Plan: an input whose content hash and inventory hash match its committed entry is
+//!    skipped. Every other input is (re)read, and so is every other input of a segment that
+//!    held one of them, because that segment is superseded: its manifest is rewritten as
+//!    `pending` first, then its files and manifest are deleted.
+//! 3. Write: before a segment's files are written its manifest lists them as `pending`; after
+//!    the last one lands it is rewritten as `committed` with its inputs.
+//!
+//! So a crash leaves at worst rows that the next run rolls back (never counted twice after
+//! recovery) or inputs with no rows yet (read again): reruns converge to the same contents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,14 +28,16 @@ use chrono::{DateTime, Utc};
 use crate::attribute::{attribute, Outcome};
 use crate::decode::flow_parquet::{ParquetDecoder, PARQUET_MAGIC};
 use crate::decode::flow_text::TextDecoder;
-use crate::decode::{BadInput, Decoder, Event, Position};
+use crate::decode::{BadInput, Decoder, Event, FlowRecord, Position};
 use crate::fields::Format;
 use crate::hours::split_hours;
 use crate::inventory::Index;
 use crate::source::InputRef;
 use crate::summary::Tally;
 use crate::warehouse::builders::{CoverageBuilder, FlowsBuilder, Lineage, QuarantineBuilder};
-use crate::warehouse::tables::{read_manifest, write_manifest, InputManifest};
+use crate::warehouse::tables::{
+    read_segments, write_segment, InputRow, SegmentManifest, SegmentStatus,
+};
 use crate::warehouse::{Sink, WarehouseError};
 
 /// Errors that stop a run (bad input never does: it is quarantined).
@@ -52,10 +66,12 @@ pub struct Options {
     pub run_id: String,
     /// Re-ingest inputs even when their checkpoint says they are unchanged.
     pub force: bool,
-    /// Worker threads (inputs are processed in parallel, one per worker).
+    /// Worker threads.
     pub workers: usize,
-    /// Buffered rows per input before a part file is written (bounds memory).
+    /// Buffered rows per worker before a segment is written (bounds memory).
     pub flush_rows: usize,
+    /// Most inputs in one segment.
+    pub segment_inputs: usize,
 }
 
 impl Default for Options {
@@ -64,7 +80,8 @@ impl Default for Options {
             run_id: "run".into(),
             force: false,
             workers: 2,
-            flush_rows: 500_000,
+            flush_rows: 250_000,
+            segment_inputs: 4096,
         }
     }
 }
@@ -96,50 +113,13 @@ pub struct Report {
     pub tally: Tally,
     /// The first quarantine entries (up to 20), to show the user.
     pub samples: Vec<QuarantineSample>,
+    /// Segments rolled back because an earlier run died while writing them.
+    pub rolled_back: u64,
+    /// Committed segments replaced because one of their inputs changed.
+    pub superseded: u64,
 }
 
-/// Ingests every job into the warehouse.
-pub fn ingest(
-    jobs: &[Job],
-    ix: &Index,
-    sink: &dyn Sink,
-    opts: &Options,
-    progress: &Progress,
-) -> Result<Report, IngestError> {
-    let next = AtomicUsize::new(0);
-    let report = Mutex::new(Report::default());
-    let failure: Mutex<Option<IngestError>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..opts.workers.max(1) {
-            scope.spawn(|| loop {
-                if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { return };
-                match ingest_one(job, ix, sink, opts, progress) {
-                    Ok((tally, samples)) => {
-                        let mut r = report.lock().expect("no worker panics while holding it");
-                        r.tally.merge(&tally);
-                        let room = 20usize.saturating_sub(r.samples.len());
-                        r.samples.extend(samples.into_iter().take(room));
-                    }
-                    Err(e) => {
-                        *failure.lock().expect("no worker panics while holding it") = Some(e);
-                        return;
-                    }
-                }
-                progress.inputs_done.fetch_add(1, Ordering::Relaxed);
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().expect("workers finished") {
-        return Err(e);
-    }
-    Ok(report.into_inner().expect("workers finished"))
-}
-
-/// Stable id of an input: names its output files.
+/// Stable id of an input.
 pub fn input_id(key: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
 }
@@ -158,6 +138,188 @@ fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
         h.update(&buf[..n]);
     }
     Ok((format!("{:032x}", h.digest128()), size))
+}
+
+/// Deletes a segment's files and then its manifest, after marking it pending so that a crash
+/// in between is finished by the next run.
+fn remove_segment(sink: &dyn Sink, m: &SegmentManifest) -> Result<(), WarehouseError> {
+    if m.status == SegmentStatus::Committed {
+        write_segment(
+            sink,
+            &SegmentManifest {
+                status: SegmentStatus::Pending,
+                ..m.clone()
+            },
+        )?;
+    }
+    for f in &m.files {
+        sink.delete(f)?;
+    }
+    sink.delete(&crate::warehouse::tables::manifest_path(&m.segment_id))
+}
+
+/// Orders inputs so a worker's consecutive inputs cover the same hours (AWS file names carry
+/// `YYYYMMDDTHHmmZ`), which keeps a segment's files few and large.
+fn time_key(key: &str) -> &str {
+    let b = key.as_bytes();
+    for i in 0..b.len().saturating_sub(13) {
+        let w = &b[i..i + 14];
+        if w[8] == b'T' && w[13] == b'Z' && w[..8].iter().chain(&w[9..13]).all(u8::is_ascii_digit) {
+            return &key[i..i + 14];
+        }
+    }
+    ""
+}
+
+/// Ingests every job into the warehouse.
+pub fn ingest(
+    jobs: &[Job],
+    ix: &Index,
+    sink: &dyn Sink,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Report, IngestError> {
+    let mut report = Report::default();
+    // 1. Recover from runs that died mid-write.
+    let mut committed = Vec::new();
+    for m in read_segments(sink)? {
+        if m.status == SegmentStatus::Pending {
+            tracing::warn!(message = "rolling back a segment an earlier run did not finish", segment = %m.segment_id, files = m.files.len());
+            remove_segment(sink, &m)?;
+            report.rolled_back += 1;
+        } else {
+            committed.push(m);
+        }
+    }
+    let mut seg_of: HashMap<&str, usize> = HashMap::new();
+    for (si, m) in committed.iter().enumerate() {
+        for r in &m.inputs {
+            seg_of.insert(r.input_id.as_str(), si);
+        }
+    }
+    // 2. Plan.
+    let inventory_hash = format!("{:016x}", ix.hash);
+    let ids: Vec<String> = jobs.iter().map(|j| input_id(&j.input.key)).collect();
+    let mut hashes: Vec<Option<(String, u64)>> = Vec::with_capacity(jobs.len());
+    let mut todo: HashSet<usize> = HashSet::new();
+    let mut doomed: HashSet<usize> = HashSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let h = hash_file(&job.input.path).ok();
+        let unchanged = !opts.force
+            && h.as_ref().is_some_and(|(hash, _)| {
+                seg_of.get(ids[i].as_str()).is_some_and(|&si| {
+                    committed[si].inputs.iter().any(|r| {
+                        r.input_id == ids[i]
+                            && r.content_hash == *hash
+                            && r.inventory_hash == inventory_hash
+                    })
+                })
+            });
+        if !unchanged {
+            todo.insert(i);
+            if let Some(&si) = seg_of.get(ids[i].as_str()) {
+                doomed.insert(si);
+            }
+        }
+        hashes.push(h);
+    }
+    let index_of: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    for &si in &doomed {
+        for r in &committed[si].inputs {
+            match index_of.get(r.input_id.as_str()) {
+                Some(&i) => {
+                    todo.insert(i);
+                }
+                None => tracing::warn!(
+                    message = "an input of a replaced segment is no longer at its source; its rows are removed",
+                    input = %r.source_uri
+                ),
+            }
+        }
+    }
+    for &si in &doomed {
+        remove_segment(sink, &committed[si])?;
+        report.superseded += 1;
+    }
+    let skipped = (jobs.len() - todo.len()) as u64;
+    report.tally.inputs_skipped = skipped;
+    for (i, j) in jobs.iter().enumerate() {
+        if !todo.contains(&i) {
+            progress
+                .bytes_read
+                .fetch_add(j.input.size, Ordering::Relaxed);
+        }
+    }
+    progress.inputs_done.fetch_add(skipped, Ordering::Relaxed);
+    let mut order: Vec<usize> = todo.into_iter().collect();
+    order.sort_by(|&a, &b| {
+        time_key(&jobs[a].input.key)
+            .cmp(time_key(&jobs[b].input.key))
+            .then(jobs[a].input.key.cmp(&jobs[b].input.key))
+    });
+
+    // 3. Write, one segment writer per worker.
+    let next = AtomicUsize::new(0);
+    let shared = Mutex::new((Tally::default(), Vec::<QuarantineSample>::new()));
+    let failure: Mutex<Option<WarehouseError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for w in 0..opts.workers.max(1) {
+            let (order, ids, hashes, shared, failure, next, inventory_hash) = (
+                &order,
+                &ids,
+                &hashes,
+                &shared,
+                &failure,
+                &next,
+                &inventory_hash,
+            );
+            scope.spawn(move || {
+                let mut seg = Segment::new(sink, ix, opts, w);
+                let result = (|| -> Result<(), WarehouseError> {
+                    loop {
+                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            return Ok(());
+                        }
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        let job = &jobs[i];
+                        let (tally, samples) = seg.ingest_input(
+                            job,
+                            &ids[i],
+                            hashes[i].as_ref(),
+                            inventory_hash,
+                            progress,
+                        )?;
+                        {
+                            let mut sh = shared.lock().expect("no worker panics while holding it");
+                            sh.0.merge(&tally);
+                            let room = 20usize.saturating_sub(sh.1.len());
+                            sh.1.extend(samples.into_iter().take(room));
+                        }
+                        progress.inputs_done.fetch_add(1, Ordering::Relaxed);
+                        if seg.full() {
+                            seg.commit()?;
+                        }
+                    }
+                    seg.commit()
+                })();
+                if let Err(e) = result {
+                    *failure.lock().expect("no worker panics while holding it") = Some(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("workers finished") {
+        return Err(e.into());
+    }
+    let (tally, samples) = shared.into_inner().expect("workers finished");
+    report.tally.merge(&tally);
+    report.samples = samples;
+    Ok(report)
 }
 
 struct Counting<'a, R> {
@@ -183,79 +345,295 @@ fn date_of(secs: i64) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-/// Everything buffered for one input, and what it has written so far.
-struct InputState<'a> {
-    ix: &'a Index,
+/// A worker's open segment: buffered rows of the inputs read since the last commit.
+struct Segment<'a> {
     sink: &'a dyn Sink,
-    lineage: Lineage,
-    account: Option<String>,
+    ix: &'a Index,
+    run_id: String,
+    worker: usize,
+    seq: u32,
+    part: u32,
     flows: BTreeMap<i64, FlowsBuilder>,
     coverage: BTreeMap<String, CoverageBuilder>,
     quarantine: QuarantineBuilder,
     buffered: usize,
     flush_rows: usize,
-    seq: u32,
+    max_inputs: usize,
     files: Vec<String>,
-    old_files: Option<Vec<String>>,
+    members: Vec<InputRow>,
+}
+
+/// Per-input state while it is decoded into the segment.
+struct InputCtx {
+    lineage: Lineage,
+    account: Option<String>,
     tally: Tally,
     samples: Vec<QuarantineSample>,
     error: Option<WarehouseError>,
 }
 
-impl InputState<'_> {
-    fn bad(&mut self, bad: BadInput) {
-        self.tally.records_in += bad.records;
-        self.tally.quarantined += bad.records;
-        self.tally.quarantine_rows += 1;
-        if self.samples.len() < 20 {
-            self.samples.push(QuarantineSample {
-                uri: self.lineage.source_uri.clone(),
+impl<'a> Segment<'a> {
+    fn new(sink: &'a dyn Sink, ix: &'a Index, opts: &Options, worker: usize) -> Self {
+        Segment {
+            sink,
+            ix,
+            run_id: opts.run_id.clone(),
+            worker,
+            seq: 0,
+            part: 0,
+            flows: BTreeMap::new(),
+            coverage: BTreeMap::new(),
+            quarantine: QuarantineBuilder::default(),
+            buffered: 0,
+            flush_rows: opts.flush_rows.max(1),
+            max_inputs: opts.segment_inputs.max(1),
+            files: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    fn id(&self) -> String {
+        format!("{}-w{}-{:05}", self.run_id, self.worker, self.seq)
+    }
+
+    fn full(&self) -> bool {
+        self.buffered >= self.flush_rows || self.members.len() >= self.max_inputs
+    }
+
+    fn manifest(&self, status: SegmentStatus) -> SegmentManifest {
+        SegmentManifest {
+            segment_id: self.id(),
+            status,
+            files: self.files.clone(),
+            inputs: if status == SegmentStatus::Committed {
+                self.members.clone()
+            } else {
+                Vec::new()
+            },
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// Writes the buffered rows as part files of the open segment (still pending).
+    fn flush(&mut self) -> Result<(), WarehouseError> {
+        let id = self.id();
+        let part = self.part;
+        self.part += 1;
+        let mut out: Vec<(String, arrow::array::RecordBatch)> = Vec::new();
+        for (hour, mut b) in std::mem::take(&mut self.flows) {
+            if b.is_empty() {
+                continue;
+            }
+            let t = DateTime::<Utc>::from_timestamp(hour, 0).unwrap_or_default();
+            out.push((
+                format!(
+                    "flows/date={}/hour={}/{id}-{part:03}.parquet",
+                    t.format("%Y-%m-%d"),
+                    t.format("%H")
+                ),
+                b.finish(),
+            ));
+        }
+        for (date, mut b) in std::mem::take(&mut self.coverage) {
+            if !b.is_empty() {
+                out.push((
+                    format!("coverage/date={date}/{id}-{part:03}.parquet"),
+                    b.finish(),
+                ));
+            }
+        }
+        if !self.quarantine.is_empty() {
+            out.push((
+                format!("quarantine/{id}-{part:03}.parquet"),
+                self.quarantine.finish(now_micros()),
+            ));
+        }
+        self.buffered = 0;
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.files.extend(out.iter().map(|(p, _)| p.clone()));
+        // The manifest names the files before they exist, so a crash can always be undone.
+        write_segment(self.sink, &self.manifest(SegmentStatus::Pending))?;
+        for (path, batch) in out {
+            self.sink.put(&path, &[batch])?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and commits the segment with its inputs.
+    fn commit(&mut self) -> Result<(), WarehouseError> {
+        if self.members.is_empty() && self.files.is_empty() && self.buffered == 0 {
+            return Ok(());
+        }
+        self.flush()?;
+        write_segment(self.sink, &self.manifest(SegmentStatus::Committed))?;
+        self.seq += 1;
+        self.part = 0;
+        self.files.clear();
+        self.members.clear();
+        Ok(())
+    }
+
+    fn ingest_input(
+        &mut self,
+        job: &Job,
+        id: &str,
+        hashed: Option<&(String, u64)>,
+        inventory_hash: &str,
+        progress: &Progress,
+    ) -> Result<(Tally, Vec<QuarantineSample>), WarehouseError> {
+        let input = &job.input;
+        let mut cx = InputCtx {
+            lineage: Lineage {
+                source_uri: input.uri.clone(),
+                input_id: id.to_string(),
+                run_id: self.run_id.clone(),
+            },
+            account: input.account_hint.clone().or_else(|| job.account.clone()),
+            tally: Tally {
+                inputs_read: 1,
+                ..Default::default()
+            },
+            samples: Vec::new(),
+            error: None,
+        };
+        let (content_hash, size) = match hashed {
+            Some((h, s)) => (h.clone(), *s),
+            None => (String::from("unreadable"), 0),
+        };
+        if hashed.is_none() {
+            self.bad(
+                &mut cx,
+                BadInput {
+                    position: Position::default(),
+                    reason: "cannot read the file".into(),
+                    raw: String::new(),
+                    records: 1,
+                },
+            );
+        } else if let Err(reason) = self.decode_file(job, &mut cx, progress) {
+            self.bad(
+                &mut cx,
+                BadInput {
+                    position: Position::default(),
+                    reason,
+                    raw: String::new(),
+                    records: 1,
+                },
+            );
+        }
+        if let Some(e) = cx.error.take() {
+            return Err(e);
+        }
+        progress
+            .records
+            .fetch_add(cx.tally.records_in, Ordering::Relaxed);
+        self.members.push(InputRow {
+            input_id: id.to_string(),
+            input_key: input.key.clone(),
+            source_uri: input.uri.clone(),
+            content_hash,
+            inventory_hash: inventory_hash.to_string(),
+            size,
+            records: cx.tally.records_in,
+            flow_rows: cx.tally.flow_rows,
+            quarantined: cx.tally.quarantined,
+            ingested_at_micros: now_micros(),
+        });
+        Ok((cx.tally, cx.samples))
+    }
+
+    fn decode_file(
+        &mut self,
+        job: &Job,
+        cx: &mut InputCtx,
+        progress: &Progress,
+    ) -> Result<(), String> {
+        let path = &job.input.path;
+        let mut f = File::open(path).map_err(|e| format!("cannot open the file: {e}"))?;
+        let mut head = [0u8; 4];
+        let n = f
+            .read(&mut head)
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
+        let res = if n == 4 && &head == PARQUET_MAGIC {
+            let r = ParquetDecoder::new(f).decode(&mut sink);
+            progress
+                .bytes_read
+                .fetch_add(job.input.size, Ordering::Relaxed);
+            r
+        } else {
+            TextDecoder::new(
+                Counting {
+                    inner: f,
+                    counter: &progress.bytes_read,
+                },
+                job.format.clone(),
+            )
+            .decode(&mut sink)
+        };
+        res.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn bad(&mut self, cx: &mut InputCtx, bad: BadInput) {
+        cx.tally.records_in += bad.records;
+        cx.tally.quarantined += bad.records;
+        cx.tally.quarantine_rows += 1;
+        if cx.samples.len() < 20 {
+            cx.samples.push(QuarantineSample {
+                uri: cx.lineage.source_uri.clone(),
                 bad: bad.clone(),
             });
         }
-        self.quarantine.append(bad);
+        self.quarantine.append(bad, &cx.lineage);
         self.buffered += 1;
     }
 
-    fn on_event(&mut self, ev: Event<'_, '_>) {
+    fn on_event(&mut self, cx: &mut InputCtx, ev: Event<'_, '_>) {
         match ev {
-            Event::Bad(b) => self.bad(b),
-            Event::Record(rec, pos) => {
-                if rec.is_coverage() {
-                    self.tally.records_in += 1;
-                    self.tally.coverage += 1;
-                    let date = date_of(rec.start.unwrap_or(0));
-                    self.coverage
-                        .entry(date)
-                        .or_default()
-                        .append(rec, pos, self.ix, &self.lineage);
-                    self.buffered += 1;
-                } else {
-                    self.record(rec, pos);
-                }
+            Event::Bad(b) => self.bad(cx, b),
+            Event::Record(rec, pos) if rec.is_coverage() => {
+                cx.tally.records_in += 1;
+                cx.tally.coverage += 1;
+                let date = date_of(rec.start.unwrap_or(0));
+                self.coverage
+                    .entry(date)
+                    .or_default()
+                    .append(rec, pos, self.ix, &cx.lineage);
+                self.buffered += 1;
             }
+            Event::Record(rec, pos) => self.record(cx, rec, pos),
         }
-        if self.buffered >= self.flush_rows {
-            self.flush();
+        // A large input is written in parts; the segment stays pending until committed.
+        if self.buffered >= self.flush_rows && cx.error.is_none() {
+            if let Err(e) = self.flush() {
+                cx.error = Some(e);
+            }
         }
     }
 
-    fn record(&mut self, rec: &crate::decode::FlowRecord<'_>, pos: Position) {
+    fn record(&mut self, cx: &mut InputCtx, rec: &FlowRecord<'_>, pos: Position) {
         let (Some(bytes), Some(start), Some(end)) = (rec.bytes, rec.start, rec.end) else {
-            self.bad(BadInput {
-                position: pos,
-                reason:
-                    "record has no value (`-`) for bytes, start or end, so it cannot be metered"
-                        .into(),
-                raw: crate::decode::cut_raw(format!("{rec:?}").as_bytes()),
-                records: 1,
-            });
+            self.bad(
+                cx,
+                BadInput {
+                    position: pos,
+                    reason:
+                        "record has no value (`-`) for bytes, start or end, so it cannot be metered"
+                            .into(),
+                    raw: crate::decode::cut_raw(format!("{rec:?}").as_bytes()),
+                    records: 1,
+                },
+            );
             return;
         };
-        let t = &mut self.tally;
+        let t = &mut cx.tally;
         t.records_in += 1;
         t.bytes_in += bytes;
-        match attribute(rec, self.account.as_deref(), self.ix) {
+        match attribute(rec, cx.account.as_deref(), self.ix) {
             Outcome::Filtered => {
                 t.filtered += 1;
                 t.bytes_filtered += bytes;
@@ -270,7 +648,7 @@ impl InputState<'_> {
                         e.1 += bytes;
                     }
                 }
-                let (ix, lineage, flows) = (self.ix, &self.lineage, &mut self.flows);
+                let (ix, lineage, flows) = (self.ix, &cx.lineage, &mut self.flows);
                 let mut rows = 0usize;
                 split_hours(start, end, bytes, rec.packets.unwrap_or(0), |share| {
                     flows
@@ -289,190 +667,6 @@ impl InputState<'_> {
             }
         }
     }
-
-    fn put(&mut self, path: String, batch: arrow::array::RecordBatch) {
-        if self.error.is_some() {
-            return;
-        }
-        // Old output goes before the first new file lands: briefly missing beats counted twice.
-        if let Some(old) = self.old_files.take() {
-            for f in old {
-                if let Err(e) = self.sink.delete(&f) {
-                    self.error = Some(e);
-                    return;
-                }
-            }
-        }
-        match self.sink.put(&path, &[batch]) {
-            Ok(_) => self.files.push(path),
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn flush(&mut self) {
-        let seq = self.seq;
-        self.seq += 1;
-        let id = self.lineage.input_id.clone();
-        let flows = std::mem::take(&mut self.flows);
-        for (hour, mut b) in flows {
-            if b.is_empty() {
-                continue;
-            }
-            let t = DateTime::<Utc>::from_timestamp(hour, 0).unwrap_or_default();
-            let path = format!(
-                "flows/date={}/hour={}/{id}-{seq:04}.parquet",
-                t.format("%Y-%m-%d"),
-                t.format("%H")
-            );
-            self.put(path, b.finish());
-        }
-        let coverage = std::mem::take(&mut self.coverage);
-        for (date, mut b) in coverage {
-            if !b.is_empty() {
-                self.put(
-                    format!("coverage/date={date}/{id}-{seq:04}.parquet"),
-                    b.finish(),
-                );
-            }
-        }
-        if !self.quarantine.is_empty() {
-            let batch = self.quarantine.finish(&self.lineage, now_micros());
-            self.put(format!("quarantine/{id}-{seq:04}.parquet"), batch);
-        }
-        self.buffered = 0;
-    }
-}
-
-fn ingest_one(
-    job: &Job,
-    ix: &Index,
-    sink: &dyn Sink,
-    opts: &Options,
-    progress: &Progress,
-) -> Result<(Tally, Vec<QuarantineSample>), IngestError> {
-    let input = &job.input;
-    let id = input_id(&input.key);
-    let old = read_manifest(sink, &id)?;
-    let inventory_hash = format!("{:016x}", ix.hash);
-    let hashed = hash_file(&input.path);
-    if let (Ok((hash, _)), Some(m), false) = (&hashed, &old, opts.force) {
-        if *hash == m.content_hash && m.inventory_hash == inventory_hash {
-            progress.bytes_read.fetch_add(input.size, Ordering::Relaxed);
-            return Ok((
-                Tally {
-                    inputs_skipped: 1,
-                    ..Default::default()
-                },
-                Vec::new(),
-            ));
-        }
-    }
-    let mut st = InputState {
-        ix,
-        sink,
-        lineage: Lineage {
-            source_uri: input.uri.clone(),
-            input_id: id.clone(),
-            run_id: opts.run_id.clone(),
-        },
-        account: input.account_hint.clone().or_else(|| job.account.clone()),
-        flows: BTreeMap::new(),
-        coverage: BTreeMap::new(),
-        quarantine: QuarantineBuilder::default(),
-        buffered: 0,
-        flush_rows: opts.flush_rows.max(1),
-        seq: 0,
-        files: Vec::new(),
-        old_files: Some(old.map(|m| m.files).unwrap_or_default()),
-        tally: Tally {
-            inputs_read: 1,
-            ..Default::default()
-        },
-        samples: Vec::new(),
-        error: None,
-    };
-    let (content_hash, size) = match hashed {
-        Ok(h) => h,
-        Err(e) => {
-            st.bad(BadInput {
-                position: Position::default(),
-                reason: format!("cannot read the file: {e}"),
-                raw: String::new(),
-                records: 1,
-            });
-            ("unreadable".to_string(), 0)
-        }
-    };
-    if content_hash != "unreadable" {
-        if let Err(e) = decode_file(job, &mut st, progress) {
-            st.bad(BadInput {
-                position: Position::default(),
-                reason: e,
-                raw: String::new(),
-                records: 1,
-            });
-        }
-    }
-    st.flush();
-    if let Some(e) = st.error.take() {
-        return Err(e.into());
-    }
-    if let Some(old) = st.old_files.take() {
-        // Nothing new was written (an empty input): still remove the previous output.
-        for f in old {
-            sink.delete(&f)?;
-        }
-    }
-    progress
-        .records
-        .fetch_add(st.tally.records_in, Ordering::Relaxed);
-    write_manifest(
-        sink,
-        &InputManifest {
-            input_id: id,
-            input_key: input.key.clone(),
-            source_uri: input.uri.clone(),
-            content_hash,
-            inventory_hash,
-            size,
-            records: st.tally.records_in,
-            flow_rows: st.tally.flow_rows,
-            quarantined: st.tally.quarantined,
-            files: st.files.clone(),
-            run_id: opts.run_id.clone(),
-            ingested_at_micros: now_micros(),
-        },
-    )?;
-    Ok((st.tally, st.samples))
-}
-
-fn decode_file(job: &Job, st: &mut InputState<'_>, progress: &Progress) -> Result<(), String> {
-    let path = &job.input.path;
-    let mut f = File::open(path).map_err(|e| format!("cannot open the file: {e}"))?;
-    let mut head = [0u8; 4];
-    let n = f
-        .read(&mut head)
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    f.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    let mut sink = |ev: Event<'_, '_>| st.on_event(ev);
-    let res = if n == 4 && &head == PARQUET_MAGIC {
-        let r = ParquetDecoder::new(f).decode(&mut sink);
-        progress
-            .bytes_read
-            .fetch_add(job.input.size, Ordering::Relaxed);
-        r
-    } else {
-        TextDecoder::new(
-            Counting {
-                inner: f,
-                counter: &progress.bytes_read,
-            },
-            job.format.clone(),
-        )
-        .decode(&mut sink)
-    };
-    res.map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -710,5 +904,95 @@ mod tests {
             (1, 500),
             "replaced, not added"
         );
+    }
+
+    fn two_inputs(src: &Path) {
+        std::fs::create_dir_all(src).unwrap();
+        for (name, b) in [("a.log", 500), ("b.log", 700)] {
+            std::fs::write(src.join(name), format!("{HEADER}\n2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 {b} {T0} {} ACCEPT OK\n", T0 + 5)).unwrap();
+        }
+    }
+
+    #[test]
+    fn changing_one_input_rereads_its_whole_segment_and_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        two_inputs(&src);
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let opts = Options {
+            workers: 1,
+            ..Default::default()
+        };
+        let run = || ingest(&jobs(&src), &ix(), &sink, &opts, &Progress::default()).unwrap();
+        assert_eq!(run().tally.inputs_read, 2);
+        assert_eq!(table_sum(&wh, "flows", "bytes"), (2, 1200));
+        assert_eq!(
+            files_under(&wh.join("flows")).len(),
+            1,
+            "one segment, one file"
+        );
+        std::fs::write(src.join("b.log"), format!("{HEADER}\n2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 70 {T0} {} ACCEPT OK\n", T0 + 5)).unwrap();
+        let r = run();
+        assert_eq!(
+            (r.tally.inputs_read, r.tally.inputs_skipped, r.superseded),
+            (2, 0, 1),
+            "a.log shared b.log's segment"
+        );
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 570);
+        let r = run();
+        assert_eq!((r.tally.inputs_read, r.tally.inputs_skipped), (0, 2));
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 570);
+    }
+
+    #[test]
+    fn a_segment_left_pending_by_a_crash_is_rolled_back() {
+        use crate::warehouse::tables::{write_segment, SegmentManifest, SegmentStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        two_inputs(&src);
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let run = || {
+            ingest(
+                &jobs(&src),
+                &ix(),
+                &sink,
+                &Options::default(),
+                &Progress::default(),
+            )
+            .unwrap()
+        };
+        run();
+        let before = table_sum(&wh, "flows", "bytes");
+        // A run that died after writing a data file but before committing: the file is visible.
+        let f = files_under(&wh.join("flows")).remove(0);
+        let ghost = f.with_file_name("crashed-w0-00000-000.parquet");
+        std::fs::copy(&f, &ghost).unwrap();
+        let rel = ghost
+            .strip_prefix(&wh)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        write_segment(
+            &sink,
+            &SegmentManifest {
+                segment_id: "crashed-w0-00000".into(),
+                status: SegmentStatus::Pending,
+                files: vec![rel],
+                inputs: vec![],
+                run_id: "crashed".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            table_sum(&wh, "flows", "bytes").1,
+            before.1 * 2,
+            "the crash left double rows"
+        );
+        let r = run();
+        assert_eq!((r.rolled_back, r.tally.inputs_skipped), (1, 2));
+        assert_eq!(table_sum(&wh, "flows", "bytes"), before);
+        assert!(!ghost.exists());
     }
 }

@@ -338,7 +338,7 @@ impl CoverageBuilder {
 /// Builds `quarantine` rows.
 #[derive(Default)]
 pub struct QuarantineBuilder {
-    rows: Vec<BadInput>,
+    rows: Vec<(BadInput, Lineage)>,
 }
 
 impl QuarantineBuilder {
@@ -352,37 +352,34 @@ impl QuarantineBuilder {
         self.rows.is_empty()
     }
 
-    /// The buffered entries.
-    pub fn entries(&self) -> &[BadInput] {
-        &self.rows
-    }
-
-    /// Appends one bad input.
-    pub fn append(&mut self, bad: BadInput) {
-        self.rows.push(bad);
+    /// Appends one bad input of the input described by `lineage`.
+    pub fn append(&mut self, bad: BadInput, lineage: &Lineage) {
+        self.rows.push((bad, lineage.clone()));
     }
 
     /// Takes the buffered rows as a batch of the `quarantine` schema.
-    pub fn finish(&mut self, lineage: &Lineage, now_micros: i64) -> RecordBatch {
+    pub fn finish(&mut self, now_micros: i64) -> RecordBatch {
         let rows = std::mem::take(&mut self.rows);
-        let n = rows.len();
         let mut uri = StringBuilder::new();
         let mut line = UInt64Builder::new();
         let mut offset = UInt64Builder::new();
         let mut reason = StringBuilder::new();
         let mut raw = StringBuilder::new();
         let mut records = UInt64Builder::new();
+        let mut input_id = StringBuilder::new();
+        let mut run_id = StringBuilder::new();
         let mut at = ts_builder();
-        for r in rows {
-            uri.append_value(&lineage.source_uri);
+        for (r, l) in rows {
+            uri.append_value(&l.source_uri);
             line.append_value(r.position.line);
             offset.append_value(r.position.offset);
             reason.append_value(&r.reason);
             raw.append_value(&r.raw);
             records.append_value(r.records);
+            input_id.append_value(&l.input_id);
+            run_id.append_value(&l.run_id);
             at.append_value(now_micros);
         }
-        let rep = |v: &str| Arc::new(arrow::array::StringArray::from(vec![v; n])) as ArrayRef;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(uri.finish()),
             Arc::new(line.finish()),
@@ -390,8 +387,8 @@ impl QuarantineBuilder {
             Arc::new(reason.finish()),
             Arc::new(raw.finish()),
             Arc::new(records.finish()),
-            rep(&lineage.input_id),
-            rep(&lineage.run_id),
+            Arc::new(input_id.finish()),
+            Arc::new(run_id.finish()),
             Arc::new(at.finish()),
         ];
         RecordBatch::try_new(schema::quarantine(), cols)

@@ -116,6 +116,31 @@ impl Sink for LocalSink {
         }
     }
 
+    fn list(&self, dir: &str) -> Result<Vec<String>, WarehouseError> {
+        fn walk(root: &Path, d: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+            let rd = match fs::read_dir(d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for e in rd {
+                let e = e?;
+                let p = e.path();
+                if e.file_type()?.is_dir() {
+                    walk(root, &p, out)?;
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        let d = self.root.join(dir);
+        walk(&self.root, &d, &mut out).map_err(io(&d, "list"))?;
+        out.sort();
+        Ok(out)
+    }
+
     fn get(&self, rel_path: &str) -> Result<Option<Vec<RecordBatch>>, WarehouseError> {
         let p = self.root.join(rel_path);
         let file = match File::open(&p) {

@@ -1,9 +1,9 @@
 //! The Parquet warehouse: Hive-partitioned tables under one root (DESIGN §5), written
 //! through a [`Sink`] so that a later object-store sink has the same guarantees.
 //!
-//! Guarantees: a file becomes visible only complete (written under `_tmp/`, then renamed);
-//! output names come from the input's identity, so re-ingesting an input replaces its rows
-//! (the `inputs` table lists what each input produced, and those files are removed first).
+//! Guarantees: a file becomes visible only complete (written under `_tmp/`, then renamed), and
+//! the `inputs` table is a small commit log that makes reruns replace rather than add (see
+//! [`crate::pipeline`]).
 
 pub mod builders;
 pub mod local;
@@ -43,6 +43,9 @@ pub trait Sink: Send + Sync {
     fn put(&self, rel_path: &str, batches: &[RecordBatch]) -> Result<u64, WarehouseError>;
     /// Removes a file; a missing file is not an error.
     fn delete(&self, rel_path: &str) -> Result<(), WarehouseError>;
+    /// Lists the files under a directory (warehouse-relative paths, recursive, sorted);
+    /// an absent directory is empty.
+    fn list(&self, dir: &str) -> Result<Vec<String>, WarehouseError>;
     /// Reads a whole Parquet file, or `None` when it does not exist.
     fn get(&self, rel_path: &str) -> Result<Option<Vec<RecordBatch>>, WarehouseError>;
     /// Where the warehouse lives, for messages.

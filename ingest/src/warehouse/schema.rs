@@ -92,10 +92,15 @@ pub fn quarantine() -> SchemaRef {
     ]))
 }
 
-/// `inputs`: one row per ingested input; the checkpoint that makes reruns idempotent.
+/// `inputs`: the commit log. One file per segment (a group of inputs written together), one
+/// row per input in it (a segment with no input yet has one row with an empty `input_id`).
 pub fn inputs() -> SchemaRef {
     use DataType::*;
     Arc::new(Schema::new(vec![
+        f("segment_id", Utf8, false),
+        f("status", Utf8, false),
+        f("files", Utf8, false),
+        f("run_id", Utf8, false),
         f("input_id", Utf8, false),
         f("input_key", Utf8, false),
         f("source_uri", Utf8, false),
@@ -105,8 +110,6 @@ pub fn inputs() -> SchemaRef {
         f("records", UInt64, false),
         f("flow_rows", UInt64, false),
         f("quarantined", UInt64, false),
-        f("files", Utf8, false),
-        f("run_id", Utf8, false),
         f("ingested_at", ts(), false),
     ]))
 }

@@ -13,9 +13,9 @@ use super::{schema, Sink, WarehouseError};
 use crate::inventory::{parse_time, Index};
 use crate::summary::Tally;
 
-/// What one input produced: the checkpoint read on the next run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputManifest {
+/// One input's entry in a segment manifest: what the next run compares against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputRow {
     pub input_id: String,
     pub input_key: String,
     pub source_uri: String,
@@ -25,15 +25,41 @@ pub struct InputManifest {
     pub records: u64,
     pub flow_rows: u64,
     pub quarantined: u64,
-    /// Warehouse-relative paths of every file the input produced.
-    pub files: Vec<String>,
-    pub run_id: String,
     pub ingested_at_micros: i64,
 }
 
-/// Where an input's manifest lives.
-pub fn manifest_path(input_id: &str) -> String {
-    format!("inputs/{input_id}.parquet")
+/// A segment's state in the commit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentStatus {
+    /// Its files may be partly written, or are being removed: roll back on sight.
+    Pending,
+    /// Complete: its files hold exactly the rows of its inputs.
+    Committed,
+}
+
+impl SegmentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            SegmentStatus::Pending => "pending",
+            SegmentStatus::Committed => "committed",
+        }
+    }
+}
+
+/// A group of inputs whose rows were written together, and the files holding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentManifest {
+    pub segment_id: String,
+    pub status: SegmentStatus,
+    /// Warehouse-relative paths of every data file of the segment.
+    pub files: Vec<String>,
+    pub inputs: Vec<InputRow>,
+    pub run_id: String,
+}
+
+/// Where a segment's manifest lives.
+pub fn manifest_path(segment_id: &str) -> String {
+    format!("inputs/{segment_id}.parquet")
 }
 
 fn s(v: &str) -> ArrayRef {
@@ -48,85 +74,149 @@ fn t(v: i64) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone("UTC"))
 }
 
-/// Writes an input's manifest (the last step of ingesting it).
-pub fn write_manifest(sink: &dyn Sink, m: &InputManifest) -> Result<(), WarehouseError> {
+/// Writes (or atomically replaces) a segment's manifest.
+pub fn write_segment(sink: &dyn Sink, m: &SegmentManifest) -> Result<(), WarehouseError> {
+    let placeholder = [InputRow::default()];
+    let rows: &[InputRow] = if m.inputs.is_empty() {
+        &placeholder
+    } else {
+        &m.inputs
+    };
+    let n = rows.len();
+    let rep = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+    let col_s = |f: &dyn Fn(&InputRow) -> &str| {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    let col_u = |f: &dyn Fn(&InputRow) -> u64| {
+        Arc::new(UInt64Array::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
     let cols = vec![
-        s(&m.input_id),
-        s(&m.input_key),
-        s(&m.source_uri),
-        s(&m.content_hash),
-        s(&m.inventory_hash),
-        u(m.size),
-        u(m.records),
-        u(m.flow_rows),
-        u(m.quarantined),
-        s(&m.files.join("\n")),
-        s(&m.run_id),
-        t(m.ingested_at_micros),
+        rep(&m.segment_id),
+        rep(m.status.as_str()),
+        rep(&m.files.join("\n")),
+        rep(&m.run_id),
+        col_s(&|r| &r.input_id),
+        col_s(&|r| &r.input_key),
+        col_s(&|r| &r.source_uri),
+        col_s(&|r| &r.content_hash),
+        col_s(&|r| &r.inventory_hash),
+        col_u(&|r| r.size),
+        col_u(&|r| r.records),
+        col_u(&|r| r.flow_rows),
+        col_u(&|r| r.quarantined),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                rows.iter()
+                    .map(|r| r.ingested_at_micros)
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
     ];
     let batch = RecordBatch::try_new(schema::inputs(), cols).expect("matches the inputs schema");
-    sink.put(&manifest_path(&m.input_id), &[batch]).map(|_| ())
+    sink.put(&manifest_path(&m.segment_id), &[batch])
+        .map(|_| ())
 }
 
-/// Reads an input's manifest, if it was ingested before.
-pub fn read_manifest(
-    sink: &dyn Sink,
-    input_id: &str,
-) -> Result<Option<InputManifest>, WarehouseError> {
-    let path = manifest_path(input_id);
-    let Some(batches) = sink.get(&path)? else {
-        return Ok(None);
-    };
-    let corrupt = |m: &str| WarehouseError::Corrupt {
-        path: path.clone(),
-        message: m.to_string(),
-    };
-    let b = batches
-        .into_iter()
-        .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| corrupt("empty manifest"))?;
-    let col = |name: &str| {
-        b.column_by_name(name)
-            .cloned()
-            .ok_or_else(|| corrupt(&format!("no column {name}")))
-    };
-    let st = |name: &str| -> Result<String, WarehouseError> {
-        let c = col(name)?;
-        let a = c
-            .as_string_opt::<i32>()
-            .ok_or_else(|| corrupt(&format!("{name} is not text")))?;
-        Ok(a.value(0).to_string())
-    };
-    let un = |name: &str| -> Result<u64, WarehouseError> {
-        let c = col(name)?;
-        let a = c
-            .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(|| corrupt(&format!("{name} is not u64")))?;
-        Ok(a.value(0))
-    };
-    let files = st("files")?;
-    let at = col("ingested_at")?;
-    Ok(Some(InputManifest {
-        input_id: st("input_id")?,
-        input_key: st("input_key")?,
-        source_uri: st("source_uri")?,
-        content_hash: st("content_hash")?,
-        inventory_hash: st("inventory_hash")?,
-        size: un("size")?,
-        records: un("records")?,
-        flow_rows: un("flow_rows")?,
-        quarantined: un("quarantined")?,
-        files: files
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect(),
-        run_id: st("run_id")?,
-        ingested_at_micros: at
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .map(|a| a.value(0))
-            .ok_or_else(|| corrupt("ingested_at is not a timestamp"))?,
-    }))
+/// Reads every segment manifest in the warehouse.
+pub fn read_segments(sink: &dyn Sink) -> Result<Vec<SegmentManifest>, WarehouseError> {
+    let mut out = Vec::new();
+    for path in sink.list("inputs")? {
+        if !path.ends_with(".parquet") {
+            continue;
+        }
+        let Some(batches) = sink.get(&path)? else {
+            continue;
+        };
+        let corrupt = |m: &str| WarehouseError::Corrupt {
+            path: path.clone(),
+            message: m.to_string(),
+        };
+        let mut seg: Option<SegmentManifest> = None;
+        for b in &batches {
+            let st = |name: &str| -> Result<Vec<String>, WarehouseError> {
+                let c = b
+                    .column_by_name(name)
+                    .ok_or_else(|| corrupt(&format!("no column {name}")))?;
+                let a = c
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| corrupt(&format!("{name} is not text")))?;
+                Ok(a.iter()
+                    .map(|v| v.unwrap_or_default().to_string())
+                    .collect())
+            };
+            let un = |name: &str| -> Result<Vec<u64>, WarehouseError> {
+                let c = b
+                    .column_by_name(name)
+                    .ok_or_else(|| corrupt(&format!("no column {name}")))?;
+                let a = c
+                    .as_primitive_opt::<UInt64Type>()
+                    .ok_or_else(|| corrupt(&format!("{name} is not u64")))?;
+                Ok(a.values().to_vec())
+            };
+            let at = b
+                .column_by_name("ingested_at")
+                .and_then(|c| {
+                    c.as_primitive_opt::<TimestampMicrosecondType>()
+                        .map(|a| a.values().to_vec())
+                })
+                .ok_or_else(|| corrupt("ingested_at is not a timestamp"))?;
+            let (sid, status, files, run) = (
+                st("segment_id")?,
+                st("status")?,
+                st("files")?,
+                st("run_id")?,
+            );
+            let (iid, key, uri, ch, ih) = (
+                st("input_id")?,
+                st("input_key")?,
+                st("source_uri")?,
+                st("content_hash")?,
+                st("inventory_hash")?,
+            );
+            let (size, recs, fr, q) = (
+                un("size")?,
+                un("records")?,
+                un("flow_rows")?,
+                un("quarantined")?,
+            );
+            for i in 0..b.num_rows() {
+                let m = seg.get_or_insert_with(|| SegmentManifest {
+                    segment_id: sid[i].clone(),
+                    status: if status[i] == "committed" {
+                        SegmentStatus::Committed
+                    } else {
+                        SegmentStatus::Pending
+                    },
+                    files: files[i]
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    inputs: Vec::new(),
+                    run_id: run[i].clone(),
+                });
+                if !iid[i].is_empty() {
+                    m.inputs.push(InputRow {
+                        input_id: iid[i].clone(),
+                        input_key: key[i].clone(),
+                        source_uri: uri[i].clone(),
+                        content_hash: ch[i].clone(),
+                        inventory_hash: ih[i].clone(),
+                        size: size[i],
+                        records: recs[i],
+                        flow_rows: fr[i],
+                        quarantined: q[i],
+                        ingested_at_micros: at[i],
+                    });
+                }
+            }
+        }
+        if let Some(m) = seg {
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 /// One run's log row.
