@@ -54,8 +54,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         seed: 42,
     })?;
     println!(
-        "    {} flow-log files, {} lines, {} connections ({} of them malformed on purpose)",
-        g.files, g.lines, g.connections, g.malformed_lines
+        "    {} flow-log files, {} lines ({} malformed on purpose), {} connections",
+        g.files, g.lines, g.malformed_lines, g.connections
     );
     println!("2/3 ingesting …");
     let cfg = Config::load(&a.dir.join("linkmeter.toml"))?;

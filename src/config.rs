@@ -41,7 +41,7 @@ pub struct IngestSettings {
 }
 
 fn default_flush_rows() -> usize {
-    250_000
+    100_000
 }
 
 impl Default for IngestSettings {

@@ -166,7 +166,7 @@ impl Format {
 
     /// Whether the format names this field.
     pub fn has(&self, f: Field) -> bool {
-        self.columns.iter().any(|c| *c == Column::Field(f))
+        self.columns.contains(&Column::Field(f))
     }
 
     /// Names the fields metering needs that this format lacks (empty when it can be metered).
@@ -181,7 +181,7 @@ impl Format {
                 missing.push(n);
             }
         }
-        if !self.has(Field::InterfaceId) && !(self.has(Field::SrcAddr) && self.has(Field::DstAddr))
+        if !(self.has(Field::InterfaceId) || (self.has(Field::SrcAddr) && self.has(Field::DstAddr)))
         {
             missing.push("interface-id (or srcaddr and dstaddr)");
         }

@@ -80,7 +80,7 @@ impl Default for Options {
             run_id: "run".into(),
             force: false,
             workers: 2,
-            flush_rows: 250_000,
+            flush_rows: 100_000,
             segment_inputs: 4096,
         }
     }
