@@ -586,83 +586,56 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
                 let (_, eaz, eip) = &c.enis[*ei];
                 let s = hour + 1800 + rng.below(600) as i64;
                 let e = s + 60;
+                let planted = |dst: Ipv4Addr,
+                               sport: u16,
+                               dport: u16,
+                               packets: u64,
+                               bytes: u64,
+                               action: &str| {
+                    let r = Rec {
+                        account: &acct,
+                        iface: ceni,
+                        src: *cip,
+                        dst,
+                        sport,
+                        dport,
+                        proto: 6,
+                        packets,
+                        bytes,
+                        start: s,
+                        end: e,
+                        action,
+                        vpc: &c.vpc,
+                        az: eaz,
+                    };
+                    fmt_rec(custom, &r, region)
+                };
                 // A security group blocks a client: REJECT (seen from the client side).
                 push(
                     &mut files,
                     c.account,
                     e,
-                    fmt_rec(
-                        custom,
-                        &Rec {
-                            account: &acct,
-                            iface: ceni,
-                            src: *cip,
-                            dst: *eip,
-                            sport: 45000,
-                            dport: 14001,
-                            proto: 6,
-                            packets: 3,
-                            bytes: 180,
-                            start: s,
-                            end: e,
-                            action: "REJECT",
-                            vpc: &c.vpc,
-                            az: eaz,
-                        },
-                        region,
-                    ),
+                    planted(*eip, 45000, 14001, 3, 180, "REJECT"),
                 );
                 // Someone points a client at the IAM listener port through the endpoint.
                 push(
                     &mut files,
                     c.account,
                     e,
-                    fmt_rec(
-                        custom,
-                        &Rec {
-                            account: &acct,
-                            iface: ceni,
-                            src: *cip,
-                            dst: *eip,
-                            sport: 45001,
-                            dport: 9098,
-                            proto: 6,
-                            packets: 4,
-                            bytes: 240,
-                            start: s,
-                            end: e,
-                            action: "ACCEPT",
-                            vpc: &c.vpc,
-                            az: eaz,
-                        },
-                        region,
-                    ),
+                    planted(*eip, 45001, 9098, 4, 240, "ACCEPT"),
                 );
                 // An endpoint nobody registered in the inventory.
-                let ghost = Ipv4Addr::new(10, 250, 1, 77);
                 push(
                     &mut files,
                     c.account,
                     e,
-                    fmt_rec(
-                        custom,
-                        &Rec {
-                            account: &acct,
-                            iface: ceni,
-                            src: *cip,
-                            dst: ghost,
-                            sport: 45002,
-                            dport: 14002,
-                            proto: 6,
-                            packets: 40,
-                            bytes: 52_000,
-                            start: s,
-                            end: e,
-                            action: "ACCEPT",
-                            vpc: &c.vpc,
-                            az: eaz,
-                        },
-                        region,
+                    planted(
+                        Ipv4Addr::new(10, 250, 1, 77),
+                        45002,
+                        14002,
+                        40,
+                        52_000,
+                        "ACCEPT",
                     ),
                 );
                 sum.unattributed_records += 3;

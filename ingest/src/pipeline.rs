@@ -958,7 +958,10 @@ mod tests {
                 &jobs(&src),
                 &ix(),
                 &sink,
-                &Options::default(),
+                &Options {
+                    workers: 1,
+                    ..Default::default()
+                }, // one segment: one file holds all rows
                 &Progress::default(),
             )
             .unwrap()
