@@ -1,3 +1,6 @@
-//! Rollups, the price book and invoices (DESIGN §6): arrives with issue #3. The crate exists
-//! now so the workspace layout and the one-way data flow (ingest → aggregate → reports) are
-//! fixed from the start; it deliberately has no code yet.
+//! Rollups, the price book and invoices (DESIGN §6). So far: the price book and the exact
+//! money arithmetic (tiers, allocation to lines, rounding to cents); the rollup SQL and the
+//! invoice lines follow (see docs/state-of-play.md).
+
+pub mod money;
+pub mod price_book;
