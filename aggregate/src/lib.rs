@@ -4,3 +4,4 @@
 
 pub mod money;
 pub mod price_book;
+pub mod rollup;

@@ -88,7 +88,30 @@ pub const TABLES: &[TableDef] = &[
         partitions: &[],
         about: "inventory: endpoint ENIs per AZ",
     },
+    TableDef { name: "usage_hourly", partitions: &["month"], about: "rollup: billable bytes per hour, account, cluster, auth scheme, connection, endpoint, AZ" },
+    TableDef { name: "endpoint_hours", partitions: &["month"], about: "rollup: every hour an endpoint ENI (endpoint × AZ) was provisioned" },
+    TableDef { name: "connectivity_hours", partitions: &["month"], about: "rollup: every hour a cluster had connectivity on for an auth scheme" },
 ];
+
+/// The monthly rollups, in the order they run: (table name, SQL with `${month_start}` and
+/// `${month_end}` placeholders). Kept as plain files so analysts can port them.
+pub const ROLLUPS: &[(&str, &str)] = &[
+    ("usage_hourly", include_str!("../rollups/usage_hourly.sql")),
+    (
+        "endpoint_hours",
+        include_str!("../rollups/endpoint_hours.sql"),
+    ),
+    (
+        "connectivity_hours",
+        include_str!("../rollups/connectivity_hours.sql"),
+    ),
+];
+
+/// Substitutes a month's bounds (RFC 3339, UTC) into a rollup query.
+pub fn render(sql: &str, month_start: &str, month_end: &str) -> String {
+    sql.replace("${month_start}", month_start)
+        .replace("${month_end}", month_end)
+}
 
 /// Views registered over the tables: (name, SQL).
 pub const VIEWS: &[(&str, &str)] = &[(
