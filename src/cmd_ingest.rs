@@ -89,6 +89,7 @@ pub fn ingest(
     let warehouse = cfg.warehouse_path();
     let sink = LocalSink::open(&warehouse)
         .with_context(|| format!("opening warehouse {}", warehouse.display()))?;
+    let _lock = sink.lock("ingest")?;
     for name in only {
         if !cfg.sources.iter().any(|s| &s.name == name) {
             return Err(anyhow!("no source named {name:?} in the config").context(ConfigProblem));

@@ -61,7 +61,8 @@ pub enum Reason {
     Rejected,
     /// A multi-VPC port in a region where the inventory has no cluster.
     NoInventoryRegion,
-    /// The endpoint IP matches ENIs in several VPCs and the record names no VPC or account.
+    /// The endpoint IP matches ENIs in several VPCs of the record's account and the record
+    /// names no VPC.
     AmbiguousIp,
 }
 
@@ -159,7 +160,9 @@ pub fn attribute(rec: &FlowRecord<'_>, context_account: Option<&str>, ix: &Index
     } else {
         Direction::FromCluster
     };
-    let reason = if ambiguous {
+    let reason = if rec.action == Some("REJECT") {
+        Reason::Rejected
+    } else if ambiguous {
         Reason::AmbiguousIp
     } else if rec.region.is_some_and(|r| !ix.has_region(r)) {
         Reason::NoInventoryRegion
@@ -286,7 +289,16 @@ mod tests {
             relevant(attribute(&r, Some("111111111111"), &ix)).eni,
             Some(0)
         );
+        // No VPC and no account: private IPs repeat across VPCs, so no match (DESIGN §4.1).
         let a = relevant(attribute(&r, None, &ix));
+        assert_eq!((a.eni, a.reason), (None, Some(Reason::UnknownEndpoint)));
+        // One account with the address in two of its VPCs, and no vpc-id: ambiguous.
+        let two_vpcs = crate::inventory::tests::SAMPLE.replace(
+            "client_account = \"222222222222\"",
+            "client_account = \"111111111111\"",
+        );
+        let ix2 = Inventory::from_toml(&two_vpcs, "t").unwrap();
+        let a = relevant(attribute(&r, Some("111111111111"), &ix2));
         assert_eq!((a.eni, a.reason), (None, Some(Reason::AmbiguousIp)));
         let mut r2 = r.clone();
         r2.vpc_id = Some("vpc-222");
@@ -332,6 +344,13 @@ mod tests {
     fn reasons_on_known_endpoints() {
         let ix = ix();
         let mut r = rec("eni-1a", "10.0.9.9", "10.0.1.10", 40000, 14001);
+        r.action = Some("REJECT");
+        assert_eq!(
+            relevant(attribute(&r, None, &ix)).reason,
+            Some(Reason::Rejected)
+        );
+        // Rejected on the way to an endpoint nobody registered: still `rejected`.
+        let mut r = rec("eni-x", "10.9.0.1", "10.9.0.2", 40000, 14002);
         r.action = Some("REJECT");
         assert_eq!(
             relevant(attribute(&r, None, &ix)).reason,

@@ -502,9 +502,9 @@ impl Index {
         self.by_eni.get(id).copied()
     }
 
-    /// Finds the endpoint ENI holding `ip`, scoped by VPC if known, else by account, else
-    /// across the whole inventory (private IPs repeat across VPCs, so wider scopes can be
-    /// ambiguous).
+    /// Finds the endpoint ENI holding `ip`, within the VPC if known, else within the account
+    /// (DESIGN §4 rule 1). Private IPs repeat across VPCs, so with neither there is no match,
+    /// and an account with the address in two VPCs is ambiguous.
     pub fn eni_by_ip(&self, ip: &IpAddr, vpc: Option<&str>, account: Option<&str>) -> IpMatch {
         if let Some(v) = vpc {
             return match self.by_vpc_ip.get(v).and_then(|m| m.get(ip)) {
@@ -512,11 +512,15 @@ impl Index {
                 None => IpMatch::None,
             };
         }
-        let list = match account {
-            Some(a) => self.by_account_ip.get(a).and_then(|m| m.get(ip)),
-            None => self.by_ip.get(ip),
+        let Some(a) = account else {
+            return IpMatch::None;
         };
-        match list.map(|l| l.as_slice()) {
+        match self
+            .by_account_ip
+            .get(a)
+            .and_then(|m| m.get(ip))
+            .map(|l| l.as_slice())
+        {
             None | Some([]) => IpMatch::None,
             Some([e]) => IpMatch::One(*e),
             Some(_) => IpMatch::Ambiguous,
@@ -612,7 +616,11 @@ enis = [
             ix.eni_by_ip(&ip, None, Some("111111111111")),
             IpMatch::One(0)
         );
-        assert_eq!(ix.eni_by_ip(&ip, None, None), IpMatch::Ambiguous);
+        assert_eq!(
+            ix.eni_by_ip(&ip, None, None),
+            IpMatch::None,
+            "no scope, no match"
+        );
         assert_eq!(ix.eni_by_ip(&ip, Some("vpc-999"), None), IpMatch::None);
         assert!(ix.has_region("us-east-1") && !ix.has_region("eu-west-1"));
     }

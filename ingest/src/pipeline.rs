@@ -46,6 +46,14 @@ pub enum IngestError {
     /// The warehouse could not be written or read.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    /// An input must be re-read, but rows written together with it belong to inputs that this
+    /// run does not list, so replacing them would lose data.
+    #[error("an input changed, but its rows were written in segment {segment} together with {count} input(s) this run does not list (for example {example}); run ingest with every source (no --source filter), or restore the missing files, so nothing is lost")]
+    Unlisted {
+        segment: String,
+        count: usize,
+        example: String,
+    },
 }
 
 /// One input with the settings of the source it came from.
@@ -200,21 +208,52 @@ pub fn ingest(
     // 2. Plan.
     let inventory_hash = format!("{:016x}", ix.hash);
     let ids: Vec<String> = jobs.iter().map(|j| input_id(&j.input.key)).collect();
+    let mut by_content: HashMap<&str, &InputRow> = HashMap::new();
+    for m in &committed {
+        for r in &m.inputs {
+            by_content.insert(r.content_hash.as_str(), r);
+        }
+    }
+    let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut hashes: Vec<Option<(String, u64)>> = Vec::with_capacity(jobs.len());
     let mut todo: HashSet<usize> = HashSet::new();
     let mut doomed: HashSet<usize> = HashSet::new();
+    let mut seen_content: HashMap<String, usize> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         let h = hash_file(&job.input.path).ok();
+        let entry = seg_of
+            .get(ids[i].as_str())
+            .and_then(|&si| committed[si].inputs.iter().find(|r| r.input_id == ids[i]));
+        let Some((hash, _)) = h.as_ref() else {
+            if entry.is_some() {
+                // Unreadable now, but ingested before: keep its rows rather than replace
+                // them with a quarantine entry because of a passing error.
+                tracing::warn!(message = "input unreadable; keeping the rows of its previous ingest", input = %job.input.uri);
+                hashes.push(None);
+                continue;
+            }
+            todo.insert(i);
+            hashes.push(None);
+            continue;
+        };
+        // The same bytes under another identity (a renamed source, a moved root, two sources
+        // listing one file) are one input, not two.
+        if let Some(&first) = seen_content.get(hash) {
+            tracing::warn!(message = "same content as another input of this run; ingested once", input = %job.input.uri, first = %jobs[first].input.uri);
+            hashes.push(h);
+            continue;
+        }
+        seen_content.insert(hash.clone(), i);
+        if let Some(other) = by_content.get(hash.as_str()) {
+            if other.input_id != ids[i] && !listed.contains(other.input_id.as_str()) && !opts.force
+            {
+                tracing::warn!(message = "already ingested under another identity; skipped", input = %job.input.uri, as_input = %other.source_uri);
+                hashes.push(h);
+                continue;
+            }
+        }
         let unchanged = !opts.force
-            && h.as_ref().is_some_and(|(hash, _)| {
-                seg_of.get(ids[i].as_str()).is_some_and(|&si| {
-                    committed[si].inputs.iter().any(|r| {
-                        r.input_id == ids[i]
-                            && r.content_hash == *hash
-                            && r.inventory_hash == inventory_hash
-                    })
-                })
-            });
+            && entry.is_some_and(|r| r.content_hash == *hash && r.inventory_hash == inventory_hash);
         if !unchanged {
             todo.insert(i);
             if let Some(&si) = seg_of.get(ids[i].as_str()) {
@@ -229,15 +268,22 @@ pub fn ingest(
         .map(|(i, id)| (id.as_str(), i))
         .collect();
     for &si in &doomed {
+        let unlisted: Vec<&InputRow> = committed[si]
+            .inputs
+            .iter()
+            .filter(|r| !index_of.contains_key(r.input_id.as_str()))
+            .collect();
+        if let Some(first) = unlisted.first() {
+            // Replacing the segment would drop rows of inputs this run cannot read again.
+            return Err(IngestError::Unlisted {
+                segment: committed[si].segment_id.clone(),
+                count: unlisted.len(),
+                example: first.source_uri.clone(),
+            });
+        }
         for r in &committed[si].inputs {
-            match index_of.get(r.input_id.as_str()) {
-                Some(&i) => {
-                    todo.insert(i);
-                }
-                None => tracing::warn!(
-                    message = "an input of a replaced segment is no longer at its source; its rows are removed",
-                    input = %r.source_uri
-                ),
+            if let Some(&i) = index_of.get(r.input_id.as_str()) {
+                todo.insert(i);
             }
         }
     }
@@ -997,5 +1043,71 @@ mod tests {
         assert_eq!((r.rolled_back, r.tally.inputs_skipped), (1, 2));
         assert_eq!(table_sum(&wh, "flows", "bytes"), before);
         assert!(!ghost.exists());
+    }
+
+    #[test]
+    fn replacing_a_segment_never_drops_inputs_this_run_does_not_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        two_inputs(&src);
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let opts = Options {
+            workers: 1,
+            ..Default::default()
+        };
+        ingest(&jobs(&src), &ix(), &sink, &opts, &Progress::default()).unwrap();
+        // a.log changes, but this run lists only a.log (as `--source` would): b.log's rows
+        // share the segment and cannot be re-read, so the run refuses instead of losing them.
+        std::fs::write(src.join("a.log"), format!("{HEADER}\n")).unwrap();
+        let only_a: Vec<Job> = jobs(&src)
+            .into_iter()
+            .filter(|j| j.input.key.ends_with("a.log"))
+            .collect();
+        let e = ingest(&only_a, &ix(), &sink, &opts, &Progress::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not list") && e.contains("b.log"), "{e}");
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 1200, "nothing removed");
+        // With every input listed it goes through.
+        ingest(&jobs(&src), &ix(), &sink, &opts, &Progress::default()).unwrap();
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 700);
+    }
+
+    #[test]
+    fn a_renamed_source_does_not_count_twice_and_unreadable_inputs_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        two_inputs(&src);
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let opts = Options {
+            workers: 1,
+            ..Default::default()
+        };
+        ingest(&jobs(&src), &ix(), &sink, &opts, &Progress::default()).unwrap();
+        let renamed: Vec<Job> = FileSource::new("renamed", &src)
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|input| Job {
+                input,
+                format: Format::parse(DEFAULT_FORMAT).unwrap(),
+                account: None,
+            })
+            .collect();
+        let r = ingest(&renamed, &ix(), &sink, &opts, &Progress::default()).unwrap();
+        assert_eq!((r.tally.inputs_read, r.tally.inputs_skipped), (0, 2));
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 1200);
+        // b.log becomes unreadable (a dangling path): its earlier rows stay.
+        let mut js = jobs(&src);
+        for j in js.iter_mut() {
+            if j.input.key.ends_with("b.log") {
+                j.input.path = src.join("gone.log");
+            }
+        }
+        let r = ingest(&js, &ix(), &sink, &opts, &Progress::default()).unwrap();
+        assert_eq!(r.tally.quarantined, 0);
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 1200);
     }
 }

@@ -159,6 +159,10 @@ impl<R: Read> Decoder for TextDecoder<R> {
                 bad.records += 1;
                 continue;
             }
+            if format.is_none() {
+                // A UTF-8 byte-order mark would hide the header's first field name.
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
             let text = match std::str::from_utf8(line) {
                 Ok(t) if !t.contains('\0') => t,
                 _ => {
@@ -541,6 +545,27 @@ mod tests {
         );
         assert_eq!(out.recs.len(), 1);
         assert!(out.recs[0].1.contains("bytes: Some(100)"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_header() {
+        let input = format!("\u{feff}{V3_HEADER}\n3 vpc-a subnet-a i-a eni-a 1 IPv4 10.0.0.1 10.0.0.2 1 2 10.0.0.1 10.0.0.2 6 568 8 10 20 ACCEPT 2 OK\n");
+        let out = run(input.as_bytes());
+        assert!(out.bad.is_empty(), "{:?}", out.bad);
+        assert!(
+            out.recs[0].1.contains("bytes: Some(568)"),
+            "bytes before packets honoured: {}",
+            out.recs[0].1
+        );
+    }
+
+    #[test]
+    fn implausible_counts_and_lone_times_are_quarantined() {
+        let out = run(format!("{V2_HEADER}2 1 eni-a 10.0.0.1 10.0.0.2 1 14001 6 1 18446744073709551615 10 20 ACCEPT OK\n2 1 eni-a - - - - - - - 99999999999999 - - NODATA\n").as_bytes());
+        assert!(out.recs.is_empty());
+        assert_eq!(out.bad.len(), 2, "{:?}", out.bad);
+        assert!(out.bad[0].reason.contains("implausibly large"));
+        assert!(out.bad[1].reason.contains("outside years"));
     }
 
     #[test]

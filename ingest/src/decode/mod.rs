@@ -204,17 +204,38 @@ fn ip(value: &str, name: &str) -> Result<IpAddr, String> {
 /// Checks that hold for every record whatever its format: times in order, traffic rows
 /// carrying what metering needs.
 pub(crate) fn check_record(rec: &FlowRecord<'_>) -> Result<(), String> {
+    // Beyond year 9999 no timestamp type downstream can hold it; checked one by one because
+    // coverage rows may carry only one of the two.
+    for (name, t) in [("start", rec.start), ("end", rec.end)] {
+        if let Some(t) = t {
+            if !(0..=MAX_TIME).contains(&t) {
+                return Err(format!("{name} {t} is outside years 1970–9999"));
+            }
+        }
+    }
     if let (Some(s), Some(e)) = (rec.start, rec.end) {
         if s > e {
             return Err(format!("start {s} is after end {e}"));
         }
-        // Beyond year 9999 no timestamp type downstream can hold it.
-        if !(0..=253_402_300_799).contains(&s) || e > 253_402_300_799 {
-            return Err(format!("start/end {s}/{e} are outside years 1970–9999"));
+    }
+    // No ENI carries 256 TiB in one aggregation interval; larger values are corrupt, and
+    // capping them keeps every run total far from u64 overflow.
+    for (name, v) in [("bytes", rec.bytes), ("packets", rec.packets)] {
+        if let Some(v) = v {
+            if v > MAX_COUNT {
+                return Err(format!(
+                    "{name} {v} is implausibly large (over 2^48 in one record)"
+                ));
+            }
         }
     }
     Ok(())
 }
+
+/// Latest accepted time: 9999-12-31T23:59:59Z.
+const MAX_TIME: i64 = 253_402_300_799;
+/// Largest accepted bytes or packets in one record (2^48).
+pub const MAX_COUNT: u64 = 1 << 48;
 
 /// Splits a text line into tokens; runs of spaces (or tabs) are one separator.
 pub(crate) fn tokens(line: &str, out: &mut Vec<(usize, usize)>) {

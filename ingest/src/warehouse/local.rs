@@ -38,6 +38,83 @@ impl LocalSink {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Takes the warehouse's writer lock (`_lock`, created exclusively) so two runs never
+    /// write one warehouse at once. A lock whose process no longer exists on this machine is
+    /// taken over. Released when the guard drops.
+    pub fn lock(&self, command: &str) -> Result<LockGuard, WarehouseError> {
+        let path = self.root.join("_lock");
+        let me = format!(
+            "pid {} on {}, {command}, since {}",
+            std::process::id(),
+            hostname(),
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        for _ in 0..2 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = f.write_all(me.as_bytes());
+                    return Ok(LockGuard { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    if is_stale(&holder) {
+                        tracing::warn!(message = "taking over a stale warehouse lock", holder = %holder);
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    return Err(WarehouseError::Locked {
+                        path: path.display().to_string(),
+                        holder,
+                    });
+                }
+                Err(e) => return Err(io(&path, "create lock")(e)),
+            }
+        }
+        Err(WarehouseError::Locked {
+            path: path.display().to_string(),
+            holder: "unknown".into(),
+        })
+    }
+}
+
+/// Holds the warehouse lock; removes it on drop.
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// A lock is stale when it names a process on this host that no longer exists.
+fn is_stale(holder: &str) -> bool {
+    let mut words = holder.split_whitespace();
+    let (Some("pid"), Some(pid)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let host = holder
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or("");
+    host == hostname()
+        && Path::new("/proc").is_dir()
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Writer settings shared by every table. Snappy, not zstd: ingest writes many small files
@@ -166,5 +243,32 @@ impl Sink for LocalSink {
 
     fn root_display(&self) -> String {
         self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_at_a_time_and_stale_locks_are_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let sink = LocalSink::open(d.path()).unwrap();
+        let g = sink.lock("ingest").unwrap();
+        let e = sink.lock("ingest").unwrap_err().to_string();
+        assert!(
+            e.contains("locked by another linkmeter run") && e.contains("_lock"),
+            "{e}"
+        );
+        drop(g);
+        let g2 = sink.lock("ingest").unwrap();
+        drop(g2);
+        // A lock left by a process that is gone (pid beyond pid_max) is taken over.
+        fs::write(
+            d.path().join("_lock"),
+            format!("pid 99999999 on {}, ingest, since then", hostname()),
+        )
+        .unwrap();
+        assert!(sink.lock("ingest").is_ok());
     }
 }

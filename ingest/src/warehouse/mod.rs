@@ -32,6 +32,9 @@ pub enum WarehouseError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// Another run holds the warehouse lock.
+    #[error("warehouse {path} is locked by another linkmeter run ({holder}); wait for it to finish, or delete {path} if that process is gone")]
+    Locked { path: String, holder: String },
     /// A warehouse file does not have the columns linkmeter wrote.
     #[error("warehouse {path}: unexpected content: {message}")]
     Corrupt { path: String, message: String },
