@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         std::fs::remove_dir_all(&a.dir)
             .with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    println!("1/3 generating a sample estate in {} …", a.dir.display());
+    println!("1/4 generating a sample estate in {} …", a.dir.display());
     let g = crate::cmd_generate::make(&crate::cmd_generate::Args {
         out: a.dir.clone(),
         days: a.days,
@@ -57,14 +57,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "    {} flow-log files, {} lines ({} malformed on purpose), {} connections",
         g.files, g.lines, g.malformed_lines, g.connections
     );
-    println!("2/3 ingesting …");
+    println!("2/4 ingesting …");
     let cfg = Config::load(&a.dir.join("linkmeter.toml"))?;
     let o = crate::cmd_ingest::ingest(&cfg, &[], false, None)?;
     crate::cmd_ingest::print_summary(&o);
     if !o.report.tally.balanced() {
         bail!("the conservation balance does not hold; this is a bug in linkmeter");
     }
-    println!("3/3 top tenants by billable bytes:");
+    println!("3/4 top tenants by billable bytes:");
     let wh = cfg.warehouse_path();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,8 +74,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         cat.query(TOP_TENANTS).await
     })?;
     println!("{}", linkmeter_sql::pretty(&top));
+    println!("4/4 invoice for 2026-10 (MSK rates in prices.toml are placeholders) …");
+    let inv = crate::cmd_invoice::invoice(&cfg, "2026-10")?;
+    crate::cmd_invoice::print_summary(&inv, "2026-10");
     let w = wh.display();
     println!("\nNext:");
+    println!("  open the finance CSV: {}", inv.csv.display());
+    println!("  linkmeter sql -w {w} \"SELECT account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");
     println!("  linkmeter sql -w {w} \"SELECT source_uri, line, reason FROM quarantine\"");

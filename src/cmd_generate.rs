@@ -10,7 +10,7 @@ use linkmeter_ingest::generate::{generate, GenOptions, GenSummary};
 /// Arguments of `generate`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter generate --out estate\n  linkmeter generate --out big --days 30 --accounts 40 --instances 4 --noise 4\n\nWrites OUT/inventory.toml, OUT/linkmeter.toml, OUT/flowlogs/AWSLogs/... (gzip text, one file per account and hour),\nOUT/ground_truth.csv (bytes per connection, hour and direction) and OUT/generated.toml (counts)."
+    after_help = "Examples:\n  linkmeter generate --out estate\n  linkmeter generate --out big --days 30 --accounts 40 --instances 4 --noise 4\n\nWrites OUT/inventory.toml, OUT/prices.toml, OUT/linkmeter.toml, OUT/flowlogs/AWSLogs/... (gzip text, one file per account and hour),\nOUT/ground_truth.csv (bytes per connection, hour and direction) and OUT/generated.toml (counts)."
 )]
 pub struct Args {
     /// Directory to write into (created if missing).
@@ -36,6 +36,9 @@ pub struct Args {
     pub seed: u64,
 }
 
+/// The shipped example price book (PrivateLink tiers; MSK rates are marked placeholders).
+pub const PRICES_EXAMPLE: &str = include_str!("../aggregate/prices.example.toml");
+
 /// Generates with the given arguments.
 pub fn make(a: &Args) -> Result<GenSummary> {
     std::fs::create_dir_all(&a.out)
@@ -54,7 +57,11 @@ pub fn make(a: &Args) -> Result<GenSummary> {
         noise: a.noise,
         ..Default::default()
     };
-    generate(&a.out, &opts).with_context(|| format!("writing the estate into {}", a.out.display()))
+    let s = generate(&a.out, &opts)
+        .with_context(|| format!("writing the estate into {}", a.out.display()))?;
+    std::fs::write(a.out.join("prices.toml"), PRICES_EXAMPLE)
+        .with_context(|| format!("writing {}", a.out.join("prices.toml").display()))?;
+    Ok(s)
 }
 
 /// Runs `generate`.

@@ -15,6 +15,9 @@ pub struct Config {
     pub warehouse: String,
     /// Inventory file (`LINKMETER_INVENTORY`). Relative to the config file.
     pub inventory: String,
+    /// Price book (`LINKMETER_PRICES`). Relative to the config file; needed by `invoice`.
+    #[serde(default)]
+    pub prices: Option<String>,
     /// Ingest settings.
     #[serde(default)]
     pub ingest: IngestSettings,
@@ -89,6 +92,9 @@ impl Config {
         }
         if let Some(v) = env("LINKMETER_INVENTORY") {
             c.inventory = v;
+        }
+        if let Some(v) = env("LINKMETER_PRICES") {
+            c.prices = Some(v);
         }
         if let Some(v) = env("LINKMETER_WORKERS") {
             c.ingest.workers = Some(

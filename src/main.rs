@@ -3,6 +3,7 @@
 mod cmd_demo;
 mod cmd_generate;
 mod cmd_ingest;
+mod cmd_invoice;
 mod cmd_sql;
 mod config;
 mod logging;
@@ -35,6 +36,8 @@ enum Command {
     Ingest(cmd_ingest::Args),
     /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
     Generate(cmd_generate::Args),
+    /// Roll up a month, price it and write invoice lines and the finance CSV.
+    Invoice(cmd_invoice::Args),
     /// Run SQL over the warehouse.
     Sql(cmd_sql::Args),
 }
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo::run(a),
         Command::Ingest(a) => cmd_ingest::run(a),
         Command::Generate(a) => cmd_generate::run(a),
+        Command::Invoice(a) => cmd_invoice::run(a),
         Command::Sql(a) => cmd_sql::run(a),
     };
     match result {

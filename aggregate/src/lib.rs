@@ -3,6 +3,8 @@
 //! invoice lines follow (see docs/state-of-play.md).
 
 pub mod invoice;
+pub mod lines_table;
+pub mod load;
 pub mod money;
 pub mod price_book;
 pub mod rollup;

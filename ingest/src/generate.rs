@@ -831,7 +831,8 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
     let cfg = "# linkmeter configuration written by `linkmeter generate`.\n\
                # Paths are relative to this file.\n\
                warehouse = \"warehouse\"\n\
-               inventory = \"inventory.toml\"\n\n\
+               inventory = \"inventory.toml\"\n\
+               prices = \"prices.toml\"\n\n\
                [[sources]]\n\
                name = \"flowlogs\"\n\
                uri = \"flowlogs\"\n";

@@ -1,2 +1,4 @@
-//! Finance CSV, FOCUS CSV, terminal summary and HTML report: arrive with issues #3 and #7.
-//! The crate exists now so the workspace layout is fixed; it deliberately has no code yet.
+//! Reports for finance: the chargeback CSV (DESIGN §6). FOCUS CSV, terminal summary with
+//! data-quality lines and the HTML report follow (issues #3 and #7).
+
+pub mod finance_csv;

@@ -93,6 +93,13 @@ pub const TABLES: &[TableDef] = &[
     TableDef { name: "connectivity_hours", partitions: &["month"], about: "rollup: every hour a cluster had connectivity on for an auth scheme" },
 ];
 
+/// Priced invoice lines per month and view (Decimal128 money).
+pub const INVOICE_TABLE: TableDef = TableDef {
+    name: "invoice_lines",
+    partitions: &["month", "view"],
+    about: "invoice lines per month and view, money as Decimal128",
+};
+
 /// The monthly rollups, in the order they run: (table name, SQL with `${month_start}` and
 /// `${month_end}` placeholders). Kept as plain files so analysts can port them.
 pub const ROLLUPS: &[(&str, &str)] = &[
@@ -156,7 +163,7 @@ impl Catalog {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let mut tables = Vec::new();
-        for t in TABLES {
+        for t in TABLES.iter().chain(std::iter::once(&INVOICE_TABLE)) {
             let dir = root.join(t.name);
             if !has_parquet(&dir) {
                 continue;

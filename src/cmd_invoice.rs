@@ -1,0 +1,136 @@
+//! `linkmeter invoice`: rollups for a month, priced into invoice lines, and the finance CSV.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use linkmeter_aggregate::invoice::{aws_view, Invoice};
+use linkmeter_aggregate::lines_table;
+use linkmeter_aggregate::load::{load_accounts, load_month};
+use linkmeter_aggregate::price_book::PriceBook;
+use linkmeter_aggregate::rollup::{rollup, Month};
+use linkmeter_ingest::warehouse::{LocalSink, Sink};
+use linkmeter_sql::Catalog;
+use rust_decimal::Decimal;
+
+use crate::cmd_ingest::ConfigProblem;
+use crate::config::Config;
+
+/// Arguments of `invoice`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view=aws/ and\nWAREHOUSE/reports/month=M/finance-aws.csv. Rerunning after late data restates the month.\nThe chargeback view, FOCUS export and data-quality summary are not built yet (issue #3)."
+)]
+pub struct Args {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        env = "LINKMETER_CONFIG",
+        default_value = "linkmeter.toml"
+    )]
+    pub config: PathBuf,
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub month: String,
+}
+
+/// What an invoice run produced.
+pub struct Outcome {
+    pub invoice: Invoice,
+    pub csv: PathBuf,
+    pub currency: String,
+    pub accounts: BTreeMap<String, (String, String)>,
+}
+
+/// Rolls up, prices and exports one month.
+pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
+    let month = Month::parse(month).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    let prices = cfg
+        .prices
+        .as_deref()
+        .ok_or_else(|| anyhow!("the config names no price book; add prices = \"prices.toml\" (an example ships as aggregate/prices.example.toml)").context(ConfigProblem))?;
+    let book =
+        PriceBook::load(&cfg.resolve(prices)).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    let wh = cfg.warehouse_path();
+    let sink =
+        LocalSink::open(&wh).with_context(|| format!("opening warehouse {}", wh.display()))?;
+    let _lock = sink.lock("invoice")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (inv, accounts) = rt.block_on(async {
+        rollup(&wh, &sink, month)
+            .await
+            .context("running the rollups")?;
+        let cat = Catalog::open(&wh).await?;
+        let (usage, eh, ch) = load_month(&cat, month).await?;
+        let accounts = load_accounts(&cat).await?;
+        let inv =
+            aws_view(&book, &usage, &eh, &ch).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+        Ok::<_, anyhow::Error>((inv, accounts))
+    })?;
+    let batch = lines_table::batch(&inv, &book.currency, &accounts);
+    sink.put(
+        &format!(
+            "invoice_lines/month={}/view=aws/invoice_lines.parquet",
+            month.label()
+        ),
+        &[batch],
+    )?;
+    let csv = linkmeter_reports::finance_csv::finance_csv(
+        &inv,
+        &month.label(),
+        &book.currency,
+        &accounts,
+    );
+    let dir = wh.join("reports").join(format!("month={}", month.label()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("finance-aws.csv");
+    let tmp = dir.join(".finance-aws.csv.tmp");
+    std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(Outcome {
+        invoice: inv,
+        csv: path,
+        currency: book.currency,
+        accounts,
+    })
+}
+
+/// Prints totals per meter and the largest accounts.
+pub fn print_summary(o: &Outcome, month: &str) {
+    let inv = &o.invoice;
+    println!(
+        "invoice {month} (aws view): total {} {} over {} lines; CSV {}",
+        inv.total,
+        o.currency,
+        inv.lines.len(),
+        o.csv.display()
+    );
+    let mut by_meter: BTreeMap<&str, Decimal> = BTreeMap::new();
+    let mut by_account: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for l in &inv.lines {
+        *by_meter.entry(l.meter.as_str()).or_default() += l.amount;
+        *by_account.entry(l.account.as_str()).or_default() += l.amount;
+    }
+    for (m, a) in &by_meter {
+        println!("  {m:<24} {a:>14}");
+    }
+    let mut top: Vec<(&str, Decimal)> = by_account.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    println!("  largest accounts:");
+    for (acct, amount) in top.iter().take(5) {
+        let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");
+        println!("    {acct} {name:<16} {amount:>14}");
+    }
+}
+
+/// Runs `invoice`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
+    let o = invoice(&cfg, &a.month)?;
+    print_summary(&o, &a.month);
+    Ok(ExitCode::SUCCESS)
+}
