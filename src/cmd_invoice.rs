@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
-use linkmeter_aggregate::invoice::{aws_view, Invoice};
+use linkmeter_aggregate::invoice::{aws_view, chargeback_view, Invoice};
 use linkmeter_aggregate::lines_table;
 use linkmeter_aggregate::load::{load_accounts, load_month};
 use linkmeter_aggregate::price_book::PriceBook;
@@ -20,7 +20,7 @@ use crate::config::Config;
 /// Arguments of `invoice`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view=aws/ and\nWAREHOUSE/reports/month=M/finance-aws.csv. Rerunning after late data restates the month.\nThe chargeback view, FOCUS export and data-quality summary are not built yet (issue #3)."
+    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv. Rerunning after late data restates\nthe month. The FOCUS export and the data-quality summary are not built yet (issue #3)."
 )]
 pub struct Args {
     /// Configuration file.
@@ -39,7 +39,9 @@ pub struct Args {
 /// What an invoice run produced.
 pub struct Outcome {
     pub invoice: Invoice,
+    pub chargeback: Invoice,
     pub csv: PathBuf,
+    pub chargeback_csv: PathBuf,
     pub currency: String,
     pub accounts: BTreeMap<String, (String, String)>,
 }
@@ -60,7 +62,7 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (inv, accounts) = rt.block_on(async {
+    let (inv, cb, accounts) = rt.block_on(async {
         rollup(&wh, &sink, month)
             .await
             .context("running the rollups")?;
@@ -69,31 +71,42 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         let accounts = load_accounts(&cat).await?;
         let inv =
             aws_view(&book, &usage, &eh, &ch).map_err(|e| anyhow!(e).context(ConfigProblem))?;
-        Ok::<_, anyhow::Error>((inv, accounts))
+        let cb = chargeback_view(&book, &usage, &eh, &ch)
+            .map_err(|e| anyhow!(e).context(ConfigProblem))?;
+        Ok::<_, anyhow::Error>((inv, cb, accounts))
     })?;
-    let batch = lines_table::batch(&inv, &book.currency, &accounts);
-    sink.put(
-        &format!(
-            "invoice_lines/month={}/view=aws/invoice_lines.parquet",
-            month.label()
-        ),
-        &[batch],
-    )?;
-    let csv = linkmeter_reports::finance_csv::finance_csv(
-        &inv,
-        &month.label(),
-        &book.currency,
-        &accounts,
-    );
     let dir = wh.join("reports").join(format!("month={}", month.label()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("finance-aws.csv");
-    let tmp = dir.join(".finance-aws.csv.tmp");
-    std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+    let mut csvs = Vec::new();
+    for (view, v) in [("aws", &inv), ("chargeback", &cb)] {
+        let batch = lines_table::batch(v, &book.currency, &accounts);
+        sink.put(
+            &format!(
+                "invoice_lines/month={}/view={view}/invoice_lines.parquet",
+                month.label()
+            ),
+            &[batch],
+        )?;
+        let csv = linkmeter_reports::finance_csv::finance_csv(
+            v,
+            &month.label(),
+            &book.currency,
+            &accounts,
+        );
+        let path = dir.join(format!("finance-{view}.csv"));
+        let tmp = dir.join(format!(".finance-{view}.csv.tmp"));
+        std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming into {}", path.display()))?;
+        csvs.push(path);
+    }
+    let chargeback_csv = csvs.pop().expect("two views");
+    let path = csvs.pop().expect("two views");
     Ok(Outcome {
         invoice: inv,
+        chargeback: cb,
         csv: path,
+        chargeback_csv,
         currency: book.currency,
         accounts,
     })
@@ -120,7 +133,11 @@ pub fn print_summary(o: &Outcome, month: &str) {
     }
     let mut top: Vec<(&str, Decimal)> = by_account.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    println!("  largest accounts:");
+    println!(
+        "  chargeback view: total {} {} (the same to the cent), owner-billed meters re-allocated to clients; CSV {}",
+        o.chargeback.total, o.currency, o.chargeback_csv.display()
+    );
+    println!("  largest accounts (aws view):");
     for (acct, amount) in top.iter().take(5) {
         let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");
         println!("    {acct} {name:<16} {amount:>14}");

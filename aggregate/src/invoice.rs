@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use crate::money::{allocate, cents, tiered_cost, Tier};
-use crate::price_book::{Meter, PriceBook, PriceError, TierScope};
+use crate::price_book::{Meter, Policy, PriceBook, PriceError, TierScope};
 
 /// Billable bytes of one hour × connection (a row of `usage_hourly`, AZs summed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +102,9 @@ pub struct Invoice {
     pub total: Decimal,
 }
 
-type Key = (String, Meter, String, String, String);
+/// (account, meter, cluster, auth scheme, endpoint id, allocation basis)
+/// (account, meter, cluster, auth scheme, endpoint id, allocation basis)
+type Key = (String, Meter, String, String, String, &'static str);
 
 fn add(acc: &mut BTreeMap<Key, (Decimal, Decimal)>, key: Key, qty: Decimal, cost: Decimal) {
     let e = acc.entry(key).or_default();
@@ -110,40 +112,58 @@ fn add(acc: &mut BTreeMap<Key, (Decimal, Decimal)>, key: Key, qty: Decimal, cost
     e.1 += cost;
 }
 
-/// The `aws` view of a month.
-pub fn aws_view(
+/// One priced unit of usage, billed by AWS to `payer`: an endpoint-AZ hour, a connectivity
+/// hour, or one usage row's bytes for a GB meter. Quantities are hours or bytes; `scaled` is
+/// the exact amount × bytes_per_gb.
+#[derive(Debug, Clone)]
+struct Item {
+    hour: i64,
+    meter: Meter,
+    payer: String,
+    cluster: String,
+    auth: String,
+    endpoint_id: String,
+    qty: Decimal,
+    scaled: Decimal,
+}
+
+/// Prices every unit of usage (see the module doc for the rules).
+fn price(
     book: &PriceBook,
     usage: &[Usage],
     endpoint_hours: &[EndpointHour],
     connectivity: &[ConnectivityHour],
-) -> Result<Invoice, PriceError> {
+) -> Result<Vec<Item>, PriceError> {
     let b = Decimal::from(book.bytes_per_gb);
-    // (quantity in hours or bytes, amount in scaled units)
-    let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
+    let mut items = Vec::with_capacity(usage.len() * 2 + endpoint_hours.len() + connectivity.len());
     for h in endpoint_hours {
         let price = book.rate(Meter::EndpointAzHours, &h.region, h.hour)?.tiers[0].price;
-        let key = (
-            h.client_account.clone(),
-            Meter::EndpointAzHours,
-            h.cluster.clone(),
-            h.auth.clone(),
-            h.endpoint_id.clone(),
-        );
-        add(&mut acc, key, Decimal::ONE, price * b);
+        items.push(Item {
+            hour: h.hour,
+            meter: Meter::EndpointAzHours,
+            payer: h.client_account.clone(),
+            cluster: h.cluster.clone(),
+            auth: h.auth.clone(),
+            endpoint_id: h.endpoint_id.clone(),
+            qty: Decimal::ONE,
+            scaled: price * b,
+        });
     }
     for h in connectivity {
         let price = book
             .rate(Meter::MskConnectivityHours, &h.region, h.hour)?
             .tiers[0]
             .price;
-        let key = (
-            h.owner_account.clone(),
-            Meter::MskConnectivityHours,
-            h.cluster.clone(),
-            h.auth.clone(),
-            String::new(),
-        );
-        add(&mut acc, key, Decimal::ONE, price * b);
+        items.push(Item {
+            hour: h.hour,
+            meter: Meter::MskConnectivityHours,
+            payer: h.owner_account.clone(),
+            cluster: h.cluster.clone(),
+            auth: h.auth.clone(),
+            endpoint_id: String::new(),
+            qty: Decimal::ONE,
+            scaled: price * b,
+        });
     }
     let mut rows: Vec<&Usage> = usage.iter().collect();
     rows.sort_by(|x, y| {
@@ -161,14 +181,17 @@ pub fn aws_view(
             .rate(Meter::MskConnectivityGb, &u.region, u.hour)?
             .tiers[0]
             .price;
-        let key = (
-            u.cluster_owner.clone(),
-            Meter::MskConnectivityGb,
-            u.cluster.clone(),
-            u.auth.clone(),
-            String::new(),
-        );
-        add(&mut acc, key, bytes, bytes * price);
+        // The owner pays AWS; `endpoint_id` remembers whose bytes they were for chargeback.
+        items.push(Item {
+            hour: u.hour,
+            meter: Meter::MskConnectivityGb,
+            payer: u.cluster_owner.clone(),
+            cluster: u.cluster.clone(),
+            auth: u.auth.clone(),
+            endpoint_id: u.client_account.clone(),
+            qty: bytes,
+            scaled: bytes * price,
+        });
         let r = book.rate(Meter::EndpointGb, &u.region, u.hour)?;
         let scope = match r.scope {
             TierScope::Organization => String::new(),
@@ -186,19 +209,203 @@ pub fn aws_view(
         let before = running.entry((u.region.clone(), scope)).or_default();
         let cost = tiered_cost(*before + bytes, &tiers) - tiered_cost(*before, &tiers);
         *before += bytes;
-        let key = (
-            u.client_account.clone(),
-            Meter::EndpointGb,
-            u.cluster.clone(),
-            u.auth.clone(),
-            u.endpoint_id.clone(),
-        );
-        add(&mut acc, key, bytes, cost);
+        items.push(Item {
+            hour: u.hour,
+            meter: Meter::EndpointGb,
+            payer: u.client_account.clone(),
+            cluster: u.cluster.clone(),
+            auth: u.auth.clone(),
+            endpoint_id: u.endpoint_id.clone(),
+            qty: bytes,
+            scaled: cost,
+        });
     }
-    Ok(finish(acc, b, "owner"))
+    Ok(items)
 }
 
-fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal, basis: &'static str) -> Invoice {
+/// The `aws` view of a month: every line billed to the account AWS bills.
+pub fn aws_view(
+    book: &PriceBook,
+    usage: &[Usage],
+    endpoint_hours: &[EndpointHour],
+    connectivity: &[ConnectivityHour],
+) -> Result<Invoice, PriceError> {
+    let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
+    for it in price(book, usage, endpoint_hours, connectivity)? {
+        let ep = if it.meter == Meter::MskConnectivityGb {
+            String::new()
+        } else {
+            it.endpoint_id
+        };
+        add(
+            &mut acc,
+            (it.payer, it.meter, it.cluster, it.auth, ep, "owner"),
+            it.qty,
+            it.scaled,
+        );
+    }
+    Ok(finish(acc, Decimal::from(book.bytes_per_gb)))
+}
+
+/// The `chargeback` view: the owner-billed meters (`msk_connectivity_hours`,
+/// `msk_connectivity_gb`) re-allocated to client accounts by the price book's policy;
+/// client-billed meters stay where AWS bills them (basis `owner`). Its total equals the `aws`
+/// view's to the cent: the same exact total is rounded once and spread over the lines.
+///
+/// - `proportional`: to the client accounts in proportion to their bytes on that cluster and
+///   auth scheme in that hour (basis `bytes`); an hour without bytes falls back to `even`;
+/// - `even`: evenly over the client connections (endpoints) provisioned on that cluster and
+///   auth scheme in that hour (basis `even`);
+/// - `owner`, or nobody to allocate to: stays with the cluster owner (basis `owner` or
+///   `unallocated`).
+pub fn chargeback_view(
+    book: &PriceBook,
+    usage: &[Usage],
+    endpoint_hours: &[EndpointHour],
+    connectivity: &[ConnectivityHour],
+) -> Result<Invoice, PriceError> {
+    type Slot = (i64, String, String); // hour, cluster, auth
+    let mut bytes_by: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for u in usage {
+        *bytes_by
+            .entry((u.hour, u.cluster.clone(), u.auth.clone()))
+            .or_default()
+            .entry(u.client_account.clone())
+            .or_default() += Decimal::from(u.bytes);
+    }
+    let mut endpoints_by: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for h in endpoint_hours {
+        if seen.insert((
+            h.hour,
+            h.cluster.clone(),
+            h.auth.clone(),
+            h.endpoint_id.clone(),
+        )) {
+            *endpoints_by
+                .entry((h.hour, h.cluster.clone(), h.auth.clone()))
+                .or_default()
+                .entry(h.client_account.clone())
+                .or_default() += Decimal::ONE;
+        }
+    }
+    let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
+    for it in price(book, usage, endpoint_hours, connectivity)? {
+        let policy = match it.meter {
+            Meter::MskConnectivityHours => book.connectivity_hours_policy,
+            Meter::MskConnectivityGb => book.connectivity_gb_policy,
+            _ => {
+                add(
+                    &mut acc,
+                    (
+                        it.payer,
+                        it.meter,
+                        it.cluster,
+                        it.auth,
+                        it.endpoint_id,
+                        "owner",
+                    ),
+                    it.qty,
+                    it.scaled,
+                );
+                continue;
+            }
+        };
+        if it.meter == Meter::MskConnectivityGb && policy == Policy::Proportional {
+            // The bytes are one client account's own: it bears them whole.
+            add(
+                &mut acc,
+                (
+                    it.endpoint_id.clone(),
+                    it.meter,
+                    it.cluster,
+                    it.auth,
+                    String::new(),
+                    "bytes",
+                ),
+                it.qty,
+                it.scaled,
+            );
+            continue;
+        }
+        let slot = (it.hour, it.cluster.clone(), it.auth.clone());
+        let (weights, basis) = match policy {
+            Policy::Owner => (None, "owner"),
+            Policy::Proportional => match bytes_by
+                .get(&slot)
+                .filter(|m| m.values().any(|v| !v.is_zero()))
+            {
+                Some(m) => (Some(m), "bytes"),
+                None => (endpoints_by.get(&slot), "even"),
+            },
+            Policy::Even => (endpoints_by.get(&slot), "even"),
+        };
+        match weights {
+            Some(w) if !w.is_empty() => {
+                let sum: Decimal = w.values().copied().sum();
+                for (acct, wt) in w {
+                    let share = it.scaled * *wt / sum;
+                    let qty = it.qty * *wt / sum;
+                    add(
+                        &mut acc,
+                        (
+                            acct.clone(),
+                            it.meter,
+                            it.cluster.clone(),
+                            it.auth.clone(),
+                            String::new(),
+                            basis,
+                        ),
+                        qty,
+                        share,
+                    );
+                }
+            }
+            _ => {
+                let basis = if policy == Policy::Owner {
+                    "owner"
+                } else {
+                    "unallocated"
+                };
+                add(
+                    &mut acc,
+                    (
+                        it.payer,
+                        it.meter,
+                        it.cluster,
+                        it.auth,
+                        String::new(),
+                        basis,
+                    ),
+                    it.qty,
+                    it.scaled,
+                );
+            }
+        }
+    }
+    // Shares like 1/3 are not exact in decimal: round the *aws* total, then spread it.
+    let aws_scaled: Decimal = price(book, usage, endpoint_hours, connectivity)?
+        .iter()
+        .map(|i| i.scaled)
+        .sum();
+    let mut inv = finish(acc, Decimal::from(book.bytes_per_gb));
+    let b = Decimal::from(book.bytes_per_gb);
+    if cents(aws_scaled / b) != inv.total {
+        let total = cents(aws_scaled / b);
+        let weights: Vec<Decimal> = inv.lines.iter().map(|l| l.scaled).collect();
+        let amounts =
+            allocate(total, &weights).unwrap_or_else(|| vec![Decimal::ZERO; weights.len()]);
+        for (l, a) in inv.lines.iter_mut().zip(amounts) {
+            l.amount = a;
+        }
+        inv.total = total;
+    }
+    inv.scaled_total = aws_scaled;
+    inv.exact_total = aws_scaled / b;
+    Ok(inv)
+}
+
+fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal) -> Invoice {
     let scaled_total: Decimal = acc.values().map(|v| v.1).sum();
     let exact_total = scaled_total / b;
     let total = cents(exact_total);
@@ -221,7 +428,7 @@ fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal, basis: &'static st
             exact: scaled / b,
             scaled,
             amount,
-            allocation_basis: basis,
+            allocation_basis: k.5,
         })
         .collect();
     Invoice {
@@ -380,6 +587,121 @@ price = "0.003"
             let tiers: Vec<Tier> = book.rate(Meter::EndpointGb, "us-east-1", OCT1).unwrap().tiers.iter().map(|t| Tier { up_to: t.up_to.map(|u| u * b), price: t.price }).collect();
             let ep: Decimal = inv.lines.iter().filter(|l| l.meter == Meter::EndpointGb).map(|l| l.scaled).sum();
             prop_assert_eq!(ep, tiered_cost(bytes, &tiers));
+        }
+    }
+
+    fn hand_inputs() -> (Vec<Usage>, Vec<EndpointHour>, Vec<ConnectivityHour>) {
+        let usage = vec![
+            usage(OCT1, "A", "vpce-a", 6),
+            usage(OCT1 + H, "B", "vpce-b", 6),
+        ];
+        let mut eh = Vec::new();
+        for h in 0..4 {
+            eh.push(ep_hour(OCT1 + h * H, "A", "vpce-a"));
+            eh.push(ep_hour(OCT1 + h * H, "A", "vpce-a"));
+        }
+        let conn = (0..3)
+            .map(|h| ConnectivityHour {
+                hour: OCT1 + h * H,
+                owner_account: "999".into(),
+                cluster: "c1".into(),
+                region: "us-east-1".into(),
+                auth: "SASL_IAM".into(),
+            })
+            .collect();
+        (usage, eh, conn)
+    }
+
+    #[test]
+    fn chargeback_worked_by_hand() {
+        let (u, eh, ch) = hand_inputs();
+        // Defaults: connectivity hours `even` over the endpoints provisioned that hour (only
+        // A's vpce-a, in two AZs: one endpoint), connectivity GB `proportional` (own bytes).
+        let book = PriceBook::from_toml(BOOK, "t").unwrap();
+        let cb = chargeback_view(&book, &u, &eh, &ch).unwrap();
+        let aws = aws_view(&book, &u, &eh, &ch).unwrap();
+        let get = |inv: &Invoice, acct: &str, m: Meter| -> Vec<(Decimal, &'static str)> {
+            inv.lines
+                .iter()
+                .filter(|l| l.account == acct && l.meter == m)
+                .map(|l| (l.exact, l.allocation_basis))
+                .collect()
+        };
+        assert_eq!(
+            get(&cb, "A", Meter::MskConnectivityHours),
+            vec![(d("1.5"), "even")]
+        );
+        assert_eq!(
+            get(&cb, "A", Meter::MskConnectivityGb),
+            vec![(d("0.018"), "bytes")]
+        );
+        assert_eq!(
+            get(&cb, "B", Meter::MskConnectivityGb),
+            vec![(d("0.018"), "bytes")]
+        );
+        assert!(
+            get(&cb, "999", Meter::MskConnectivityHours).is_empty(),
+            "nothing left with the owner"
+        );
+        assert_eq!(get(&cb, "B", Meter::EndpointGb), vec![(d("0.05"), "owner")]);
+        assert_eq!(
+            (cb.total, cb.lines.iter().map(|l| l.amount).sum::<Decimal>()),
+            (aws.total, aws.total)
+        );
+
+        // Proportional hours: hour 0 → A's bytes, hour 1 → B's bytes, hour 2 has no bytes → even (A).
+        let book = PriceBook::from_toml(
+            &format!("{BOOK}\n[chargeback]\nmsk_connectivity_hours = \"proportional\"\n"),
+            "t",
+        )
+        .unwrap();
+        let cb = chargeback_view(&book, &u, &eh, &ch).unwrap();
+        assert_eq!(
+            get(&cb, "A", Meter::MskConnectivityHours),
+            vec![(d("0.5"), "bytes"), (d("0.5"), "even")]
+        );
+        assert_eq!(
+            get(&cb, "B", Meter::MskConnectivityHours),
+            vec![(d("0.5"), "bytes")]
+        );
+
+        // Owner keeps them.
+        let book = PriceBook::from_toml(&format!("{BOOK}\n[chargeback]\nmsk_connectivity_hours = \"owner\"\nmsk_connectivity_gb = \"owner\"\n"), "t").unwrap();
+        let cb = chargeback_view(&book, &u, &eh, &ch).unwrap();
+        assert_eq!(
+            get(&cb, "999", Meter::MskConnectivityHours),
+            vec![(d("1.5"), "owner")]
+        );
+        assert_eq!(
+            get(&cb, "999", Meter::MskConnectivityGb),
+            vec![(d("0.036"), "owner")]
+        );
+    }
+
+    proptest! {
+        /// Re-allocation neither creates nor loses a cent: same total as the aws view, lines
+        /// sum to it, and per meter the exact amounts agree.
+        #[test]
+        fn chargeback_conserves_every_cent(
+            rows in proptest::collection::vec((0i64..24, 0usize..3, 0u64..(4 * GIB)), 0..30),
+            eps in proptest::collection::vec((0i64..24, 0usize..3), 0..30),
+            conn_hours in 0i64..24,
+            policy in prop_oneof![Just("even"), Just("proportional"), Just("owner")],
+        ) {
+            let book = PriceBook::from_toml(&format!("{BOOK}\n[chargeback]\nmsk_connectivity_hours = \"{policy}\"\nmsk_connectivity_gb = \"{policy}\"\n"), "t").unwrap();
+            let accts = ["A", "B", "C"];
+            let usage: Vec<Usage> = rows.iter().map(|(h, a, b)| Usage { bytes: *b, ..usage(OCT1 + h * H, accts[*a], &format!("vpce-{a}"), 0) }).collect();
+            let eh: Vec<EndpointHour> = eps.iter().map(|(h, a)| ep_hour(OCT1 + h * H, accts[*a], &format!("vpce-{a}"))).collect();
+            let ch: Vec<ConnectivityHour> = (0..conn_hours).map(|h| ConnectivityHour { hour: OCT1 + h * H, owner_account: "999".into(), cluster: "c1".into(), region: "us-east-1".into(), auth: "SASL_IAM".into() }).collect();
+            let aws = aws_view(&book, &usage, &eh, &ch).unwrap();
+            let cb = chargeback_view(&book, &usage, &eh, &ch).unwrap();
+            prop_assert_eq!(cb.total, aws.total);
+            prop_assert_eq!(cb.lines.iter().map(|l| l.amount).sum::<Decimal>(), cb.total);
+            for m in [Meter::EndpointAzHours, Meter::EndpointGb, Meter::MskConnectivityHours, Meter::MskConnectivityGb] {
+                let a: Decimal = aws.lines.iter().filter(|l| l.meter == m).map(|l| l.scaled).sum();
+                let c: Decimal = cb.lines.iter().filter(|l| l.meter == m).map(|l| l.scaled).sum();
+                prop_assert!((a - c).abs() < d("0.000000000001"), "{:?}: {} vs {}", m, a, c);
+            }
         }
     }
 }
