@@ -112,14 +112,21 @@ pub trait Decoder {
     fn decode(&mut self, sink: &mut dyn FnMut(Event<'_, '_>)) -> Result<DecodeStats, DecodeError>;
 }
 
-/// Cuts raw text to [`RAW_LIMIT`] bytes for a quarantine row.
+/// Cuts raw text to at most [`RAW_LIMIT`] bytes of UTF-8 for a quarantine row (invalid bytes
+/// become U+FFFD, which is longer than the byte it replaces, so the cut is made after the
+/// conversion, at a character boundary).
 pub fn cut_raw(raw: &[u8]) -> String {
-    if raw.len() <= RAW_LIMIT {
-        return String::from_utf8_lossy(raw).into_owned();
+    let s = String::from_utf8_lossy(&raw[..raw.len().min(RAW_LIMIT)]);
+    if s.len() <= RAW_LIMIT && raw.len() <= RAW_LIMIT {
+        return s.into_owned();
     }
-    let mut s = String::from_utf8_lossy(&raw[..RAW_LIMIT]).into_owned();
-    s.push_str("…[cut]");
-    s
+    let mut end = RAW_LIMIT.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = s[..end].to_string();
+    out.push_str("…[cut]");
+    out
 }
 
 /// Parses one value of a text field into `rec`; `Err` holds a reason for quarantine.
@@ -236,6 +243,23 @@ pub(crate) fn check_record(rec: &FlowRecord<'_>) -> Result<(), String> {
 const MAX_TIME: i64 = 253_402_300_799;
 /// Largest accepted bytes or packets in one record (2^48).
 pub const MAX_COUNT: u64 = 1 << 48;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_raw_stays_within_the_limit_even_for_binary() {
+        // Found by the flow_text fuzz target: 0xFF bytes each become a 3-byte U+FFFD.
+        let binary = vec![0xffu8; 600];
+        let c = cut_raw(&binary);
+        assert!(c.len() <= RAW_LIMIT + "…[cut]".len(), "{}", c.len());
+        assert!(c.ends_with("…[cut]"));
+        assert_eq!(cut_raw(b"short line"), "short line");
+        let long = "x".repeat(1000);
+        assert_eq!(cut_raw(long.as_bytes()).len(), RAW_LIMIT + "…[cut]".len());
+    }
+}
 
 /// Splits a text line into tokens; runs of spaces (or tabs) are one separator.
 pub(crate) fn tokens(line: &str, out: &mut Vec<(usize, usize)>) {
