@@ -20,7 +20,7 @@ use crate::config::Config;
 /// Arguments of `invoice`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv. Rerunning after late data restates\nthe month. The FOCUS export and the data-quality summary are not built yet (issue #3)."
+    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv and focus-{aws,chargeback}.csv (FOCUS 1.2 column\nnames). Rerunning after late data restates the month. Top movers and the data-quality summary\nare not built yet (issue #3)."
 )]
 pub struct Args {
     /// Configuration file.
@@ -99,6 +99,27 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         std::fs::rename(&tmp, &path)
             .with_context(|| format!("renaming into {}", path.display()))?;
         csvs.push(path);
+        let regions: std::collections::BTreeSet<&str> =
+            book.rates.keys().map(|k| k.1.as_str()).collect();
+        let region = if regions.len() == 1 {
+            regions.iter().next().copied().unwrap_or("")
+        } else {
+            ""
+        };
+        let focus = linkmeter_reports::focus_csv::focus_csv(
+            v,
+            &month.start(),
+            &month.end(),
+            &book.currency,
+            book.bytes_per_gb,
+            &accounts,
+            region,
+        );
+        let fpath = dir.join(format!("focus-{view}.csv"));
+        let ftmp = dir.join(format!(".focus-{view}.csv.tmp"));
+        std::fs::write(&ftmp, focus).with_context(|| format!("writing {}", ftmp.display()))?;
+        std::fs::rename(&ftmp, &fpath)
+            .with_context(|| format!("renaming into {}", fpath.display()))?;
     }
     let chargeback_csv = csvs.pop().expect("two views");
     let path = csvs.pop().expect("two views");

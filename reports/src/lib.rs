@@ -2,3 +2,4 @@
 //! data-quality lines and the HTML report follow (issues #3 and #7).
 
 pub mod finance_csv;
+pub mod focus_csv;

@@ -1,0 +1,172 @@
+//! A FOCUS-conformant export (FinOps Open Cost and Usage Specification, column names of
+//! version 1.2): one row per invoice line, so FinOps tools can load linkmeter's chargeback
+//! next to the cloud providers' own FOCUS data. Columns linkmeter cannot know (commitment
+//! discounts, capacity reservations) are left out; linkmeter's own columns use the `x_`
+//! prefix FOCUS reserves for extensions.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use linkmeter_aggregate::invoice::Invoice;
+use linkmeter_aggregate::price_book::Meter;
+use rust_decimal::Decimal;
+
+use crate::finance_csv::cell;
+
+/// The header row.
+pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme";
+
+/// The unit name for a GB meter given the price book's bytes per GB: FOCUS wants the unit
+/// actually measured, so 2^30 is `GiB` and 10^9 is `GB`.
+pub fn data_unit(bytes_per_gb: u64) -> String {
+    match bytes_per_gb {
+        1_073_741_824 => "GiB".into(),
+        1_000_000_000 => "GB".into(),
+        n => format!("{n} Bytes"),
+    }
+}
+
+fn money(d: Decimal) -> String {
+    let mut r = d;
+    r.rescale(2);
+    r.to_string()
+}
+
+fn plain(d: Decimal, dp: u32) -> String {
+    d.round_dp(dp).normalize().to_string()
+}
+
+/// Writes the FOCUS CSV for one view of one month.
+pub fn focus_csv(
+    inv: &Invoice,
+    month_start: &str,
+    month_end: &str,
+    currency: &str,
+    bytes_per_gb: u64,
+    accounts: &BTreeMap<String, (String, String)>,
+    region: &str,
+) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    let unit = data_unit(bytes_per_gb);
+    for l in &inv.lines {
+        let (name, cc) = accounts
+            .get(&l.account)
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .unwrap_or(("", ""));
+        let (service, category, consumed_unit) = match l.meter {
+            Meter::MskConnectivityHours | Meter::MskConnectivityGb => (
+                "Amazon Managed Streaming for Apache Kafka",
+                "Streaming",
+                if l.meter.unit() == "GB" {
+                    unit.as_str()
+                } else {
+                    "Hours"
+                },
+            ),
+            Meter::EndpointAzHours | Meter::EndpointGb => (
+                "AWS PrivateLink",
+                "Networking",
+                if l.meter.unit() == "GB" {
+                    unit.as_str()
+                } else {
+                    "Hours"
+                },
+            ),
+        };
+        let resource = if l.endpoint_id.is_empty() {
+            l.cluster.as_str()
+        } else {
+            l.endpoint_id.as_str()
+        };
+        let description = format!(
+            "{} for {} {} ({})",
+            l.meter.as_str(),
+            l.cluster,
+            l.auth,
+            l.allocation_basis
+        );
+        let amount = money(l.amount);
+        let qty = plain(l.quantity, 9);
+        let price = plain(l.unit_price(), 10);
+        let _ = writeln!(
+            out,
+            "{amount},{amount},{amount},{amount},{},{},{},{month_start},{month_end},Usage,,{},Usage-Based,{month_start},{month_end},{qty},{consumed_unit},{qty},{consumed_unit},{price},{price},Amazon Web Services,Amazon Web Services,Amazon Web Services,{},{},{category},{service},{},{},{},{},{},{},{}",
+            // Without the organization's payer account, each account is its own billing account.
+            cell(&l.account),
+            cell(name),
+            cell(currency),
+            cell(&description),
+            cell(region),
+            cell(resource),
+            l.meter.as_str(),
+            cell(&l.account),
+            cell(name),
+            cell(cc),
+            l.allocation_basis,
+            cell(&l.cluster),
+            cell(&l.auth),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linkmeter_aggregate::invoice::Line;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn units_say_what_was_measured_and_costs_sum() {
+        assert_eq!(data_unit(1 << 30), "GiB");
+        assert_eq!(data_unit(1_000_000_000), "GB");
+        let line = |m: Meter, q: &str, a: &str| Line {
+            account: "1".into(),
+            meter: m,
+            cluster: "c1".into(),
+            auth: "TLS".into(),
+            endpoint_id: "vpce-1".into(),
+            quantity: d(q),
+            exact: d(a),
+            scaled: d(a),
+            amount: d(a),
+            allocation_basis: "bytes",
+        };
+        let inv = Invoice {
+            lines: vec![
+                line(Meter::EndpointGb, "2.5", "0.03"),
+                line(Meter::EndpointAzHours, "744", "7.44"),
+            ],
+            scaled_total: d("0"),
+            exact_total: d("7.47"),
+            total: d("7.47"),
+        };
+        let csv = focus_csv(
+            &inv,
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "USD",
+            1 << 30,
+            &BTreeMap::new(),
+            "us-east-1",
+        );
+        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+        let h = &rows[0];
+        let col = |name: &str| h.iter().position(|c| *c == name).unwrap();
+        assert_eq!(rows[1][col("PricingUnit")], "GiB");
+        assert_eq!(rows[1][col("ConsumedUnit")], "GiB");
+        assert_eq!(rows[2][col("PricingUnit")], "Hours");
+        assert_eq!(rows[1][col("ServiceName")], "AWS PrivateLink");
+        let billed: Decimal = rows[1..].iter().map(|r| d(r[col("BilledCost")])).sum();
+        assert_eq!(billed, inv.total);
+        assert!(
+            rows.iter().all(|r| r.len() == h.len()),
+            "every row has every column"
+        );
+    }
+}
