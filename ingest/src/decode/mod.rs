@@ -244,23 +244,6 @@ const MAX_TIME: i64 = 253_402_300_799;
 /// Largest accepted bytes or packets in one record (2^48).
 pub const MAX_COUNT: u64 = 1 << 48;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cut_raw_stays_within_the_limit_even_for_binary() {
-        // Found by the flow_text fuzz target: 0xFF bytes each become a 3-byte U+FFFD.
-        let binary = vec![0xffu8; 600];
-        let c = cut_raw(&binary);
-        assert!(c.len() <= RAW_LIMIT + "…[cut]".len(), "{}", c.len());
-        assert!(c.ends_with("…[cut]"));
-        assert_eq!(cut_raw(b"short line"), "short line");
-        let long = "x".repeat(1000);
-        assert_eq!(cut_raw(long.as_bytes()).len(), RAW_LIMIT + "…[cut]".len());
-    }
-}
-
 /// Splits a text line into tokens; runs of spaces (or tabs) are one separator.
 pub(crate) fn tokens(line: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
@@ -300,4 +283,21 @@ pub(crate) fn parse_line<'a>(
         set_field(rec, col, &line[s..e])?;
     }
     check_record(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_raw_stays_within_the_limit_even_for_binary() {
+        // Found by the flow_text fuzz target: 0xFF bytes each become a 3-byte U+FFFD.
+        let binary = vec![0xffu8; 600];
+        let c = cut_raw(&binary);
+        assert!(c.len() <= RAW_LIMIT + "…[cut]".len(), "{}", c.len());
+        assert!(c.ends_with("…[cut]"));
+        assert_eq!(cut_raw(b"short line"), "short line");
+        let long = "x".repeat(1000);
+        assert_eq!(cut_raw(long.as_bytes()).len(), RAW_LIMIT + "…[cut]".len());
+    }
 }
