@@ -80,7 +80,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let w = wh.display();
     println!("\nNext:");
     println!("  open the finance CSV: {}", inv.csv.display());
-    println!("  linkmeter sql -w {w} \"SELECT account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
+    println!("  linkmeter sql -w {w} \"SELECT invoice_view, account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");
     println!("  linkmeter sql -w {w} \"SELECT source_uri, line, reason FROM quarantine\"");

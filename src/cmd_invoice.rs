@@ -20,7 +20,7 @@ use crate::config::Config;
 /// Arguments of `invoice`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv and focus-{aws,chargeback}.csv (FOCUS 1.2 column\nnames). Rerunning after late data restates the month. Top movers and the data-quality summary\nare not built yet (issue #3)."
+    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/invoice_view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv and focus-{aws,chargeback}.csv (FOCUS 1.2 column\nnames). Rerunning after late data restates the month. The summary shows totals per meter, top movers against\nthe previous month (when it was invoiced) and data-quality lines."
 )]
 pub struct Args {
     /// Configuration file.
@@ -38,6 +38,9 @@ pub struct Args {
 
 /// What an invoice run produced.
 pub struct Outcome {
+    pub quality: linkmeter_aggregate::quality::Quality,
+    /// Per account: (previous month's aws total, if any).
+    pub previous: BTreeMap<String, Decimal>,
     pub invoice: Invoice,
     pub chargeback: Invoice,
     pub csv: PathBuf,
@@ -62,7 +65,7 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (inv, cb, accounts) = rt.block_on(async {
+    let (inv, cb, accounts, quality, previous) = rt.block_on(async {
         rollup(&wh, &sink, month)
             .await
             .context("running the rollups")?;
@@ -73,7 +76,23 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
             aws_view(&book, &usage, &eh, &ch).map_err(|e| anyhow!(e).context(ConfigProblem))?;
         let cb = chargeback_view(&book, &usage, &eh, &ch)
             .map_err(|e| anyhow!(e).context(ConfigProblem))?;
-        Ok::<_, anyhow::Error>((inv, cb, accounts))
+        let quality = linkmeter_aggregate::quality::quality(&cat, month).await?;
+        let mut previous = BTreeMap::new();
+        if cat.tables.contains(&"invoice_lines") {
+            let sql = format!(
+                "SELECT account_id, CAST(SUM(amount) AS VARCHAR) FROM invoice_lines WHERE month = '{}' AND invoice_view = 'aws' GROUP BY 1",
+                month.prev().label()
+            );
+            for b in cat.query(&sql).await? {
+                for k in 0..b.num_rows() {
+                    let v = |c: usize| arrow::util::display::array_value_to_string(b.column(c), k).unwrap_or_default();
+                    if let Ok(d) = v(1).parse::<Decimal>() {
+                        previous.insert(v(0), d);
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>((inv, cb, accounts, quality, previous))
     })?;
     let dir = wh.join("reports").join(format!("month={}", month.label()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -82,7 +101,7 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         let batch = lines_table::batch(v, &book.currency, &accounts);
         sink.put(
             &format!(
-                "invoice_lines/month={}/view={view}/invoice_lines.parquet",
+                "invoice_lines/month={}/invoice_view={view}/invoice_lines.parquet",
                 month.label()
             ),
             &[batch],
@@ -124,6 +143,8 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
     let chargeback_csv = csvs.pop().expect("two views");
     let path = csvs.pop().expect("two views");
     Ok(Outcome {
+        quality,
+        previous,
         invoice: inv,
         chargeback: cb,
         csv: path,
@@ -158,11 +179,47 @@ pub fn print_summary(o: &Outcome, month: &str) {
         "  chargeback view: total {} {} (the same to the cent), owner-billed meters re-allocated to clients; CSV {}",
         o.chargeback.total, o.currency, o.chargeback_csv.display()
     );
+    if !o.previous.is_empty() {
+        let mut movers: Vec<(&str, Decimal)> = top_of(inv)
+            .into_iter()
+            .map(|(a, v)| (a, v - o.previous.get(a).copied().unwrap_or_default()))
+            .collect();
+        movers.sort_by(|a, b| b.1.abs().cmp(&a.1.abs()).then(a.0.cmp(b.0)));
+        println!("  top movers against the previous month:");
+        for (acct, delta) in movers.iter().take(5) {
+            println!(
+                "    {acct} {:<16} {:>+14}",
+                o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or(""),
+                delta
+            );
+        }
+    }
+    let q = &o.quality;
+    println!("  data quality:");
+    for (reason, n, bytes) in &q.unattributed {
+        println!("    unattributed {reason}: {n} rows, {bytes} bytes (kept in flows, not billed)");
+    }
+    println!(
+        "    SKIPDATA windows (AWS skipped records; the meter is incomplete there): {}",
+        q.skipdata_windows
+    );
+    println!(
+        "    provisioned endpoint-ENI hours with no flow-log record at all: {} of {}",
+        q.uncovered_endpoint_hours, q.endpoint_hours
+    );
     println!("  largest accounts (aws view):");
     for (acct, amount) in top.iter().take(5) {
         let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");
         println!("    {acct} {name:<16} {amount:>14}");
     }
+}
+
+fn top_of(inv: &Invoice) -> BTreeMap<&str, Decimal> {
+    let mut m: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for l in &inv.lines {
+        *m.entry(l.account.as_str()).or_default() += l.amount;
+    }
+    m
 }
 
 /// Runs `invoice`.

@@ -25,6 +25,18 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
         ],
     );
     ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
+    // September first (endpoints exist from mid-September, traffic only in October), so
+    // October's summary can show movers against it.
+    ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-09",
+        ],
+    );
     let out = ok(
         d,
         &[
@@ -35,6 +47,25 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
             "2026-10",
         ],
     );
+    assert!(
+        out.contains("top movers against the previous month"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SKIPDATA windows (AWS skipped records; the meter is incomplete there): 1"),
+        "{out}"
+    );
+    for reason in [
+        "rejected",
+        "unexpected_port",
+        "unknown_endpoint",
+        "outside_connection_lifetime",
+    ] {
+        assert!(
+            out.contains(&format!("unattributed {reason}: ")),
+            "{reason} missing:\n{out}"
+        );
+    }
     let total: String = out
         .split("total ")
         .nth(1)
@@ -66,13 +97,16 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
     assert_eq!(
         scalar(
             &wh,
-            "SELECT CAST(SUM(amount) * 100 AS BIGINT) FROM invoice_lines WHERE view = 'aws'"
+            "SELECT CAST(SUM(amount) * 100 AS BIGINT) FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'aws'"
         ) as i64,
         sum
     );
-    // Every meter is billed, and the deleted connection's endpoint hours stop at its deletion.
+    // Every meter is billed.
     let meters = strings(
-        &query(&wh, "SELECT DISTINCT meter FROM invoice_lines ORDER BY 1"),
+        &query(
+            &wh,
+            "SELECT DISTINCT meter FROM invoice_lines WHERE month = '2026-10' ORDER BY 1",
+        ),
         0,
     );
     assert_eq!(
@@ -84,6 +118,42 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
             "msk_connectivity_hours"
         ]
     );
+
+    // The chargeback view re-allocates without creating or losing a cent.
+    let cb =
+        std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/finance-chargeback.csv"))
+            .unwrap();
+    let cb_sum: i64 = cb
+        .lines()
+        .skip(1)
+        .map(|l| cents(l.split(',').nth(11).unwrap()))
+        .sum();
+    assert_eq!(cb_sum, sum);
+    // Connectivity hours go to the clients; only a (cluster, auth scheme) with no client
+    // connection at all stays with the owner, marked `unallocated`.
+    let owner_kept = strings(&query(&wh, "SELECT DISTINCT allocation_basis FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'chargeback' AND meter = 'msk_connectivity_hours' AND account_id = '900000000001'"), 0);
+    assert!(
+        owner_kept.iter().all(|b| b == "unallocated"),
+        "{owner_kept:?}"
+    );
+    let moved = scalar(&wh, "SELECT COUNT(*) FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'chargeback' AND meter = 'msk_connectivity_hours' AND allocation_basis = 'even'");
+    assert!(moved > 0);
+    // The FOCUS export bills the same total, in GiB (bytes_per_gb = 2^30).
+    let focus =
+        std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/focus-aws.csv")).unwrap();
+    let header: Vec<&str> = focus.lines().next().unwrap().split(',').collect();
+    let billed = header.iter().position(|c| *c == "BilledCost").unwrap();
+    let unit = header.iter().position(|c| *c == "PricingUnit").unwrap();
+    let focus_sum: i64 = focus
+        .lines()
+        .skip(1)
+        .map(|l| cents(l.split(',').nth(billed).unwrap()))
+        .sum();
+    assert_eq!(focus_sum, sum);
+    assert!(focus
+        .lines()
+        .skip(1)
+        .any(|l| l.split(',').nth(unit) == Some("GiB")));
 
     ok(
         d,

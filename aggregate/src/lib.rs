@@ -7,4 +7,5 @@ pub mod lines_table;
 pub mod load;
 pub mod money;
 pub mod price_book;
+pub mod quality;
 pub mod rollup;

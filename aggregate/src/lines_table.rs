@@ -56,7 +56,7 @@ fn dec(v: Vec<i128>, scale: i8) -> ArrayRef {
     )
 }
 
-/// Builds the batch for one view of one month (written under `month=…/view=…/`).
+/// Builds the batch for one view of one month (written under `month=…/invoice_view=…/`).
 pub fn batch(
     inv: &Invoice,
     currency: &str,

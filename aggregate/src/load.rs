@@ -8,7 +8,7 @@ use linkmeter_sql::{Catalog, SqlError};
 use crate::invoice::{ConnectivityHour, EndpointHour, Usage};
 use crate::rollup::{Month, RollupError};
 
-fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
+pub(crate) fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
     let a = cast(b.column(i), &DataType::Utf8).map_err(|e| RollupError::Arrow(e.to_string()))?;
     let s = a.as_string::<i32>();
     Ok((0..s.len())
@@ -22,7 +22,7 @@ fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
         .collect())
 }
 
-fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
+pub(crate) fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
     let a = cast(b.column(i), &DataType::Int64).map_err(|e| RollupError::Arrow(e.to_string()))?;
     Ok(a.as_primitive::<Int64Type>().values().to_vec())
 }

@@ -62,6 +62,21 @@ impl Month {
         format!("{:04}-{:02}-01T00:00:00Z", self.year, self.month)
     }
 
+    /// The month before.
+    pub fn prev(&self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     /// First instant of the next month, RFC 3339.
     pub fn end(&self) -> String {
         let (y, m) = if self.month == 12 {
@@ -156,6 +171,7 @@ mod tests {
             )
         );
         assert!(Month::parse("2026-13").is_err());
+        assert_eq!(Month::parse("2026-01").unwrap().prev().label(), "2025-12");
         assert!(Month::parse("2026-1").is_err());
         assert!(Month::parse("october")
             .unwrap_err()

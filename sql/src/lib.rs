@@ -96,7 +96,7 @@ pub const TABLES: &[TableDef] = &[
 /// Priced invoice lines per month and view (Decimal128 money).
 pub const INVOICE_TABLE: TableDef = TableDef {
     name: "invoice_lines",
-    partitions: &["month", "view"],
+    partitions: &["month", "invoice_view"],
     about: "invoice lines per month and view, money as Decimal128",
 };
 
