@@ -19,8 +19,8 @@ SELECT
     SUM(CASE WHEN direction = 'from_cluster' THEN bytes ELSE 0 END) AS bytes_from_cluster,
     SUM(bytes) AS bytes
 FROM billable_flows
-WHERE date >= substr('${month_start}', 1, 10)
-  AND date < substr('${month_end}', 1, 10)
+WHERE CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
+  AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
   AND usage_hour >= TIMESTAMP '${month_start}'
   AND usage_hour < TIMESTAMP '${month_end}'
 GROUP BY usage_hour, client_account_id, cluster_arn, cluster_name, region, auth_scheme,
