@@ -67,9 +67,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let batches = cat.query(&sql).await?;
         Ok::<_, linkmeter_sql::SqlError>(batches)
     })?;
-    match a.format {
-        OutFormat::Table => println!("{}", linkmeter_sql::pretty(&out)),
-        OutFormat::Csv => print!("{}", linkmeter_sql::csv(&out)?),
+    let text = match a.format {
+        OutFormat::Table => format!("{}\n", linkmeter_sql::pretty(&out)),
+        OutFormat::Csv => linkmeter_sql::csv(&out)?,
+    };
+    // Output is often piped into `head`: a closed pipe ends the output, it is not an error.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the result")
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }

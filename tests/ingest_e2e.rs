@@ -279,3 +279,52 @@ fn gzip(p: &Path, text: &str) {
     e.write_all(text.as_bytes()).unwrap();
     e.finish().unwrap();
 }
+
+#[test]
+fn sql_output_into_a_closed_pipe_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(
+        d,
+        &[
+            "generate",
+            "--out",
+            "e",
+            "--days",
+            "1",
+            "--accounts",
+            "2",
+            "--noise",
+            "0",
+        ],
+    );
+    ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
+    // Like `linkmeter sql … | head -1`: read one line, then close the pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+        .args([
+            "sql",
+            "-w",
+            "e/warehouse",
+            "--format",
+            "csv",
+            "SELECT * FROM flows",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("usage_hour,bytes"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
