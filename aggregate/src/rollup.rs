@@ -88,16 +88,27 @@ impl Month {
     }
 }
 
-/// Casts every timestamp column to microseconds UTC: portable SQL (`generate_series` over an
-/// interval) yields nanoseconds in DataFusion, and every warehouse table uses one time type.
-fn normalize_times(b: &RecordBatch) -> Result<RecordBatch, RollupError> {
+/// Gives rollup results the warehouse's types whatever the engine inferred from portable SQL:
+/// timestamps as microseconds UTC (`generate_series` over an interval yields nanoseconds in
+/// DataFusion) and byte counts as UInt64 (`SUM(CASE … ELSE 0 END)` widens to a decimal).
+fn normalize_types(b: &RecordBatch) -> Result<RecordBatch, RollupError> {
     let want = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let bytes_type = DataType::UInt64;
     let mut fields = Vec::with_capacity(b.num_columns());
     let mut cols = Vec::with_capacity(b.num_columns());
     for (f, c) in b.schema().fields().iter().zip(b.columns()) {
         if matches!(f.data_type(), DataType::Timestamp(_, _)) && f.data_type() != &want {
             cols.push(cast(c, &want).map_err(|e| RollupError::Arrow(e.to_string()))?);
             fields.push(Field::new(f.name(), want.clone(), f.is_nullable()));
+        } else if f.name().starts_with("bytes") && f.data_type() != &bytes_type {
+            let opts = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            let c2 = arrow::compute::cast_with_options(c, &bytes_type, &opts)
+                .map_err(|e| RollupError::Arrow(format!("column {}: {e}", f.name())))?;
+            cols.push(c2);
+            fields.push(Field::new(f.name(), bytes_type.clone(), f.is_nullable()));
         } else {
             cols.push(c.clone());
             fields.push(f.as_ref().clone());
@@ -140,7 +151,7 @@ pub async fn rollup(
             .await?;
         let batches = batches
             .iter()
-            .map(normalize_times)
+            .map(normalize_types)
             .collect::<Result<Vec<_>, _>>()?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let path = format!("{table}/month={}/{table}.parquet", month.label());

@@ -1,27 +1,67 @@
 -- usage_hourly: billable bytes per clock hour × client account × cluster × auth scheme ×
 -- VPC connection × endpoint × AZ, for one month, with the observation-point rule applied
--- (view billable_flows). GB are derived at pricing time from the price book's bytes_per_gb.
+-- (see below). GB are derived at pricing time from the price book's bytes_per_gb.
 --
 -- Parameters, substituted by linkmeter before the query runs:
 --   ${month_start}  first instant of the month, e.g. 2026-10-01T00:00:00Z
 --   ${month_end}    first instant of the next month
+-- The observation-point rule is applied to aggregates, not rows (the same rule as the view
+-- billable_flows): per (hour, endpoint ENI) the endpoint-side sums count when the endpoint
+-- side logged anything that hour, else the client-side sums. Grouping 12 M flow rows by two
+-- short keys instead of joining and grouping them by nine long strings cut DataFusion's peak
+-- memory several-fold (benches/invoice.sh).
+WITH per_side AS (
+    SELECT
+        usage_hour,
+        endpoint_eni,
+        observed_at,
+        SUM(CASE WHEN status = 'attributed' AND direction = 'to_cluster' THEN bytes ELSE 0 END) AS bytes_to_cluster,
+        SUM(CASE WHEN status = 'attributed' AND direction = 'from_cluster' THEN bytes ELSE 0 END) AS bytes_from_cluster,
+        SUM(CASE WHEN status = 'attributed' THEN 1 ELSE 0 END) AS attributed_rows
+    FROM flows
+    WHERE endpoint_eni IS NOT NULL
+      AND CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
+      AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
+      AND usage_hour >= TIMESTAMP '${month_start}'
+      AND usage_hour < TIMESTAMP '${month_end}'
+    GROUP BY usage_hour, endpoint_eni, observed_at
+),
+per_eni AS (
+    SELECT
+        usage_hour,
+        endpoint_eni,
+        MAX(CASE WHEN observed_at = 'endpoint' THEN 1 ELSE 0 END) AS endpoint_seen,
+        SUM(CASE WHEN observed_at = 'endpoint' THEN bytes_to_cluster ELSE 0 END) AS e_to,
+        SUM(CASE WHEN observed_at = 'endpoint' THEN bytes_from_cluster ELSE 0 END) AS e_from,
+        SUM(CASE WHEN observed_at = 'endpoint' THEN attributed_rows ELSE 0 END) AS e_rows,
+        SUM(CASE WHEN observed_at = 'client' THEN bytes_to_cluster ELSE 0 END) AS c_to,
+        SUM(CASE WHEN observed_at = 'client' THEN bytes_from_cluster ELSE 0 END) AS c_from,
+        SUM(CASE WHEN observed_at = 'client' THEN attributed_rows ELSE 0 END) AS c_rows
+    FROM per_side
+    GROUP BY usage_hour, endpoint_eni
+),
+billable AS (
+    SELECT
+        usage_hour,
+        endpoint_eni,
+        CASE WHEN endpoint_seen = 1 THEN e_to ELSE c_to END AS bytes_to_cluster,
+        CASE WHEN endpoint_seen = 1 THEN e_from ELSE c_from END AS bytes_from_cluster
+    FROM per_eni
+    WHERE (endpoint_seen = 1 AND e_rows > 0) OR (endpoint_seen = 0 AND c_rows > 0)
+)
 SELECT
-    usage_hour,
-    client_account_id AS account_id,
-    cluster_arn,
-    cluster_name,
-    region,
-    auth_scheme,
-    connection_arn,
-    endpoint_id,
-    az_id,
-    SUM(CASE WHEN direction = 'to_cluster' THEN bytes ELSE 0 END) AS bytes_to_cluster,
-    SUM(CASE WHEN direction = 'from_cluster' THEN bytes ELSE 0 END) AS bytes_from_cluster,
-    SUM(bytes) AS bytes
-FROM billable_flows
-WHERE CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
-  AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
-  AND usage_hour >= TIMESTAMP '${month_start}'
-  AND usage_hour < TIMESTAMP '${month_end}'
-GROUP BY usage_hour, client_account_id, cluster_arn, cluster_name, region, auth_scheme,
-         connection_arn, endpoint_id, az_id
+    b.usage_hour,
+    c.client_account_id AS account_id,
+    c.cluster_arn,
+    c.cluster_name,
+    c.region,
+    c.auth_scheme,
+    c.connection_arn,
+    c.endpoint_id,
+    e.az_id,
+    b.bytes_to_cluster,
+    b.bytes_from_cluster,
+    b.bytes_to_cluster + b.bytes_from_cluster AS bytes
+FROM billable b
+JOIN endpoint_enis e ON e.endpoint_eni = b.endpoint_eni
+JOIN connections c ON c.connection_arn = e.connection_arn
