@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rollup + invoice benchmark over a generated warehouse, with DuckDB (from PyPI) running the
-# same rollup SQL (sql/views/billable_flows.sql + sql/rollups/usage_hourly.sql) over the same
+# same rollup SQL (sql/rollups/usage_hourly.sql, and the view sql/views/billable_flows.sql) over the same
 # Parquet files as a reference, and a cross-check that both engines get the same bytes.
 #
 #   benches/invoice.sh                  # about 12 million flow rows (31 days, 40 tenants)
@@ -42,6 +42,8 @@ wh, sqldir = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
 con.execute("SET TimeZone='UTC'")
 con.execute(f"CREATE VIEW flows AS SELECT * FROM read_parquet('{wh}/flows/**/*.parquet', hive_partitioning=true)")
+for t in ("connections", "endpoint_enis"):
+    con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{wh}/{t}/*.parquet')")
 strip = lambda t: "\n".join(l for l in t.splitlines() if not l.strip().startswith("--"))
 con.execute("CREATE VIEW billable_flows AS " + strip(pathlib.Path(sqldir, "views", "billable_flows.sql").read_text()))
 q = strip(pathlib.Path(sqldir, "rollups", "usage_hourly.sql").read_text())

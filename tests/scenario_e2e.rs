@@ -6,6 +6,7 @@
 //!   are logged on the endpoint ENI *and* on the client ENI (seen on both sides).
 //! - B (222222222222): TLS connection created 09:40 and deleted 10:20 on Oct 1, logged on the
 //!   client ENI only.
+//!
 //! Prices: endpoint hours 0.01 until Oct 16 00:00, then 0.02; endpoint GB tiers 0.01 for the
 //! first 10 GB of the organization's month, 0.005 after; connectivity 0.5/hour; 0.003/GB.
 
