@@ -81,7 +81,6 @@ pub struct Line {
 impl Line {
     /// Average price per unit (exact amount / quantity), for display.
     pub fn unit_price(&self) -> Decimal {
-        // Lines of hour meters have whole quantities; GB lines divide GB by GB: both fine.
         if self.quantity.is_zero() {
             Decimal::ZERO
         } else {
@@ -122,7 +121,10 @@ struct Item {
     payer: String,
     cluster: String,
     auth: String,
+    /// Empty for cluster-level meters.
     endpoint_id: String,
+    /// The client account whose bytes these were (GB meters), for chargeback.
+    client: String,
     qty: Decimal,
     scaled: Decimal,
 }
@@ -145,6 +147,7 @@ fn price(
             cluster: h.cluster.clone(),
             auth: h.auth.clone(),
             endpoint_id: h.endpoint_id.clone(),
+            client: h.client_account.clone(),
             qty: Decimal::ONE,
             scaled: price * b,
         });
@@ -161,6 +164,7 @@ fn price(
             cluster: h.cluster.clone(),
             auth: h.auth.clone(),
             endpoint_id: String::new(),
+            client: String::new(),
             qty: Decimal::ONE,
             scaled: price * b,
         });
@@ -188,7 +192,8 @@ fn price(
             payer: u.cluster_owner.clone(),
             cluster: u.cluster.clone(),
             auth: u.auth.clone(),
-            endpoint_id: u.client_account.clone(),
+            endpoint_id: String::new(),
+            client: u.client_account.clone(),
             qty: bytes,
             scaled: bytes * price,
         });
@@ -216,6 +221,7 @@ fn price(
             cluster: u.cluster.clone(),
             auth: u.auth.clone(),
             endpoint_id: u.endpoint_id.clone(),
+            client: u.client_account.clone(),
             qty: bytes,
             scaled: cost,
         });
@@ -232,19 +238,22 @@ pub fn aws_view(
 ) -> Result<Invoice, PriceError> {
     let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
     for it in price(book, usage, endpoint_hours, connectivity)? {
-        let ep = if it.meter == Meter::MskConnectivityGb {
-            String::new()
-        } else {
-            it.endpoint_id
-        };
         add(
             &mut acc,
-            (it.payer, it.meter, it.cluster, it.auth, ep, "owner"),
+            (
+                it.payer,
+                it.meter,
+                it.cluster,
+                it.auth,
+                it.endpoint_id,
+                "owner",
+            ),
             it.qty,
             it.scaled,
         );
     }
-    Ok(finish(acc, Decimal::from(book.bytes_per_gb)))
+    let scaled_total = acc.values().map(|v| v.1).sum();
+    Ok(finish(acc, Decimal::from(book.bytes_per_gb), scaled_total))
 }
 
 /// The `chargeback` view: the owner-billed meters (`msk_connectivity_hours`,
@@ -289,8 +298,12 @@ pub fn chargeback_view(
                 .or_default() += Decimal::ONE;
         }
     }
+    let items = price(book, usage, endpoint_hours, connectivity)?;
+    // Shares like 1/3 are not exact in decimal, so the total is the aws view's, not the sum
+    // of the shares: rounded once and spread over the lines, it is the same to the cent.
+    let aws_scaled: Decimal = items.iter().map(|i| i.scaled).sum();
     let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
-    for it in price(book, usage, endpoint_hours, connectivity)? {
+    for it in items {
         let policy = match it.meter {
             Meter::MskConnectivityHours => book.connectivity_hours_policy,
             Meter::MskConnectivityGb => book.connectivity_gb_policy,
@@ -316,7 +329,7 @@ pub fn chargeback_view(
             add(
                 &mut acc,
                 (
-                    it.endpoint_id.clone(),
+                    it.client.clone(),
                     it.meter,
                     it.cluster,
                     it.auth,
@@ -383,30 +396,11 @@ pub fn chargeback_view(
             }
         }
     }
-    // Shares like 1/3 are not exact in decimal: round the *aws* total, then spread it.
-    let aws_scaled: Decimal = price(book, usage, endpoint_hours, connectivity)?
-        .iter()
-        .map(|i| i.scaled)
-        .sum();
-    let mut inv = finish(acc, Decimal::from(book.bytes_per_gb));
-    let b = Decimal::from(book.bytes_per_gb);
-    if cents(aws_scaled / b) != inv.total {
-        let total = cents(aws_scaled / b);
-        let weights: Vec<Decimal> = inv.lines.iter().map(|l| l.scaled).collect();
-        let amounts =
-            allocate(total, &weights).unwrap_or_else(|| vec![Decimal::ZERO; weights.len()]);
-        for (l, a) in inv.lines.iter_mut().zip(amounts) {
-            l.amount = a;
-        }
-        inv.total = total;
-    }
-    inv.scaled_total = aws_scaled;
-    inv.exact_total = aws_scaled / b;
-    Ok(inv)
+    Ok(finish(acc, Decimal::from(book.bytes_per_gb), aws_scaled))
 }
 
-fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal) -> Invoice {
-    let scaled_total: Decimal = acc.values().map(|v| v.1).sum();
+/// Rounds `scaled_total` to cents once and spreads it over the lines by their exact amounts.
+fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal, scaled_total: Decimal) -> Invoice {
     let exact_total = scaled_total / b;
     let total = cents(exact_total);
     let weights: Vec<Decimal> = acc.values().map(|v| v.1).collect();

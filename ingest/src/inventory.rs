@@ -541,11 +541,6 @@ impl Index {
     pub fn conn_of(&self, eni: usize) -> &ConnInfo {
         &self.conns[self.enis[eni].conn]
     }
-
-    /// Names the account (for reports), if the inventory knows it.
-    pub fn account(&self, id: &str) -> Option<&Account> {
-        self.inventory.accounts.iter().find(|a| a.id == id)
-    }
 }
 
 #[cfg(test)]

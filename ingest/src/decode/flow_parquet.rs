@@ -262,7 +262,7 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                 }
             }
         }
-        Ok(DecodeStats::default())
+        Ok(DecodeStats { lines: row_no })
     }
 }
 

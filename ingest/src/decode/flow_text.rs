@@ -175,7 +175,7 @@ impl<R: Read> Decoder for TextDecoder<R> {
                             raw: cut_raw(line),
                             records: 1,
                         }));
-                        return Ok(DecodeStats::default());
+                        return Ok(DecodeStats { lines: line_no });
                     }
                     sink(Event::Bad(BadInput {
                         position: pos,
@@ -232,7 +232,7 @@ impl<R: Read> Decoder for TextDecoder<R> {
         if let Some(bad) = file_bad {
             sink(Event::Bad(bad));
         }
-        Ok(DecodeStats::default())
+        Ok(DecodeStats { lines: line_no })
     }
 }
 

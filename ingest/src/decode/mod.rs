@@ -90,8 +90,8 @@ pub enum Event<'r, 'a> {
 /// Totals a decoder reports when it finishes an input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DecodeStats {
-    /// Raw bytes read from the input (compressed size for gzip).
-    pub input_bytes: u64,
+    /// Lines (text) or rows (Parquet) read, including headers and bad ones.
+    pub lines: u64,
 }
 
 /// Errors that stop a decoder before it produced anything for an input.
