@@ -184,6 +184,78 @@ struct Line {
     text: String,
 }
 
+/// One account's hourly flow-log file, handed to the writer thread.
+struct FileJob {
+    hour: i64,
+    account: usize,
+    lines: Vec<Line>,
+}
+
+/// Even-numbered accounts deliver a custom log format (v5 fields); odd ones the default.
+fn custom_format(account: usize) -> bool {
+    account % 2 == 0
+}
+
+/// Hands finished files to the writer thread, counting them.
+fn queue_files(
+    tx: &std::sync::mpsc::SyncSender<FileJob>,
+    files: BTreeMap<(i64, usize), Vec<Line>>,
+    sum: &mut GenSummary,
+) -> std::io::Result<()> {
+    for ((hour, account), lines) in files {
+        sum.files += 1;
+        sum.lines += lines.len() as u64;
+        tx.send(FileJob {
+            hour,
+            account,
+            lines,
+        })
+        .map_err(|_| std::io::Error::other("the flow-log writer thread stopped"))?;
+    }
+    Ok(())
+}
+
+/// Writes one hourly file the way AWS lays out S3 delivery, gzipped, lines in end-time order.
+fn write_file(root: &Path, region: &str, names: &mut Rng, job: FileJob) -> std::io::Result<()> {
+    let FileJob {
+        hour,
+        account: a,
+        mut lines,
+    } = job;
+    lines.sort_by_key(|l| l.end);
+    let t = DateTime::<Utc>::from_timestamp(hour, 0).unwrap_or_default();
+    let acct = account_id(a);
+    let sub = root.join(format!(
+        "AWSLogs/{acct}/vpcflowlogs/{region}/{}",
+        t.format("%Y/%m/%d")
+    ));
+    std::fs::create_dir_all(&sub)?;
+    let name = format!(
+        "{acct}_vpcflowlogs_{region}_fl-{:017x}_{}_{}.log.gz",
+        a as u64 * 7 + 0xabc,
+        t.format("%Y%m%dT%H%MZ"),
+        names.hex(8)
+    );
+    let mut gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(sub.join(name))?),
+        flate2::Compression::default(),
+    );
+    gz.write_all(
+        if custom_format(a) {
+            CUSTOM_HEADER
+        } else {
+            V2_HEADER
+        }
+        .as_bytes(),
+    )?;
+    gz.write_all(b"\n")?;
+    for l in &lines {
+        gz.write_all(l.text.as_bytes())?;
+        gz.write_all(b"\n")?;
+    }
+    gz.finish()?.flush()
+}
+
 fn account_id(i: usize) -> String {
     format!("{:012}", 210_000_000_000u64 + i as u64 * 1_010_101)
 }
@@ -400,21 +472,116 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
     let skip_eni = conns[skip_conn].clients[0].2;
     let skip_hour = start + (hours / 3) * HOUR + 5 * HOUR;
 
-    // Per account, per hour file: lines.
-    let mut files: BTreeMap<(usize, i64), Vec<Line>> = BTreeMap::new();
+    // Per (hour, account) file: lines. Keyed hour-first so that finished hours can be split off
+    // and written while later hours are generated: memory stays one or two hours of lines.
+    let mut files: BTreeMap<(i64, usize), Vec<Line>> = BTreeMap::new();
     let mut truth: BTreeMap<(i64, String, &'static str), u64> = BTreeMap::new();
     let mut sum = GenSummary {
         connections: conns.len() as u64,
         ..Default::default()
     };
-    let custom_of = |a: usize| a % 2 == 0;
-    let push = |files: &mut BTreeMap<(usize, i64), Vec<Line>>, a: usize, end: i64, text: String| {
+    let custom_of = custom_format;
+    let push = |files: &mut BTreeMap<(i64, usize), Vec<Line>>, a: usize, end: i64, text: String| {
         files
-            .entry((a, hour_floor(end)))
+            .entry((hour_floor(end), a))
             .or_default()
             .push(Line { end, text });
     };
 
+    // Stale clients keep trying the deleted connection (seen on their own ENIs).
+    {
+        let c = &conns[deleted_conn];
+        let (ceni, cip, ei) = &c.clients[0];
+        let (_, eaz, eip) = &c.enis[*ei];
+        let acct = account_id(c.account);
+        let mut t = deleted_at + 40 * 60;
+        for _ in 0..5 {
+            if t + 30 >= end_t {
+                break;
+            }
+            push(
+                &mut files,
+                c.account,
+                t + 30,
+                fmt_rec(
+                    custom_of(c.account),
+                    &Rec {
+                        account: &acct,
+                        iface: ceni,
+                        src: *cip,
+                        dst: *eip,
+                        sport: 47000,
+                        dport: 14001,
+                        proto: 6,
+                        packets: 5,
+                        bytes: 900,
+                        start: t,
+                        end: t + 30,
+                        action: "ACCEPT",
+                        vpc: &c.vpc,
+                        az: eaz,
+                    },
+                    region,
+                ),
+            );
+            sum.unattributed_records += 1;
+            t += 1800;
+        }
+    }
+    // The SKIPDATA window.
+    {
+        let c = &conns[skip_conn];
+        let (eeni, eaz, _) = &c.enis[skip_eni];
+        push(
+            &mut files,
+            c.account,
+            skip_hour + HOUR - 1,
+            fmt_coverage(
+                custom_of(c.account),
+                "unknown",
+                eeni,
+                &c.vpc,
+                eaz,
+                skip_hour,
+                skip_hour + HOUR - 1,
+                "SKIPDATA",
+                region,
+            ),
+        );
+        sum.coverage_rows += 1;
+    }
+    // Malformed lines, spread over a few files of accounts with the default format.
+    let malformed = [
+        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443",
+        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 12x 1790812800 1790812860 ACCEPT OK",
+        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 99999999999999999999999 1790812800 1790812860 ACCEPT OK",
+        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 100 1790812900 1790812860 ACCEPT OK",
+        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.300.2 443 14001 6 10 100 1790812800 1790812860 ACCEPT OK",
+        "<html><body>AccessDenied</body></html>",
+    ];
+    let plain_accounts: Vec<usize> = (0..n_acc).filter(|a| !custom_of(*a)).collect();
+    for (i, m) in malformed.iter().enumerate() {
+        let a = plain_accounts[(i * 13) % plain_accounts.len()];
+        let hour = start + ((i as i64 * 7919) % hours) * HOUR;
+        push(&mut files, a, hour + HOUR - 1, m.to_string());
+        sum.malformed_lines += 1;
+    }
+
+    // Files are gzipped and written on a second thread while traffic is generated.
+    let fl_root = dir.join("flowlogs");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FileJob>(4);
+    let writer = {
+        let region = region.to_string();
+        let mut names = Rng(o.seed ^ 0x6e61_6d65_7321);
+        std::thread::spawn(move || -> std::io::Result<()> {
+            for job in rx {
+                write_file(&fl_root, &region, &mut names, job)?;
+            }
+            Ok(())
+        })
+    };
+
+    let mut failed = None;
     for h in 0..hours {
         let hour = start + h * HOUR;
         for c in &conns {
@@ -640,129 +807,24 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
                 sum.unattributed_records += 3;
             }
         }
-    }
-    // Stale clients keep trying the deleted connection (seen on their own ENIs).
-    {
-        let c = &conns[deleted_conn];
-        let (ceni, cip, ei) = &c.clients[0];
-        let (_, eaz, eip) = &c.enis[*ei];
-        let acct = account_id(c.account);
-        let mut t = deleted_at + 40 * 60;
-        for _ in 0..5 {
-            if t + 30 >= end_t {
-                break;
-            }
-            push(
-                &mut files,
-                c.account,
-                t + 30,
-                fmt_rec(
-                    custom_of(c.account),
-                    &Rec {
-                        account: &acct,
-                        iface: ceni,
-                        src: *cip,
-                        dst: *eip,
-                        sport: 47000,
-                        dport: 14001,
-                        proto: 6,
-                        packets: 5,
-                        bytes: 900,
-                        start: t,
-                        end: t + 30,
-                        action: "ACCEPT",
-                        vpc: &c.vpc,
-                        az: eaz,
-                    },
-                    region,
-                ),
-            );
-            sum.unattributed_records += 1;
-            t += 1800;
+        // Every record generated for hour h ends in hour h or h + 1, so hours up to h are done.
+        let later = files.split_off(&(hour + HOUR, 0));
+        let done = std::mem::replace(&mut files, later);
+        if let Err(e) = queue_files(&tx, done, &mut sum) {
+            failed = Some(e);
+            break;
         }
     }
-    // The SKIPDATA window.
-    {
-        let c = &conns[skip_conn];
-        let (eeni, eaz, _) = &c.enis[skip_eni];
-        push(
-            &mut files,
-            c.account,
-            skip_hour + HOUR - 1,
-            fmt_coverage(
-                custom_of(c.account),
-                "unknown",
-                eeni,
-                &c.vpc,
-                eaz,
-                skip_hour,
-                skip_hour + HOUR - 1,
-                "SKIPDATA",
-                region,
-            ),
-        );
-        sum.coverage_rows += 1;
-    }
-    // Malformed lines, spread over a few files.
-    let malformed = [
-        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443",
-        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 12x 1790812800 1790812860 ACCEPT OK",
-        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 99999999999999999999999 1790812800 1790812860 ACCEPT OK",
-        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.1.2 443 14001 6 10 100 1790812900 1790812860 ACCEPT OK",
-        "2 123456789012 eni-0badbadbadbadbad0 10.1.1.1 10.1.300.2 443 14001 6 10 100 1790812800 1790812860 ACCEPT OK",
-        "<html><body>AccessDenied</body></html>",
-    ];
-    let keys: Vec<(usize, i64)> = files
-        .keys()
-        .copied()
-        .filter(|(a, _)| !custom_of(*a))
-        .collect();
-    for (i, m) in malformed.iter().enumerate() {
-        let key = keys[(i * 7919) % keys.len()];
-        files.get_mut(&key).expect("key listed").push(Line {
-            end: key.1 + HOUR - 1,
-            text: m.to_string(),
-        });
-        sum.malformed_lines += 1;
-    }
-
-    // Write the files.
-    let fl_root = dir.join("flowlogs");
-    for ((a, hour), mut lines) in files {
-        lines.sort_by_key(|l| l.end);
-        let t = DateTime::<Utc>::from_timestamp(hour, 0).unwrap_or_default();
-        let acct = account_id(a);
-        let sub = fl_root.join(format!(
-            "AWSLogs/{acct}/vpcflowlogs/{region}/{}",
-            t.format("%Y/%m/%d")
-        ));
-        std::fs::create_dir_all(&sub)?;
-        let name = format!(
-            "{acct}_vpcflowlogs_{region}_fl-{:017x}_{}_{}.log.gz",
-            a as u64 * 7 + 0xabc,
-            t.format("%Y%m%dT%H%MZ"),
-            rng.hex(8)
-        );
-        let mut text = String::with_capacity(lines.len() * 120 + 200);
-        text.push_str(if custom_of(a) {
-            CUSTOM_HEADER
-        } else {
-            V2_HEADER
-        });
-        text.push('\n');
-        for l in &lines {
-            text.push_str(&l.text);
-            text.push('\n');
-        }
-        let mut gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(sub.join(name))?,
-            flate2::Compression::default(),
-        );
-        gz.write_all(text.as_bytes())?;
-        gz.finish()?;
-        sum.files += 1;
-        sum.lines += lines.len() as u64;
-    }
+    let queued = match failed {
+        Some(e) => Err(e),
+        None => queue_files(&tx, std::mem::take(&mut files), &mut sum),
+    };
+    drop(tx);
+    // The writer's own error is the cause of a failed send, so it is reported first.
+    writer
+        .join()
+        .map_err(|_| std::io::Error::other("the flow-log writer thread panicked"))??;
+    queued?;
 
     // Inventory.
     let mut inv =
