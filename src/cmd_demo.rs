@@ -59,7 +59,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     );
     println!("2/4 ingesting …");
     let cfg = Config::load(&a.dir.join("linkmeter.toml"))?;
-    let o = crate::cmd_ingest::ingest(&cfg, &[], false, None)?;
+    let o = crate::cmd_ingest::ingest(&cfg, &crate::cmd_ingest::Selection::default())?;
     crate::cmd_ingest::print_summary(&o);
     if !o.report.tally.balanced() {
         bail!("the conservation balance does not hold; this is a bug in linkmeter");

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(2..=120))]
     pub accounts: u64,
     /// Client instances per connection (scales MSK traffic).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=12))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub instances: u64,
     /// Noise records per MSK record, roughly (scales non-MSK traffic).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100))]

@@ -13,7 +13,10 @@ use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
 use linkmeter_ingest::inventory::Inventory;
 use linkmeter_ingest::pipeline::{self, Job, Options, Progress, Report};
 use linkmeter_ingest::source::file::FileSource;
-use linkmeter_ingest::source::Source;
+use linkmeter_ingest::source::layout;
+use linkmeter_ingest::source::s3::S3Source;
+use linkmeter_ingest::source::s3_read::{S3Fetch, S3Store};
+use linkmeter_ingest::source::{Fetch, Source};
 use linkmeter_ingest::warehouse::tables::{write_inventory, write_run, RunRecord};
 use linkmeter_ingest::warehouse::LocalSink;
 
@@ -34,7 +37,7 @@ impl std::error::Error for ConfigProblem {}
 /// Arguments of `ingest`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
+    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  linkmeter ingest --since 2026-10-01 --until 2026-11-01\n  linkmeter ingest --shard 0/4        # one of four tasks sharing the sources\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
 )]
 pub struct Args {
     /// Configuration file.
@@ -57,6 +60,57 @@ pub struct Args {
     /// Worker threads (default: config, else the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Only inputs whose key time (AWS file-name stamp or date directories) is at or after
+    /// this (YYYY-MM-DD or RFC 3339, UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Only inputs whose key time is before this (YYYY-MM-DD or RFC 3339, UTC).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only shard I of N (I/N, counted from 0): inputs split by a hash of their key, so N tasks
+    /// with the same config cover every input exactly once.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Which inputs a run takes.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these sources (all when empty).
+    pub only: Vec<String>,
+    /// Re-read unchanged inputs.
+    pub force: bool,
+    /// Worker threads.
+    pub workers: Option<usize>,
+    /// Key-time range `[since, until)`.
+    pub since: Option<i64>,
+    /// See `since`.
+    pub until: Option<i64>,
+    /// Shard `i` of `n`.
+    pub shard: Option<(u32, u32)>,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not a shard I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// What an ingest run produced.
@@ -65,23 +119,22 @@ pub struct Outcome {
     pub warehouse: PathBuf,
     pub run_id: String,
     pub elapsed: Duration,
+    /// The S3 client of the run, when a source was on S3 (its counters go in the summary).
+    pub s3: Option<Arc<S3Store>>,
 }
 
-fn run_id() -> String {
+fn run_id(shard: Option<(u32, u32)>) -> String {
     format!(
-        "{}-{:04x}",
+        "{}-{:04x}{}",
         Utc::now().format("%Y%m%dT%H%M%SZ"),
-        std::process::id() & 0xffff
+        std::process::id() & 0xffff,
+        shard.map(pipeline::shard_tag).unwrap_or_default()
     )
 }
 
 /// Ingests everything the config names.
-pub fn ingest(
-    cfg: &Config,
-    only: &[String],
-    force: bool,
-    workers: Option<usize>,
-) -> Result<Outcome> {
+pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
+    let only = &sel.only;
     let started = Utc::now();
     let t0 = Instant::now();
     let inv_path = cfg.inventory_path();
@@ -89,12 +142,17 @@ pub fn ingest(
     let warehouse = cfg.warehouse_path();
     let sink = LocalSink::open(&warehouse)
         .with_context(|| format!("opening warehouse {}", warehouse.display()))?;
-    let _lock = sink.lock("ingest")?;
+    let _lock = sink.lock_scope("ingest", sel.shard)?;
     for name in only {
         if !cfg.sources.iter().any(|s| &s.name == name) {
             return Err(anyhow!("no source named {name:?} in the config").context(ConfigProblem));
         }
     }
+    let range = match (sel.since, sel.until) {
+        (None, None) => None,
+        (a, b) => Some((a.unwrap_or(i64::MIN), b.unwrap_or(i64::MAX))),
+    };
+    let mut s3: Option<Arc<S3Store>> = None;
     let mut jobs = Vec::new();
     for s in cfg
         .sources
@@ -103,12 +161,43 @@ pub fn ingest(
     {
         let format = Format::parse(s.format.as_deref().unwrap_or(DEFAULT_FORMAT))
             .map_err(|e| anyhow!("source {:?}: format: {e}", s.name).context(ConfigProblem))?;
-        let SourceKind::Local(path) = s.kind(cfg).map_err(|e| e.context(ConfigProblem))?;
-        let inputs = FileSource::new(&s.name, &path).list()?;
-        tracing::info!(message = "source listed", source = %s.name, inputs = inputs.len());
+        let (inputs, fetch): (_, Option<Arc<dyn Fetch>>) =
+            match s.kind(cfg).map_err(|e| e.context(ConfigProblem))? {
+                SourceKind::Local(path) => {
+                    let mut l = FileSource::new(&s.name, &path).list()?;
+                    if let Some(w) = range {
+                        l.retain(|i| layout::key_in(&i.key, w));
+                    }
+                    (l, None)
+                }
+                SourceKind::S3 { bucket, prefix } => {
+                    let store = match &s3 {
+                        Some(st) => st.clone(),
+                        None => {
+                            let st = S3Store::connect(cfg.s3.settings())?;
+                            s3 = Some(st.clone());
+                            st
+                        }
+                    };
+                    let l = S3Source::new(&s.name, &bucket, &prefix, store.clone(), range)
+                        .list()
+                        .context("listing the source failed; the run stopped before writing")?;
+                    (l, Some(Arc::new(S3Fetch(store)) as Arc<dyn Fetch>))
+                }
+            };
+        let listed = inputs.len();
+        let inputs: Vec<_> = match sel.shard {
+            Some((i, n)) => inputs
+                .into_iter()
+                .filter(|x| layout::shard_of(&x.key, n) == i)
+                .collect(),
+            None => inputs,
+        };
+        tracing::info!(message = "source listed", source = %s.name, inputs = listed, this_shard = inputs.len());
         for input in inputs {
             jobs.push(Job {
                 input,
+                fetch: fetch.clone(),
                 format: format.clone(),
                 account: s.account.clone(),
             });
@@ -120,12 +209,13 @@ pub fn ingest(
                 .context(ConfigProblem),
         );
     }
-    let run_id = run_id();
+    let run_id = run_id(sel.shard);
     write_inventory(&sink, &ix).context("writing the inventory tables")?;
     let opts = Options {
         run_id: run_id.clone(),
-        force,
-        workers: workers.or(cfg.ingest.workers).unwrap_or_else(|| {
+        force: sel.force,
+        shard: sel.shard,
+        workers: sel.workers.or(cfg.ingest.workers).unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -169,6 +259,7 @@ pub fn ingest(
         warehouse,
         run_id,
         elapsed: t0.elapsed(),
+        s3,
     })
 }
 
@@ -229,6 +320,17 @@ pub fn print_summary(o: &Outcome) {
         o.warehouse.display()
     );
     print!("{t}");
+    if let Some(s3) = &o.s3 {
+        let st = s3.stats();
+        println!(
+            "S3: {} requests, {} retried ({} cut-off bodies resumed), {} objects unreadable after retries, {:.1} MiB downloaded",
+            st.requests.load(Ordering::Relaxed),
+            st.retries.load(Ordering::Relaxed),
+            st.resumed.load(Ordering::Relaxed),
+            st.failed_objects.load(Ordering::Relaxed),
+            st.bytes.load(Ordering::Relaxed) as f64 / 1048576.0
+        );
+    }
     if o.report.superseded + o.report.rolled_back > 0 {
         println!(
             "segments {} replaced because an input changed, {} rolled back after an interrupted run",
@@ -256,7 +358,17 @@ pub fn print_summary(o: &Outcome) {
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
     let strict = a.strict || cfg.ingest.strict;
-    let o = ingest(&cfg, &a.source, a.force, a.workers)?;
+    let o = ingest(
+        &cfg,
+        &Selection {
+            only: a.source.clone(),
+            force: a.force,
+            workers: a.workers,
+            since: a.since,
+            until: a.until,
+            shard: a.shard,
+        },
+    )?;
     print_summary(&o);
     if !o.report.tally.balanced() {
         return Err(anyhow!("the conservation balance does not hold; this is a bug in linkmeter, please report it with the run id {}", o.run_id));

@@ -21,6 +21,9 @@ pub struct Config {
     /// Ingest settings.
     #[serde(default)]
     pub ingest: IngestSettings,
+    /// How to reach S3 or an S3-compatible store (for `s3://` sources).
+    #[serde(default)]
+    pub s3: S3Config,
     /// Where flow logs come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -57,13 +60,59 @@ impl Default for IngestSettings {
     }
 }
 
+/// `[s3]` settings. Credentials always come from the standard AWS chain (environment,
+/// profile, container or instance role), never from this file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Region (`LINKMETER_S3_REGION`); default from the AWS chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (`LINKMETER_S3_ENDPOINT_URL`), e.g. `http://127.0.0.1:9000`.
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (`LINKMETER_S3_FORCE_PATH_STYLE=1`); most S3-compatible stores need it.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Attempts per request before an object counts as unreadable (default 8).
+    pub max_attempts: Option<u32>,
+    /// First retry backoff in milliseconds, doubled per retry with full jitter (default 200).
+    pub backoff_ms: Option<u64>,
+    /// Objects downloaded at once (default 16).
+    pub concurrency: Option<usize>,
+    /// Seconds to wait for a response or the next part of a body (default 60).
+    pub timeout_secs: Option<u64>,
+}
+
+impl S3Config {
+    /// The client settings.
+    pub fn settings(&self) -> linkmeter_ingest::source::s3_read::S3Settings {
+        let d = linkmeter_ingest::source::s3_read::S3Settings::default();
+        linkmeter_ingest::source::s3_read::S3Settings {
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            force_path_style: self.force_path_style,
+            max_attempts: self.max_attempts.unwrap_or(d.max_attempts).max(1),
+            base_backoff: self
+                .backoff_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(d.base_backoff),
+            concurrency: self.concurrency.unwrap_or(d.concurrency).max(1),
+            timeout: self
+                .timeout_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(d.timeout),
+            ..d
+        }
+    }
+}
+
 /// One `[[sources]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// A short name; part of each input's identity, so keep it stable.
     pub name: String,
-    /// A local file or directory (relative to the config file), or `file:///abs/path`.
+    /// A local file or directory (relative to the config file), `file:///abs/path`, or
+    /// `s3://bucket/prefix` (every object under the prefix).
     pub uri: String,
     /// Field list for text files without a header line (default: the v2 default format).
     #[serde(default)]
@@ -101,6 +150,15 @@ impl Config {
                 v.parse()
                     .with_context(|| format!("LINKMETER_WORKERS={v:?} is not a whole number"))?,
             );
+        }
+        if let Some(v) = env("LINKMETER_S3_REGION") {
+            c.s3.region = Some(v);
+        }
+        if let Some(v) = env("LINKMETER_S3_ENDPOINT_URL") {
+            c.s3.endpoint_url = Some(v);
+        }
+        if let Some(v) = env("LINKMETER_S3_FORCE_PATH_STYLE") {
+            c.s3.force_path_style = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Some(v) = env("LINKMETER_STRICT") {
             c.ingest.strict = matches!(v.as_str(), "1" | "true" | "yes");
@@ -144,15 +202,28 @@ impl Config {
 pub enum SourceKind {
     /// A local file or directory.
     Local(PathBuf),
+    /// An S3 bucket and key prefix.
+    S3 { bucket: String, prefix: String },
 }
 
 impl SourceConfig {
     /// Classifies the URI; schemes that this build cannot read are refused with a reason.
     pub fn kind(&self, cfg: &Config) -> Result<SourceKind> {
         if let Some((scheme, _)) = self.uri.split_once("://") {
+            if scheme == "s3" {
+                let Some((bucket, prefix)) = linkmeter_ingest::source::s3::parse_uri(&self.uri)
+                else {
+                    bail!(
+                        "source {:?}: {:?} names no bucket; write s3://BUCKET/PREFIX",
+                        self.name,
+                        self.uri
+                    );
+                };
+                return Ok(SourceKind::S3 { bucket, prefix });
+            }
             if scheme != "file" {
                 bail!(
-                    "source {:?}: {scheme}:// sources are not supported by this version of linkmeter; use a local path (sync the data first, e.g. `aws s3 sync`)",
+                    "source {:?}: {scheme}:// sources are not supported; use a local path, file:// or s3://",
                     self.name
                 );
             }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real binary, read the warehouse.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -84,4 +85,117 @@ pub fn scalar(warehouse: &Path, sql: &str) -> u64 {
     let v = u64s(&b, 0);
     assert_eq!(v.len(), 1, "{sql}");
     v[0]
+}
+
+/// The generator's ground truth: bytes per (hour µs, connection, direction).
+pub fn truth(dir: &Path) -> BTreeMap<(i64, String, String), u64> {
+    let text = std::fs::read_to_string(dir.join("ground_truth.csv")).unwrap();
+    let mut m = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let hour = chrono::DateTime::parse_from_rfc3339(f[0])
+            .unwrap()
+            .timestamp()
+            * 1_000_000;
+        m.insert(
+            (hour, f[1].to_string(), f[2].to_string()),
+            f[3].parse().unwrap(),
+        );
+    }
+    m
+}
+
+/// Billable bytes per (hour µs, connection, direction) in a warehouse.
+pub fn metered(wh: &Path) -> BTreeMap<(i64, String, String), u64> {
+    let b = query(
+        wh,
+        "SELECT CAST(usage_hour AS BIGINT), connection_arn, direction, CAST(SUM(bytes) AS BIGINT) \
+         FROM billable_flows GROUP BY 1, 2, 3",
+    );
+    let hours = u64s(&b, 0);
+    let conns = strings(&b, 1);
+    let dirs = strings(&b, 2);
+    let bytes = u64s(&b, 3);
+    let mut m = BTreeMap::new();
+    for i in 0..hours.len() {
+        m.insert(
+            (hours[i] as i64, conns[i].clone(), dirs[i].clone()),
+            bytes[i],
+        );
+    }
+    m
+}
+
+/// Everything in `flows` except the run id, in a stable order: the warehouse's content.
+pub fn flows_fingerprint(wh: &Path) -> (u64, Vec<String>) {
+    let b = query(
+        wh,
+        "SELECT input_id, date, hour, CAST(usage_hour AS BIGINT), source_line, bytes, packets, status, \
+         COALESCE(reason, ''), direction, observed_at, COALESCE(connection_arn, ''), COALESCE(endpoint_eni, '') \
+         FROM flows ORDER BY input_id, source_line, 4",
+    );
+    let n: usize = b.iter().map(|b| b.num_rows()).sum();
+    let mut rows = vec![String::new(); n];
+    for c in 0..13 {
+        for (i, v) in strings(&b, c).into_iter().enumerate() {
+            rows[i].push_str(&v);
+            rows[i].push('|');
+        }
+    }
+    (n as u64, rows)
+}
+
+/// Every file under a directory, sorted.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A gzip file's text.
+pub fn gunzip(p: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+/// Writes text gzipped.
+pub fn gzip(p: &Path, text: &str) {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(p).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap();
+}
+
+/// Asserts that a warehouse's billable bytes equal an estate's ground truth, key by key.
+pub fn assert_matches_truth(estate: &Path, wh: &Path) {
+    let want = truth(estate);
+    let got = metered(wh);
+    assert!(!want.is_empty());
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .take(5)
+        .map(|(k, v)| (k, v, got.get(k)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "differs from truth (first 5: key, want, got): {wrong:?}\n got {} keys, want {}",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(got.len(), want.len(), "metered keys that the truth lacks");
 }

@@ -4,66 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use common::*;
-
-fn truth(dir: &Path) -> BTreeMap<(i64, String, String), u64> {
-    let text = std::fs::read_to_string(dir.join("ground_truth.csv")).unwrap();
-    let mut m = BTreeMap::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let hour = chrono::DateTime::parse_from_rfc3339(f[0])
-            .unwrap()
-            .timestamp()
-            * 1_000_000;
-        m.insert(
-            (hour, f[1].to_string(), f[2].to_string()),
-            f[3].parse().unwrap(),
-        );
-    }
-    m
-}
-
-fn metered(wh: &Path) -> BTreeMap<(i64, String, String), u64> {
-    let b = query(
-        wh,
-        "SELECT CAST(usage_hour AS BIGINT), connection_arn, direction, CAST(SUM(bytes) AS BIGINT) \
-         FROM billable_flows GROUP BY 1, 2, 3",
-    );
-    let hours = u64s(&b, 0);
-    let conns = strings(&b, 1);
-    let dirs = strings(&b, 2);
-    let bytes = u64s(&b, 3);
-    let mut m = BTreeMap::new();
-    for i in 0..hours.len() {
-        m.insert(
-            (hours[i] as i64, conns[i].clone(), dirs[i].clone()),
-            bytes[i],
-        );
-    }
-    m
-}
-
-/// Everything in `flows` except the run id, in a stable order: the warehouse's content.
-fn flows_fingerprint(wh: &Path) -> (u64, Vec<String>) {
-    let b = query(
-        wh,
-        "SELECT input_id, date, hour, CAST(usage_hour AS BIGINT), source_line, bytes, packets, status, \
-         COALESCE(reason, ''), direction, observed_at, COALESCE(connection_arn, ''), COALESCE(endpoint_eni, '') \
-         FROM flows ORDER BY input_id, source_line, 4",
-    );
-    let n: usize = b.iter().map(|b| b.num_rows()).sum();
-    let mut rows = vec![String::new(); n];
-    for c in 0..13 {
-        for (i, v) in strings(&b, c).into_iter().enumerate() {
-            rows[i].push_str(&v);
-            rows[i].push('|');
-        }
-    }
-    (n as u64, rows)
-}
 
 #[test]
 fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
@@ -246,38 +187,6 @@ fn help_has_examples_for_every_command() {
             "{cmd} --help lacks examples:\n{out}"
         );
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out.sort();
-    out
-}
-
-fn gunzip(p: &Path) -> String {
-    use std::io::Read;
-    let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s
-}
-
-fn gzip(p: &Path, text: &str) {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(
-        std::fs::File::create(p).unwrap(),
-        flate2::Compression::default(),
-    );
-    e.write_all(text.as_bytes()).unwrap();
-    e.finish().unwrap();
 }
 
 #[test]

@@ -39,6 +39,7 @@ async fn rollups_match_truth_and_bill_partial_hours() {
         .unwrap()
         .into_iter()
         .map(|input| Job {
+            fetch: None,
             input,
             format: Format::parse(DEFAULT_FORMAT).unwrap(),
             account: None,

@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -32,7 +32,7 @@ use crate::decode::{BadInput, Decoder, Event, FlowRecord, Position};
 use crate::fields::Format;
 use crate::hours::split_hours;
 use crate::inventory::Index;
-use crate::source::InputRef;
+use crate::source::{Fetch, InputRef, Location};
 use crate::summary::Tally;
 use crate::warehouse::builders::{CoverageBuilder, FlowsBuilder, Lineage, QuarantineBuilder};
 use crate::warehouse::tables::{
@@ -61,6 +61,8 @@ pub enum IngestError {
 pub struct Job {
     /// The input.
     pub input: InputRef,
+    /// Opens the input when it is not a local file.
+    pub fetch: Option<Arc<dyn Fetch>>,
     /// Format for text files without a header line.
     pub format: Format,
     /// Account to assume when neither the record nor the path names one.
@@ -80,6 +82,14 @@ pub struct Options {
     pub flush_rows: usize,
     /// Most inputs in one segment.
     pub segment_inputs: usize,
+    /// This run is shard `i` of `n` (its run id ends in [`shard_tag`]); it recovers only
+    /// its own shard's unfinished segments, since other shards may be writing theirs now.
+    pub shard: Option<(u32, u32)>,
+}
+
+/// The suffix of the run ids of shard `i` of `n`.
+pub fn shard_tag((i, n): (u32, u32)) -> String {
+    format!("-s{i}of{n}")
 }
 
 impl Default for Options {
@@ -90,6 +100,7 @@ impl Default for Options {
             workers: 2,
             flush_rows: 100_000,
             segment_inputs: 4096,
+            shard: None,
         }
     }
 }
@@ -130,6 +141,21 @@ pub struct Report {
 /// Stable id of an input.
 pub fn input_id(key: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+}
+
+/// What identifies an input's content: the store's version (an S3 ETag) with the size, or
+/// else a hash of the bytes.
+fn content_identity(input: &InputRef) -> std::io::Result<(String, u64)> {
+    match (&input.version, &input.location) {
+        (Some(v), _) => Ok((
+            format!("etag:{}:{}", v.trim_matches('"'), input.size),
+            input.size,
+        )),
+        (None, Location::File(p)) => hash_file(p),
+        (None, Location::Object { .. }) => {
+            Err(std::io::Error::other("an object without a version"))
+        }
+    }
 }
 
 fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
@@ -191,13 +217,15 @@ pub fn ingest(
     // 1. Recover from runs that died mid-write.
     let mut committed = Vec::new();
     for m in read_segments(sink)? {
-        if m.status == SegmentStatus::Pending {
+        let mine = opts.shard.is_none_or(|s| m.run_id.ends_with(&shard_tag(s)));
+        if m.status == SegmentStatus::Pending && mine {
             tracing::warn!(message = "rolling back a segment an earlier run did not finish", segment = %m.segment_id, files = m.files.len());
             remove_segment(sink, &m)?;
             report.rolled_back += 1;
-        } else {
+        } else if m.status == SegmentStatus::Committed {
             committed.push(m);
         }
+        // A pending segment of another shard is that shard's business: it may be running.
     }
     let mut seg_of: HashMap<&str, usize> = HashMap::new();
     for (si, m) in committed.iter().enumerate() {
@@ -220,7 +248,7 @@ pub fn ingest(
     let mut doomed: HashSet<usize> = HashSet::new();
     let mut seen_content: HashMap<String, usize> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        let h = hash_file(&job.input.path).ok();
+        let h = content_identity(&job.input).ok();
         let entry = seg_of
             .get(ids[i].as_str())
             .and_then(|&si| committed[si].inputs.iter().find(|r| r.input_id == ids[i]));
@@ -308,6 +336,20 @@ pub fn ingest(
             .then(jobs[a].input.key.cmp(&jobs[b].input.key))
     });
 
+    // Remote stores download ahead in the order the workers will ask.
+    let mut fetchers: Vec<(Arc<dyn Fetch>, Vec<InputRef>)> = Vec::new();
+    for &i in &order {
+        if let Some(f) = &jobs[i].fetch {
+            match fetchers.iter_mut().find(|(g, _)| Arc::ptr_eq(g, f)) {
+                Some((_, list)) => list.push(jobs[i].input.clone()),
+                None => fetchers.push((f.clone(), vec![jobs[i].input.clone()])),
+            }
+        }
+    }
+    for (f, list) in fetchers {
+        f.plan(list);
+    }
+
     // 3. Write, one segment writer per worker.
     let next = AtomicUsize::new(0);
     let shared = Mutex::new((Tally::default(), Vec::<QuarantineSample>::new()));
@@ -368,17 +410,31 @@ pub fn ingest(
     Ok(report)
 }
 
+/// Counts bytes read for the progress display and remembers whether reading itself failed
+/// (as opposed to the bytes failing to decode).
 struct Counting<'a, R> {
     inner: R,
     counter: &'a AtomicU64,
+    failed: &'a std::cell::Cell<bool>,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.failed.set(true))?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// Why an input could not be read to the end.
+enum ReadFailure {
+    /// The bytes are not a valid input; reading again will not help until they change.
+    Content(String),
+    /// The bytes could not be fetched (after the source's retries); the next run tries again.
+    Fetch(String),
 }
 
 fn now_micros() -> i64 {
@@ -544,7 +600,7 @@ impl<'a> Segment<'a> {
             samples: Vec::new(),
             error: None,
         };
-        let (content_hash, size) = match hashed {
+        let (mut content_hash, size) = match hashed {
             Some((h, s)) => (h.clone(), *s),
             None => (String::from("unreadable"), 0),
         };
@@ -558,7 +614,16 @@ impl<'a> Segment<'a> {
                     records: 1,
                 },
             );
-        } else if let Err(reason) = self.decode_file(job, &mut cx, progress) {
+        } else if let Err(failure) = self.decode_file(job, &mut cx, progress) {
+            let reason = match failure {
+                ReadFailure::Content(r) => r,
+                ReadFailure::Fetch(r) => {
+                    // Not recorded as read: the next run reads it again and replaces whatever
+                    // part of it this run wrote, so it is never counted twice.
+                    content_hash = String::from("unreadable");
+                    format!("{r}; it will be read again on the next run")
+                }
+            };
             self.bad(
                 &mut cx,
                 BadInput {
@@ -595,33 +660,69 @@ impl<'a> Segment<'a> {
         job: &Job,
         cx: &mut InputCtx,
         progress: &Progress,
-    ) -> Result<(), String> {
-        let path = &job.input.path;
-        let mut f = File::open(path).map_err(|e| format!("cannot open the file: {e}"))?;
+    ) -> Result<(), ReadFailure> {
+        let failed = std::cell::Cell::new(false);
+        let raw: Box<dyn Read + Send> = match (&job.input.location, &job.fetch) {
+            (Location::File(path), _) => Box::new(
+                File::open(path)
+                    .map_err(|e| ReadFailure::Fetch(format!("cannot open the file: {e}")))?,
+            ),
+            (Location::Object { .. }, Some(f)) => f.open(&job.input),
+            (Location::Object { .. }, None) => {
+                return Err(ReadFailure::Fetch("no client for this object".into()))
+            }
+        };
+        let mut reader = Counting {
+            inner: raw,
+            counter: &progress.bytes_read,
+            failed: &failed,
+        };
         let mut head = [0u8; 4];
-        let n = f
-            .read(&mut head)
-            .map_err(|e| format!("cannot read the file: {e}"))?;
-        f.seek(SeekFrom::Start(0))
-            .map_err(|e| format!("cannot read the file: {e}"))?;
+        let mut n = 0;
+        while n < 4 {
+            match reader.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(ReadFailure::Fetch(format!("cannot read it: {e}"))),
+            }
+        }
         let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
         let res = if n == 4 && &head == PARQUET_MAGIC {
-            let r = ParquetDecoder::new(f).decode(&mut sink);
-            progress
-                .bytes_read
-                .fetch_add(job.input.size, Ordering::Relaxed);
-            r
+            // Parquet needs random access: a local file is read in place, an object whole
+            // (AWS writes flow-log Parquet files of at most 75 MB).
+            match &job.input.location {
+                Location::File(path) => {
+                    drop(reader);
+                    let f = File::open(path)
+                        .map_err(|e| ReadFailure::Fetch(format!("cannot open the file: {e}")))?;
+                    progress
+                        .bytes_read
+                        .fetch_add(job.input.size.saturating_sub(4), Ordering::Relaxed);
+                    ParquetDecoder::new(f).decode(&mut sink)
+                }
+                Location::Object { .. } => {
+                    let mut all = Vec::with_capacity(job.input.size as usize);
+                    all.extend_from_slice(&head);
+                    reader
+                        .read_to_end(&mut all)
+                        .map_err(|e| ReadFailure::Fetch(format!("cannot read it: {e}")))?;
+                    ParquetDecoder::new(bytes::Bytes::from(all)).decode(&mut sink)
+                }
+            }
         } else {
             TextDecoder::new(
-                Counting {
-                    inner: f,
-                    counter: &progress.bytes_read,
-                },
+                std::io::Cursor::new(head[..n].to_vec()).chain(reader),
                 job.format.clone(),
             )
             .decode(&mut sink)
         };
-        res.map(|_| ()).map_err(|e| e.to_string())
+        res.map(|_| ()).map_err(|e| {
+            if failed.get() {
+                ReadFailure::Fetch(e.to_string())
+            } else {
+                ReadFailure::Content(e.to_string())
+            }
+        })
     }
 
     fn bad(&mut self, cx: &mut InputCtx, bad: BadInput) {
@@ -740,6 +841,7 @@ mod tests {
             .into_iter()
             .map(|input| Job {
                 input,
+                fetch: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: Some("111111111111".into()),
             })
@@ -1092,6 +1194,7 @@ mod tests {
             .into_iter()
             .map(|input| Job {
                 input,
+                fetch: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: None,
             })
@@ -1103,7 +1206,7 @@ mod tests {
         let mut js = jobs(&src);
         for j in js.iter_mut() {
             if j.input.key.ends_with("b.log") {
-                j.input.path = src.join("gone.log");
+                j.input.location = Location::File(src.join("gone.log"));
             }
         }
         let r = ingest(&js, &ix(), &sink, &opts, &Progress::default()).unwrap();

@@ -73,7 +73,8 @@ impl Source for FileSource {
                 uri: abs.display().to_string(),
                 account_hint: account_from_key(&rel)
                     .or_else(|| account_from_key(&abs.to_string_lossy())),
-                path: p,
+                location: super::Location::File(p),
+                version: None,
                 size,
             });
         }

@@ -1,11 +1,30 @@
 //! Sources: where inputs come from. A source lists its inputs, each with a stable identity
-//! (the key that names its output files) and opens them for decoding.
+//! (the key that names its output files and its checkpoint entry); a [`Fetch`] opens them as
+//! byte streams for decoding.
 
 pub mod file;
+pub mod layout;
+pub mod s3;
+pub mod s3_read;
 
+use std::io::Read;
 use std::path::PathBuf;
 
-/// One input (a file or, later, an object or a partition range) to ingest.
+/// Where an input's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local file.
+    File(PathBuf),
+    /// An S3 object.
+    Object {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+}
+
+/// One input (a file, an object or, later, a partition range) to ingest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputRef {
     /// Stable identity: source name and the path relative to the source root. Output file
@@ -13,13 +32,25 @@ pub struct InputRef {
     pub key: String,
     /// Where it is, for lineage and messages.
     pub uri: String,
-    /// Local path to read.
-    pub path: PathBuf,
+    /// Where to read it.
+    pub location: Location,
+    /// The store's version of the content when it has one (an S3 ETag): a changed version means
+    /// changed content, so the content need not be read twice to find out.
+    pub version: Option<String>,
     /// Size in bytes when listed.
     pub size: u64,
     /// The AWS account the input belongs to, from an `AWSLogs/ACCOUNT/` or
     /// `aws-account-id=ACCOUNT` path segment; used when records say `unknown`.
     pub account_hint: Option<String>,
+}
+
+/// The role of a fetcher: open inputs of a remote store as byte streams.
+pub trait Fetch: Send + Sync + std::fmt::Debug {
+    /// Opens an input for reading from its start. Errors of the store surface as read errors
+    /// of the returned stream, after the fetcher's own retries.
+    fn open(&self, input: &InputRef) -> Box<dyn Read + Send>;
+    /// Tells the fetcher the order in which inputs will be opened, so it can download ahead.
+    fn plan(&self, _inputs: Vec<InputRef>) {}
 }
 
 /// Errors listing a source.
@@ -33,6 +64,9 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote store refused or failed the listing (after retries).
+    #[error("source {name}: {message}")]
+    Remote { name: String, message: String },
 }
 
 /// The role of a source: list the inputs it has now.

@@ -43,7 +43,45 @@ impl LocalSink {
     /// write one warehouse at once. A lock whose process no longer exists on this machine is
     /// taken over. Released when the guard drops.
     pub fn lock(&self, command: &str) -> Result<LockGuard, WarehouseError> {
-        let path = self.root.join("_lock");
+        self.lock_scope(command, None)
+    }
+
+    /// Like [`LocalSink::lock`], for one shard of a sharded ingest: shards lock
+    /// `_lock.shard-I-of-N` and may run together, but never with an unsharded run (`_lock`).
+    pub fn lock_scope(
+        &self,
+        command: &str,
+        shard: Option<(u32, u32)>,
+    ) -> Result<LockGuard, WarehouseError> {
+        let name = match shard {
+            Some((i, n)) => format!("_lock.shard-{i}-of-{n}"),
+            None => "_lock".to_string(),
+        };
+        // The other kind of lock must not be held by a live run.
+        let others: Vec<PathBuf> = fs::read_dir(&self.root)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
+                        match shard {
+                            Some(_) => f == "_lock",
+                            None => f.starts_with("_lock.shard-"),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in others {
+            let holder = fs::read_to_string(&p).unwrap_or_default();
+            if !is_stale(&holder) {
+                return Err(WarehouseError::Locked {
+                    path: p.display().to_string(),
+                    holder,
+                });
+            }
+        }
+        let path = self.root.join(name);
         let me = format!(
             "pid {} on {}, {command}, since {}",
             std::process::id(),
