@@ -1,8 +1,9 @@
 //! A FOCUS-conformant export (FinOps Open Cost and Usage Specification, column names of
 //! version 1.2): one row per invoice line, so FinOps tools can load linkmeter's chargeback
 //! next to the cloud providers' own FOCUS data. Columns linkmeter cannot know (commitment
-//! discounts, capacity reservations) are left out; linkmeter's own columns use the `x_`
-//! prefix FOCUS reserves for extensions.
+//! discounts, capacity reservations, invoice ids) are present and null, as FOCUS asks of
+//! columns that do not apply; linkmeter's own columns use the `x_` prefix FOCUS reserves for
+//! extensions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,7 +15,7 @@ use rust_decimal::Decimal;
 use crate::finance_csv::cell;
 
 /// The header row.
-pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme";
+pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,AvailabilityZone,BillingAccountType,CapacityReservationId,CapacityReservationStatus,CommitmentDiscountCategory,CommitmentDiscountId,CommitmentDiscountName,CommitmentDiscountQuantity,CommitmentDiscountStatus,CommitmentDiscountType,CommitmentDiscountUnit,InvoiceId,PricingCategory,RegionName,ResourceName,ResourceType,ServiceSubcategory,SkuPriceId,SubAccountType,Tags,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme";
 
 /// The unit name for a GB meter given the price book's bytes per GB: FOCUS wants the unit
 /// actually measured, so 2^30 is `GiB` and 10^9 is `GB`.
@@ -23,6 +24,28 @@ pub fn data_unit(bytes_per_gb: u64) -> String {
         1_073_741_824 => "GiB".into(),
         1_000_000_000 => "GB".into(),
         n => format!("{n} Bytes"),
+    }
+}
+
+/// AWS's display name of a region (FOCUS `RegionName`); the id where it is not in this list.
+pub fn region_name(id: &str) -> &str {
+    match id {
+        "us-east-1" => "US East (N. Virginia)",
+        "us-east-2" => "US East (Ohio)",
+        "us-west-1" => "US West (N. California)",
+        "us-west-2" => "US West (Oregon)",
+        "ca-central-1" => "Canada (Central)",
+        "eu-west-1" => "Europe (Ireland)",
+        "eu-west-2" => "Europe (London)",
+        "eu-west-3" => "Europe (Paris)",
+        "eu-central-1" => "Europe (Frankfurt)",
+        "eu-north-1" => "Europe (Stockholm)",
+        "ap-southeast-1" => "Asia Pacific (Singapore)",
+        "ap-southeast-2" => "Asia Pacific (Sydney)",
+        "ap-northeast-1" => "Asia Pacific (Tokyo)",
+        "ap-south-1" => "Asia Pacific (Mumbai)",
+        "sa-east-1" => "South America (Sao Paulo)",
+        other => other,
     }
 }
 
@@ -54,10 +77,11 @@ pub fn focus_csv(
             .get(&l.account)
             .map(|(n, c)| (n.as_str(), c.as_str()))
             .unwrap_or(("", ""));
+        // ServiceCategory takes FOCUS's fixed values: MSK is "Analytics", PrivateLink "Networking".
         let (service, category, consumed_unit) = match l.meter {
             Meter::MskConnectivityHours | Meter::MskConnectivityGb => (
                 "Amazon Managed Streaming for Apache Kafka",
-                "Streaming",
+                "Analytics",
                 if l.meter.unit() == "GB" {
                     unit.as_str()
                 } else {
@@ -74,10 +98,15 @@ pub fn focus_csv(
                 },
             ),
         };
-        let resource = if l.endpoint_id.is_empty() {
-            l.cluster.as_str()
+        let (resource, resource_type) = if l.endpoint_id.is_empty() {
+            (l.cluster.as_str(), "MSK Cluster")
         } else {
-            l.endpoint_id.as_str()
+            (l.endpoint_id.as_str(), "VPC Endpoint")
+        };
+        let subcategory = if category == "Analytics" {
+            "Streaming Analytics"
+        } else {
+            "Network Connectivity"
         };
         let description = format!(
             "{} for {} {} ({})",
@@ -91,7 +120,7 @@ pub fn focus_csv(
         let price = plain(l.unit_price(), 10);
         let _ = writeln!(
             out,
-            "{amount},{amount},{amount},{amount},{},{},{},{month_start},{month_end},Usage,,{},Usage-Based,{month_start},{month_end},{qty},{consumed_unit},{qty},{consumed_unit},{price},{price},Amazon Web Services,Amazon Web Services,Amazon Web Services,{},{},{category},{service},{},{},{},{},{},{},{}",
+            "{amount},{amount},{amount},{amount},{},{},{},{month_start},{month_end},Usage,,{},Usage-Based,{month_start},{month_end},{qty},{consumed_unit},{qty},{consumed_unit},{price},{price},Amazon Web Services,Amazon Web Services,Amazon Web Services,{},{},{category},{service},{},{},{},,AWS Account,,,,,,,,,,,Standard,{},{},{resource_type},{subcategory},{}:{},AWS Account,{{}},{},{},{},{}",
             // Without the organization's payer account, each account is its own billing account.
             cell(&l.account),
             cell(name),
@@ -102,6 +131,10 @@ pub fn focus_csv(
             l.meter.as_str(),
             cell(&l.account),
             cell(name),
+            cell(region_name(region)),
+            cell(resource),
+            l.meter.as_str(),
+            cell(region),
             cell(cc),
             l.allocation_basis,
             cell(&l.cluster),
@@ -141,10 +174,11 @@ mod tests {
             lines: vec![
                 line(Meter::EndpointGb, "2.5", "0.03"),
                 line(Meter::EndpointAzHours, "744", "7.44"),
+                line(Meter::MskConnectivityGb, "1", "0.01"),
             ],
             scaled_total: d("0"),
-            exact_total: d("7.47"),
-            total: d("7.47"),
+            exact_total: d("7.48"),
+            total: d("7.48"),
         };
         let csv = focus_csv(
             &inv,
@@ -168,5 +202,37 @@ mod tests {
             rows.iter().all(|r| r.len() == h.len()),
             "every row has every column"
         );
+        // FOCUS's closed value lists.
+        const CATEGORIES: &[&str] = &[
+            "AI and Machine Learning",
+            "Analytics",
+            "Business Applications",
+            "Compute",
+            "Databases",
+            "Developer Tools",
+            "Multicloud",
+            "Identity",
+            "Integration",
+            "Internet of Things",
+            "Management and Governance",
+            "Media",
+            "Migration",
+            "Mobile",
+            "Networking",
+            "Security",
+            "Storage",
+            "Web",
+            "Other",
+        ];
+        for r in &rows[1..] {
+            assert!(CATEGORIES.contains(&r[col("ServiceCategory")]), "{r:?}");
+            assert_eq!(r[col("ChargeCategory")], "Usage");
+            assert_eq!(r[col("PricingCategory")], "Standard");
+            assert_eq!(r[col("RegionName")], "US East (N. Virginia)");
+            assert_eq!(r[col("CommitmentDiscountId")], "");
+        }
+        assert_eq!(rows[3][col("ServiceCategory")], "Analytics");
+        assert_eq!(rows[3][col("ResourceType")], "VPC Endpoint");
+        assert_eq!(rows[3][col("SkuPriceId")], "msk_connectivity_gb:us-east-1");
     }
 }
