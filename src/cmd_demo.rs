@@ -79,7 +79,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     crate::cmd_invoice::print_summary(&inv, "2026-10");
     let w = wh.display();
     println!("\nNext:");
-    println!("  open the finance CSV: {}", inv.csv.display());
+    println!("  open the finance CSV: {}", inv.csv);
     println!("  linkmeter sql -w {w} \"SELECT invoice_view, account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");

@@ -18,7 +18,6 @@ use linkmeter_ingest::source::s3::S3Source;
 use linkmeter_ingest::source::s3_read::{S3Fetch, S3Store};
 use linkmeter_ingest::source::{Fetch, Source};
 use linkmeter_ingest::warehouse::tables::{write_inventory, write_run, RunRecord};
-use linkmeter_ingest::warehouse::LocalSink;
 
 use crate::config::{Config, SourceKind};
 
@@ -116,7 +115,7 @@ fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 /// What an ingest run produced.
 pub struct Outcome {
     pub report: Report,
-    pub warehouse: PathBuf,
+    pub warehouse: String,
     pub run_id: String,
     pub elapsed: Duration,
     /// The S3 client of the run, when a source was on S3 (its counters go in the summary).
@@ -139,10 +138,10 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     let t0 = Instant::now();
     let inv_path = cfg.inventory_path();
     let ix = Inventory::load(&inv_path).map_err(|e| anyhow!(e).context(ConfigProblem))?;
-    let warehouse = cfg.warehouse_path();
-    let sink = LocalSink::open(&warehouse)
-        .with_context(|| format!("opening warehouse {}", warehouse.display()))?;
-    let _lock = sink.lock_scope("ingest", sel.shard)?;
+    let wh = crate::warehouse::Warehouse::open(cfg)?;
+    let warehouse = wh.display();
+    let sink = wh.sink;
+    let _lock = sink.lock("ingest", sel.shard)?;
     for name in only {
         if !cfg.sources.iter().any(|s| &s.name == name) {
             return Err(anyhow!("no source named {name:?} in the config").context(ConfigProblem));
@@ -210,7 +209,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
         );
     }
     let run_id = run_id(sel.shard);
-    write_inventory(&sink, &ix).context("writing the inventory tables")?;
+    write_inventory(sink.as_ref(), &ix).context("writing the inventory tables")?;
     let opts = Options {
         run_id: run_id.clone(),
         force: sel.force,
@@ -227,12 +226,12 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = spawn_progress(progress.clone(), done.clone(), total, jobs.len() as u64);
-    let result = pipeline::ingest(&jobs, &ix, &sink, &opts, &progress);
+    let result = pipeline::ingest(&jobs, &ix, sink.as_ref(), &opts, &progress);
     done.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     let report = result.context("ingest stopped")?;
     write_run(
-        &sink,
+        sink.as_ref(),
         &RunRecord {
             run_id: run_id.clone(),
             command: "ingest".into(),
@@ -317,7 +316,7 @@ pub fn print_summary(o: &Outcome) {
         "run {} finished in {:.1}s; warehouse {}",
         o.run_id,
         o.elapsed.as_secs_f64(),
-        o.warehouse.display()
+        o.warehouse
     );
     print!("{t}");
     if let Some(s3) = &o.s3 {
@@ -349,7 +348,7 @@ pub fn print_summary(o: &Outcome) {
             );
         }
         if t.quarantine_rows > 10 {
-            println!("  … see: linkmeter sql --warehouse {} \"SELECT source_uri, line, reason FROM quarantine\"", o.warehouse.display());
+            println!("  … see: linkmeter sql --warehouse {} \"SELECT source_uri, line, reason FROM quarantine\"", o.warehouse);
         }
     }
 }

@@ -10,7 +10,6 @@ use linkmeter_aggregate::lines_table;
 use linkmeter_aggregate::load::{load_accounts, load_month};
 use linkmeter_aggregate::price_book::PriceBook;
 use linkmeter_aggregate::rollup::{rollup, Month};
-use linkmeter_ingest::warehouse::{LocalSink, Sink};
 use linkmeter_sql::Catalog;
 use rust_decimal::Decimal;
 
@@ -43,8 +42,8 @@ pub struct Outcome {
     pub previous: BTreeMap<String, Decimal>,
     pub invoice: Invoice,
     pub chargeback: Invoice,
-    pub csv: PathBuf,
-    pub chargeback_csv: PathBuf,
+    pub csv: String,
+    pub chargeback_csv: String,
     pub currency: String,
     pub accounts: BTreeMap<String, (String, String)>,
 }
@@ -58,18 +57,17 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         .ok_or_else(|| anyhow!("the config names no price book; add prices = \"prices.toml\" (an example ships as aggregate/prices.example.toml)").context(ConfigProblem))?;
     let book =
         PriceBook::load(&cfg.resolve(prices)).map_err(|e| anyhow!(e).context(ConfigProblem))?;
-    let wh = cfg.warehouse_path();
-    let sink =
-        LocalSink::open(&wh).with_context(|| format!("opening warehouse {}", wh.display()))?;
-    let _lock = sink.lock("invoice")?;
+    let wh = crate::warehouse::Warehouse::open(cfg)?;
+    let sink = wh.sink.as_ref();
+    let _lock = sink.lock("invoice", None)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let (inv, cb, accounts, quality, previous) = rt.block_on(async {
-        rollup(&wh, &sink, month)
+        rollup(&wh.location, sink, month)
             .await
             .context("running the rollups")?;
-        let cat = Catalog::open(&wh).await?;
+        let cat = Catalog::open_at(&wh.location).await?;
         let (usage, eh, ch) = load_month(&cat, month).await?;
         let accounts = load_accounts(&cat).await?;
         let inv =
@@ -94,8 +92,7 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         }
         Ok::<_, anyhow::Error>((inv, cb, accounts, quality, previous))
     })?;
-    let dir = wh.join("reports").join(format!("month={}", month.label()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = format!("reports/month={}", month.label());
     let mut csvs = Vec::new();
     for (view, v) in [("aws", &inv), ("chargeback", &cb)] {
         let batch = lines_table::batch(v, &book.currency, &accounts);
@@ -112,12 +109,9 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
             &book.currency,
             &accounts,
         );
-        let path = dir.join(format!("finance-{view}.csv"));
-        let tmp = dir.join(format!(".finance-{view}.csv.tmp"));
-        std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path)
-            .with_context(|| format!("renaming into {}", path.display()))?;
-        csvs.push(path);
+        let rel = format!("{dir}/finance-{view}.csv");
+        sink.put_bytes(&rel, csv.as_bytes())?;
+        csvs.push(format!("{}/{rel}", wh.display()));
         let regions: std::collections::BTreeSet<&str> =
             book.rates.keys().map(|k| k.1.as_str()).collect();
         let region = if regions.len() == 1 {
@@ -134,11 +128,7 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
             &accounts,
             region,
         );
-        let fpath = dir.join(format!("focus-{view}.csv"));
-        let ftmp = dir.join(format!(".focus-{view}.csv.tmp"));
-        std::fs::write(&ftmp, focus).with_context(|| format!("writing {}", ftmp.display()))?;
-        std::fs::rename(&ftmp, &fpath)
-            .with_context(|| format!("renaming into {}", fpath.display()))?;
+        sink.put_bytes(&format!("{dir}/focus-{view}.csv"), focus.as_bytes())?;
     }
     let chargeback_csv = csvs.pop().expect("two views");
     let path = csvs.pop().expect("two views");
@@ -162,7 +152,7 @@ pub fn print_summary(o: &Outcome, month: &str) {
         inv.total,
         o.currency,
         inv.lines.len(),
-        o.csv.display()
+        o.csv
     );
     let mut by_meter: BTreeMap<&str, Decimal> = BTreeMap::new();
     let mut by_account: BTreeMap<&str, Decimal> = BTreeMap::new();
@@ -177,7 +167,7 @@ pub fn print_summary(o: &Outcome, month: &str) {
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     println!(
         "  chargeback view: total {} {} (the same to the cent), owner-billed meters re-allocated to clients; CSV {}",
-        o.chargeback.total, o.currency, o.chargeback_csv.display()
+        o.chargeback.total, o.currency, o.chargeback_csv
     );
     if !o.previous.is_empty() {
         let mut movers: Vec<(&str, Decimal)> = top_of(inv)

@@ -28,9 +28,9 @@ pub struct Args {
     /// Read the SQL from a file.
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// Warehouse directory (default: from the config).
+    /// Warehouse directory or s3://bucket/prefix (default: from the config).
     #[arg(long, short, env = "LINKMETER_WAREHOUSE")]
-    pub warehouse: Option<PathBuf>,
+    pub warehouse: Option<String>,
     /// Configuration file, used when --warehouse is not given.
     #[arg(
         long,
@@ -53,17 +53,29 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         _ => bail!("give either a query or --file (not both); see `linkmeter sql --help`"),
     };
-    let wh = match a.warehouse {
-        Some(w) => w,
-        None => Config::load(&a.config)
-            .context("no --warehouse given, so the config was needed")?
-            .warehouse_path(),
+    let cfg = match &a.warehouse {
+        // The config still supplies [s3] settings when there is one.
+        Some(w) => match Config::load(&a.config) {
+            Ok(mut c) if a.config.exists() => {
+                c.warehouse = w.clone();
+                c
+            }
+            _ => Config::bare(w),
+        },
+        None => {
+            Config::load(&a.config).context("no --warehouse given, so the config was needed")?
+        }
+    };
+    let wh = match cfg.warehouse.starts_with("s3://") {
+        true => crate::warehouse::Warehouse::open(&cfg)?.location,
+        // Reading never creates a local warehouse directory.
+        false => linkmeter_sql::Location::Local(cfg.warehouse_path()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let out = rt.block_on(async {
-        let cat = Catalog::open(&wh).await?;
+        let cat = Catalog::open_at(&wh).await?;
         let batches = cat.query(&sql).await?;
         Ok::<_, linkmeter_sql::SqlError>(batches)
     })?;

@@ -176,6 +176,27 @@ impl Config {
         Ok(c)
     }
 
+    /// A config for commands given only a warehouse (`sql --warehouse`): paths relative to
+    /// the current directory, `[s3]` from `LINKMETER_S3_*` and the AWS environment.
+    pub fn bare(warehouse: &str) -> Config {
+        let s3 = S3Config {
+            region: env("LINKMETER_S3_REGION"),
+            endpoint_url: env("LINKMETER_S3_ENDPOINT_URL"),
+            force_path_style: env("LINKMETER_S3_FORCE_PATH_STYLE")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+            ..S3Config::default()
+        };
+        Config {
+            warehouse: warehouse.to_string(),
+            inventory: String::new(),
+            prices: None,
+            ingest: IngestSettings::default(),
+            s3,
+            sources: Vec::new(),
+            base: PathBuf::new(),
+        }
+    }
+
     /// Resolves a path from the config relative to the config file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = p.strip_prefix("file://").unwrap_or(p);

@@ -7,6 +7,7 @@ mod cmd_invoice;
 mod cmd_sql;
 mod config;
 mod logging;
+mod warehouse;
 
 use std::process::ExitCode;
 

@@ -578,3 +578,121 @@ fn upload_more(
         }
     });
 }
+
+#[test]
+fn s3_warehouse_ingest_invoice_and_sql_match_a_local_warehouse() {
+    let rt = rt();
+    let c = client(&rt);
+    let e = estate("wh", "1", &rt, &c);
+    let ep = endpoint();
+    let s3cfg = config(&e, "remote", &ep, "");
+    // The same sources, the warehouse in the bucket.
+    let text = std::fs::read_to_string(&s3cfg).unwrap().replace(
+        "warehouse = \"remote-wh\"",
+        &format!("warehouse = \"s3://{}/warehouse/v1\"", e.bucket),
+    );
+    std::fs::write(&s3cfg, text).unwrap();
+    let local = config(&e, "local", &ep, "");
+
+    let out = ingest(&e, &s3cfg, &[]);
+    assert!(
+        out.contains(&format!("warehouse s3://{}/warehouse/v1", e.bucket)),
+        "{out}"
+    );
+    ingest(&e, &local, &[]);
+    // The checkpoint lives in the bucket too: a rerun reads nothing.
+    let out = ingest(&e, &s3cfg, &[]);
+    assert!(out.contains(" 0 read,"), "{out}");
+
+    let q = "SELECT CAST(usage_hour AS BIGINT) AS h, connection_arn, direction, CAST(SUM(bytes) AS BIGINT) AS b \
+             FROM billable_flows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let sql = |cfg: &Path| {
+        ok(
+            &e.dir,
+            &[
+                "sql",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--format",
+                "csv",
+                q,
+            ],
+        )
+    };
+    let remote_rows = sql(&s3cfg);
+    assert!(remote_rows.lines().count() > 100, "{remote_rows}");
+    assert_eq!(remote_rows, sql(&local));
+
+    // Invoices from both warehouses: the same finance CSV, byte for byte.
+    for cfg in [&s3cfg, &local] {
+        ok(
+            &e.dir,
+            &[
+                "invoice",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--month",
+                "2026-10",
+            ],
+        );
+    }
+    let remote_csv = rt.block_on(async {
+        let o = c
+            .get_object()
+            .bucket(&e.bucket)
+            .key("warehouse/v1/reports/month=2026-10/finance-chargeback.csv")
+            .send()
+            .await
+            .unwrap();
+        o.body.collect().await.unwrap().into_bytes().to_vec()
+    });
+    let local_csv = std::fs::read(
+        e.dir
+            .join("local-wh/reports/month=2026-10/finance-chargeback.csv"),
+    )
+    .unwrap();
+    assert!(local_csv.len() > 200);
+    assert_eq!(
+        String::from_utf8(remote_csv).unwrap(),
+        String::from_utf8(local_csv).unwrap()
+    );
+    let lines = ok(
+        &e.dir,
+        &[
+            "sql",
+            "--config",
+            s3cfg.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT COUNT(*) FROM invoice_lines WHERE month = '2026-10'",
+        ],
+    );
+    assert!(
+        lines.lines().nth(1).unwrap().parse::<u64>().unwrap() > 0,
+        "{lines}"
+    );
+
+    // A live lock in the bucket stops a second writer, naming the holder; an abandoned one is
+    // taken over.
+    let put_lock = |since: i64| {
+        rt.block_on(async {
+            c.put_object()
+                .bucket(&e.bucket)
+                .key("warehouse/v1/_lock")
+                .body(ByteStream::from(
+                    format!("pid 1 on elsewhere, ingest, since {since}").into_bytes(),
+                ))
+                .send()
+                .await
+                .unwrap();
+        })
+    };
+    put_lock(chrono::Utc::now().timestamp());
+    let o = linkmeter(&e.dir, &["ingest", "--config", s3cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("locked") && err.contains("elsewhere"), "{err}");
+    put_lock(0);
+    let out = ingest(&e, &s3cfg, &[]);
+    assert!(out.contains(" 0 read,"), "{out}");
+}

@@ -126,13 +126,13 @@ pub struct RollupReport {
 }
 
 /// Runs every rollup for `month` and writes the results through `sink` into the warehouse at
-/// `root` (the catalog reads the same directory).
+/// `root` (the catalog reads the same place).
 pub async fn rollup(
-    root: &std::path::Path,
+    root: &linkmeter_sql::Location,
     sink: &dyn Sink,
     month: Month,
 ) -> Result<RollupReport, RollupError> {
-    let cat = Catalog::open(root).await?;
+    let cat = Catalog::open_at(root).await?;
     for needed in [
         "flows",
         "connections",
@@ -141,7 +141,7 @@ pub async fn rollup(
         "cluster_connectivity",
     ] {
         if !cat.tables.contains(&needed) {
-            return Err(RollupError::Missing(root.display().to_string(), needed));
+            return Err(RollupError::Missing(root.display(), needed));
         }
     }
     let mut report = RollupReport::default();

@@ -48,8 +48,12 @@ async fn rollups_match_truth_and_bill_partial_hours() {
     ingest(&jobs, &ix, &sink, &Options::default(), &Progress::default()).unwrap();
 
     let month = Month::parse("2026-10").unwrap();
-    let r1 = rollup(&wh, &sink, month).await.unwrap();
-    let r2 = rollup(&wh, &sink, month).await.unwrap();
+    let r1 = rollup(&linkmeter_sql::Location::Local(wh.clone()), &sink, month)
+        .await
+        .unwrap();
+    let r2 = rollup(&linkmeter_sql::Location::Local(wh.clone()), &sink, month)
+        .await
+        .unwrap();
     assert_eq!(
         r1.tables, r2.tables,
         "a rerun restates the month with the same rows"

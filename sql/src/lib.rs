@@ -126,13 +126,43 @@ pub const VIEWS: &[(&str, &str)] = &[(
     include_str!("../views/billable_flows.sql"),
 )];
 
+/// Where a warehouse is.
+#[derive(Clone)]
+pub enum Location {
+    /// A local directory.
+    Local(PathBuf),
+    /// A prefix of an object store: `url` is `s3://bucket/prefix`.
+    Object {
+        /// The warehouse URL.
+        url: String,
+        /// The store holding the bucket.
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+    },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl Location {
+    /// The warehouse's path or URL, for messages.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Local(p) => p.display().to_string(),
+            Location::Object { url, .. } => url.clone(),
+        }
+    }
+}
+
 /// A DataFusion session with the warehouse registered.
 pub struct Catalog {
     /// The session; run any SQL on it.
     pub ctx: SessionContext,
     /// Tables found and registered.
     pub tables: Vec<&'static str>,
-    root: PathBuf,
+    root: String,
 }
 
 fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> SqlError {
@@ -154,27 +184,81 @@ fn has_parquet(dir: &Path) -> bool {
     })
 }
 
+/// Whether a table directory under an object-store warehouse holds any Parquet file.
+async fn has_parquet_object(
+    store: &dyn object_store::ObjectStore,
+    prefix: &str,
+) -> Result<bool, object_store::Error> {
+    use futures::TryStreamExt;
+    let p = object_store::path::Path::from(prefix);
+    let mut s = store.list(Some(&p));
+    while let Some(m) = s.try_next().await? {
+        if m.location.as_ref().ends_with(".parquet") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Catalog {
     /// Opens a local warehouse and registers every table that has data, then the views.
     pub async fn open(root: &Path) -> Result<Catalog, SqlError> {
-        if !root.is_dir() {
-            return Err(SqlError::NoWarehouse(root.display().to_string()));
+        Self::open_at(&Location::Local(root.to_path_buf())).await
+    }
+
+    /// Opens a warehouse at a local path or in an object store and registers every table that
+    /// has data, then the views.
+    pub async fn open_at(at: &Location) -> Result<Catalog, SqlError> {
+        if let Location::Local(root) = at {
+            if !root.is_dir() {
+                return Err(SqlError::NoWarehouse(root.display().to_string()));
+            }
         }
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
+        if let Location::Object { url, store } = at {
+            let u =
+                url::Url::parse(url).map_err(|e| SqlError::NoWarehouse(format!("{url}: {e}")))?;
+            let base = url::Url::parse(&format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")))
+                .map_err(|e| SqlError::NoWarehouse(format!("{url}: {e}")))?;
+            ctx.register_object_store(&base, store.clone());
+        }
         let mut tables = Vec::new();
         for t in TABLES.iter().chain(std::iter::once(&INVOICE_TABLE)) {
-            let dir = root.join(t.name);
-            if !has_parquet(&dir) {
-                continue;
-            }
+            let url = match at {
+                Location::Local(root) => {
+                    let dir = root.join(t.name);
+                    if !has_parquet(&dir) {
+                        continue;
+                    }
+                    format!("{}/", dir.display())
+                }
+                Location::Object { url, store } => {
+                    let u = url::Url::parse(url)
+                        .map_err(|e| SqlError::NoWarehouse(format!("{url}: {e}")))?;
+                    let prefix = u.path().trim_matches('/');
+                    let key = if prefix.is_empty() {
+                        t.name.to_string()
+                    } else {
+                        format!("{prefix}/{}", t.name)
+                    };
+                    let found = has_parquet_object(store.as_ref(), &key)
+                        .await
+                        .map_err(|e| {
+                            SqlError::NoWarehouse(format!("{url}: listing {}: {e}", t.name))
+                        })?;
+                    if !found {
+                        continue;
+                    }
+                    format!("{}/{}/", url.trim_end_matches('/'), t.name)
+                }
+            };
             let cols: Vec<(String, DataType)> = t
                 .partitions
                 .iter()
                 .map(|p| (p.to_string(), DataType::Utf8))
                 .collect();
             let opts = ParquetReadOptions::default().table_partition_cols(cols);
-            let url = format!("{}/", dir.display());
             ctx.register_parquet(t.name, &url, opts)
                 .await
                 .map_err(df(format!("registering table {} at {url}", t.name)))?;
@@ -193,16 +277,17 @@ impl Catalog {
         Ok(Catalog {
             ctx,
             tables,
-            root: root.to_path_buf(),
+            root: at.display(),
         })
     }
 
     /// Runs one SQL statement and collects the result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
-        let frame = self.ctx.sql(sql).await.map_err(df(format!(
-            "query failed (warehouse {})",
-            self.root.display()
-        )))?;
+        let frame = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(df(format!("query failed (warehouse {})", self.root)))?;
         frame
             .collect()
             .await

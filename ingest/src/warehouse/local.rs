@@ -11,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::{Sink, WarehouseError};
+use super::{LockGuard, Sink, WarehouseError};
 
 /// A warehouse rooted at a directory.
 #[derive(Debug)]
@@ -47,33 +47,24 @@ impl LocalSink {
     }
 
     /// Like [`LocalSink::lock`], for one shard of a sharded ingest: shards lock
-    /// `_lock.shard-I-of-N` and may run together, but never with an unsharded run (`_lock`).
+    /// `_locks/shard-I-of-N` and may run together, but never with an unsharded run (`_lock`).
     pub fn lock_scope(
         &self,
         command: &str,
         shard: Option<(u32, u32)>,
     ) -> Result<LockGuard, WarehouseError> {
-        let name = match shard {
-            Some((i, n)) => format!("_lock.shard-{i}-of-{n}"),
-            None => "_lock".to_string(),
-        };
+        let name = super::object::lock_name(shard);
         // The other kind of lock must not be held by a live run.
-        let others: Vec<PathBuf> = fs::read_dir(&self.root)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
-                        match shard {
-                            Some(_) => f == "_lock",
-                            None => f.starts_with("_lock.shard-"),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let others: Vec<PathBuf> = match shard {
+            Some(_) => vec![self.root.join("_lock")],
+            None => fs::read_dir(self.root.join("_locks"))
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default(),
+        };
         for p in others {
-            let holder = fs::read_to_string(&p).unwrap_or_default();
+            let Ok(holder) = fs::read_to_string(&p) else {
+                continue;
+            };
             if !is_stale(&holder) {
                 return Err(WarehouseError::Locked {
                     path: p.display().to_string(),
@@ -82,6 +73,10 @@ impl LocalSink {
             }
         }
         let path = self.root.join(name);
+        if shard.is_some() {
+            fs::create_dir_all(self.root.join("_locks"))
+                .map_err(io(&self.root, "create _locks"))?;
+        }
         let me = format!(
             "pid {} on {}, {command}, since {}",
             std::process::id(),
@@ -97,7 +92,9 @@ impl LocalSink {
                 Ok(mut f) => {
                     use std::io::Write;
                     let _ = f.write_all(me.as_bytes());
-                    return Ok(LockGuard { path });
+                    return Ok(LockGuard::new(move || {
+                        let _ = fs::remove_file(&path);
+                    }));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = fs::read_to_string(&path).unwrap_or_default();
@@ -118,18 +115,6 @@ impl LocalSink {
             path: path.display().to_string(),
             holder: "unknown".into(),
         })
-    }
-}
-
-/// Holds the warehouse lock; removes it on drop.
-#[derive(Debug)]
-pub struct LockGuard {
-    path: PathBuf,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -220,6 +205,28 @@ impl Sink for LocalSink {
         drop(file);
         fs::rename(&tmp, &target).map_err(io(&target, "rename into place"))?;
         Ok(rows)
+    }
+
+    fn put_bytes(&self, rel_path: &str, bytes: &[u8]) -> Result<(), WarehouseError> {
+        let target = self.root.join(rel_path);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
+        }
+        let tmp = self.root.join("_tmp").join(format!(
+            "{}-{}-{}.tmp",
+            std::process::id(),
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
+            rel_path.replace('/', "_")
+        ));
+        let mut f = File::create(&tmp).map_err(io(&tmp, "create"))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(io(&tmp, "write"))?;
+        f.sync_data().map_err(io(&tmp, "sync"))?;
+        drop(f);
+        fs::rename(&tmp, &target).map_err(io(&target, "rename into place"))
+    }
+
+    fn lock(&self, command: &str, shard: Option<(u32, u32)>) -> Result<LockGuard, WarehouseError> {
+        self.lock_scope(command, shard)
     }
 
     fn delete(&self, rel_path: &str) -> Result<(), WarehouseError> {

@@ -1,0 +1,131 @@
+//! Opens the warehouse the config names: a local directory, or `s3://bucket/prefix` through
+//! the object store DataFusion reads with, signed with the same AWS credential chain as the S3
+//! sources (environment, profile, container or instance role).
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_s3::config::ProvideCredentials;
+use linkmeter_ingest::warehouse::{LocalSink, ObjectSink, Sink};
+use linkmeter_sql::Location;
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::CredentialProvider;
+
+use crate::cmd_ingest::ConfigProblem;
+use crate::config::{Config, S3Config};
+
+/// An open warehouse: the writer side and where readers find it.
+pub struct Warehouse {
+    /// Writes files atomically.
+    pub sink: Box<dyn Sink>,
+    /// For the SQL catalog.
+    pub location: Location,
+}
+
+impl Warehouse {
+    /// The warehouse of a config (creating a local directory if needed).
+    pub fn open(cfg: &Config) -> Result<Warehouse> {
+        Self::open_spec(&cfg.warehouse, cfg, &cfg.s3)
+    }
+
+    /// A warehouse given as a path (relative to the config) or an `s3://` URL.
+    pub fn open_spec(spec: &str, cfg: &Config, s3: &S3Config) -> Result<Warehouse> {
+        if let Some(rest) = spec.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(anyhow!(
+                    "warehouse {spec:?} names no bucket; write s3://BUCKET/PREFIX"
+                )
+                .context(ConfigProblem));
+            }
+            let url = format!("s3://{bucket}/{}", prefix.trim_matches('/'));
+            let url = url.trim_end_matches('/').to_string();
+            let store: Arc<dyn object_store::ObjectStore> = Arc::new(s3_store(bucket, s3)?);
+            let sink = ObjectSink::new(store.clone(), &url, prefix)?;
+            return Ok(Warehouse {
+                sink: Box::new(sink),
+                location: Location::Object { url, store },
+            });
+        }
+        if let Some((scheme, _)) = spec.split_once("://") {
+            if scheme != "file" {
+                return Err(anyhow!(
+                    "warehouse {spec:?}: {scheme}:// is not supported; use a local path or s3://BUCKET/PREFIX"
+                )
+                .context(ConfigProblem));
+            }
+        }
+        let path = cfg.resolve(spec);
+        let sink = LocalSink::open(&path)
+            .with_context(|| format!("opening warehouse {}", path.display()))?;
+        Ok(Warehouse {
+            sink: Box::new(sink),
+            location: Location::Local(path),
+        })
+    }
+
+    /// The warehouse's path or URL.
+    pub fn display(&self) -> String {
+        self.location.display()
+    }
+}
+
+/// Hands object_store the credentials of the standard AWS chain (refreshed as they expire).
+#[derive(Debug)]
+struct AwsChain(aws_sdk_s3::config::SharedCredentialsProvider);
+
+#[async_trait::async_trait]
+impl CredentialProvider for AwsChain {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let c = self
+            .0
+            .provide_credentials()
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            })?;
+        Ok(Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        }))
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An S3 object store for one bucket with the `[s3]` settings.
+fn s3_store(bucket: &str, s3: &S3Config) -> Result<object_store::aws::AmazonS3> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sdk = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+    let region = s3
+        .region
+        .clone()
+        .or_else(|| sdk.region().map(|r| r.to_string()))
+        .unwrap_or_else(|| "us-east-1".into());
+    let endpoint = s3
+        .endpoint_url
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(region)
+        .with_virtual_hosted_style_request(!s3.force_path_style);
+    if let Some(e) = endpoint {
+        b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
+    }
+    match sdk.credentials_provider() {
+        Some(p) => b = b.with_credentials(Arc::new(AwsChain(p))),
+        None => b = b.with_skip_signature(true),
+    }
+    b.build()
+        .with_context(|| format!("configuring S3 for the warehouse bucket {bucket}"))
+}
