@@ -274,17 +274,19 @@ fn spawn_progress(
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
+                    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({binary_bytes_per_sec}) {msg}",
                 )
                 .expect("valid template"),
             );
             while !done.load(Ordering::Relaxed) {
                 let recs = p.records.load(Ordering::Relaxed);
+                let done = p.inputs_done.load(Ordering::Relaxed);
+                let secs = t0.elapsed().as_secs_f64().max(0.001);
                 bar.set_position(p.bytes_read.load(Ordering::Relaxed));
                 bar.set_message(format!(
-                    "{}/{inputs} inputs, {:.0} records/s",
-                    p.inputs_done.load(Ordering::Relaxed),
-                    recs as f64 / t0.elapsed().as_secs_f64().max(0.001)
+                    "{done}/{inputs} inputs ({:.0}/s), {:.0} records/s",
+                    done as f64 / secs,
+                    recs as f64 / secs
                 ));
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -70,28 +70,40 @@ impl Warehouse {
     }
 }
 
-/// Hands object_store the credentials of the standard AWS chain (refreshed as they expire).
+/// Hands object_store the credentials of the standard AWS chain. The chain's providers do not
+/// cache (the SDK caches in its clients), so this does: every request asking the instance
+/// metadata or STS again would be slow and get throttled.
 #[derive(Debug)]
-struct AwsChain(aws_sdk_s3::config::SharedCredentialsProvider);
+struct AwsChain {
+    provider: aws_sdk_s3::config::SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<std::time::SystemTime>)>>,
+}
 
 #[async_trait::async_trait]
 impl CredentialProvider for AwsChain {
     type Credential = AwsCredential;
 
     async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
-        let c = self
-            .0
-            .provide_credentials()
-            .await
-            .map_err(|e| object_store::Error::Generic {
+        let mut cached = self.cached.lock().await;
+        let margin = std::time::Duration::from_secs(300);
+        if let Some((c, expiry)) = cached.as_ref() {
+            if expiry.is_none_or(|e| std::time::SystemTime::now() + margin < e) {
+                return Ok(c.clone());
+            }
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
                 store: "S3",
                 source: Box::new(e),
-            })?;
-        Ok(Arc::new(AwsCredential {
+            }
+        })?;
+        let cred = Arc::new(AwsCredential {
             key_id: c.access_key_id().to_string(),
             secret_key: c.secret_access_key().to_string(),
             token: c.session_token().map(str::to_string),
-        }))
+        });
+        *cached = Some((cred.clone(), c.expiry()));
+        Ok(cred)
     }
 }
 
@@ -115,15 +127,22 @@ fn s3_store(bucket: &str, s3: &S3Config) -> Result<object_store::aws::AmazonS3> 
         .clone()
         .or_else(|| env("AWS_ENDPOINT_URL_S3"))
         .or_else(|| env("AWS_ENDPOINT_URL"));
+    // With an endpoint of its own, object_store sends virtual-hosted requests to that endpoint
+    // as given (without the bucket), so S3-compatible endpoints always use path style.
     let mut b = AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region(region)
-        .with_virtual_hosted_style_request(!s3.force_path_style);
+        .with_virtual_hosted_style_request(!s3.force_path_style && endpoint.is_none());
     if let Some(e) = endpoint {
         b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
     }
     match sdk.credentials_provider() {
-        Some(p) => b = b.with_credentials(Arc::new(AwsChain(p))),
+        Some(provider) => {
+            b = b.with_credentials(Arc::new(AwsChain {
+                provider,
+                cached: tokio::sync::Mutex::new(None),
+            }))
+        }
         None => b = b.with_skip_signature(true),
     }
     b.build()

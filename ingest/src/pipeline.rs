@@ -48,7 +48,7 @@ pub enum IngestError {
     Warehouse(#[from] WarehouseError),
     /// An input must be re-read, but rows written together with it belong to inputs that this
     /// run does not list, so replacing them would lose data.
-    #[error("an input changed, but its rows were written in segment {segment} together with {count} input(s) this run does not list (for example {example}); run ingest with every source (no --source filter), or restore the missing files, so nothing is lost")]
+    #[error("an input changed, but its rows were written in segment {segment} together with {count} input(s) this run does not list (for example {example}); run ingest once over everything (no --source, --since/--until or --shard), or restore the missing files, so nothing is lost")]
     Unlisted {
         segment: String,
         count: usize,
@@ -90,6 +90,12 @@ pub struct Options {
 /// The suffix of the run ids of shard `i` of `n`.
 pub fn shard_tag((i, n): (u32, u32)) -> String {
     format!("-s{i}of{n}")
+}
+
+/// The shard a run id names, if any.
+fn run_shard(run_id: &str) -> Option<(u32, u32)> {
+    let (i, n) = run_id.rsplit_once("-s")?.1.split_once("of")?;
+    Some((i.parse().ok()?, n.parse().ok()?))
 }
 
 impl Default for Options {
@@ -217,7 +223,10 @@ pub fn ingest(
     // 1. Recover from runs that died mid-write.
     let mut committed = Vec::new();
     for m in read_segments(sink)? {
-        let mine = opts.shard.is_none_or(|s| m.run_id.ends_with(&shard_tag(s)));
+        // An unsharded run never overlaps another run (the locks exclude it), so its leftovers
+        // are anyone's to undo; another shard's may be in progress right now.
+        let theirs = run_shard(&m.run_id);
+        let mine = theirs.is_none() || opts.shard.is_none() || theirs == opts.shard;
         if m.status == SegmentStatus::Pending && mine {
             tracing::warn!(message = "rolling back a segment an earlier run did not finish", segment = %m.segment_id, files = m.files.len());
             remove_segment(sink, &m)?;
@@ -677,17 +686,24 @@ impl<'a> Segment<'a> {
             counter: &progress.bytes_read,
             failed: &failed,
         };
-        let mut head = [0u8; 4];
+        // The first bytes say what the input is: Parquet, JSON (a metric stream) or text.
+        let mut head = vec![0u8; 4096];
         let mut n = 0;
-        while n < 4 {
+        while n < head.len() {
             match reader.read(&mut head[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) => return Err(ReadFailure::Fetch(format!("cannot read it: {e}"))),
             }
         }
+        head.truncate(n);
+        if crate::decode::is_json(&head) {
+            return Err(ReadFailure::Content(
+                "JSON, not a flow log (a CloudWatch metric stream?); linkmeter does not decode broker metrics yet, so the whole input is quarantined".into(),
+            ));
+        }
         let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
-        let res = if n == 4 && &head == PARQUET_MAGIC {
+        let res = if n >= 4 && head[..4] == PARQUET_MAGIC[..] {
             // Parquet needs random access: a local file is read in place, an object whole
             // (AWS writes flow-log Parquet files of at most 75 MB).
             match &job.input.location {
@@ -697,7 +713,7 @@ impl<'a> Segment<'a> {
                         .map_err(|e| ReadFailure::Fetch(format!("cannot open the file: {e}")))?;
                     progress
                         .bytes_read
-                        .fetch_add(job.input.size.saturating_sub(4), Ordering::Relaxed);
+                        .fetch_add(job.input.size.saturating_sub(n as u64), Ordering::Relaxed);
                     ParquetDecoder::new(f).decode(&mut sink)
                 }
                 Location::Object { .. } => {
@@ -710,19 +726,19 @@ impl<'a> Segment<'a> {
                 }
             }
         } else {
-            TextDecoder::new(
-                std::io::Cursor::new(head[..n].to_vec()).chain(reader),
-                job.format.clone(),
-            )
-            .decode(&mut sink)
+            TextDecoder::new(std::io::Cursor::new(head).chain(reader), job.format.clone())
+                .decode(&mut sink)
         };
-        res.map(|_| ()).map_err(|e| {
-            if failed.get() {
-                ReadFailure::Fetch(e.to_string())
-            } else {
-                ReadFailure::Content(e.to_string())
-            }
-        })
+        // A decoder may turn a read error into a quarantine entry and return Ok; what counts
+        // is whether the bytes could be fetched to the end.
+        match (res, failed.get()) {
+            (_, true) => Err(ReadFailure::Fetch(
+                "the input could not be read to the end (see the quarantine entry before this one)"
+                    .into(),
+            )),
+            (Ok(_), false) => Ok(()),
+            (Err(e), false) => Err(ReadFailure::Content(e.to_string())),
+        }
     }
 
     fn bad(&mut self, cx: &mut InputCtx, bad: BadInput) {
@@ -1062,6 +1078,45 @@ mod tests {
     }
 
     #[test]
+    fn a_metric_stream_among_flow_logs_is_quarantined_whole_and_flow_logs_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("in");
+        two_inputs(&src);
+        let metric = r#"{"metric_stream_name":"msk","account_id":"111111111111","region":"us-east-1","namespace":"AWS/Kafka","metric_name":"BytesInPerSec","dimensions":{"Cluster Name":"c1","Broker ID":"1"},"timestamp":1611929698000,"value":{"count":1.0,"sum":20.0,"max":20.0,"min":20.0},"unit":"Bytes/Second"}"#;
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(src.join("metrics.json.gz")).unwrap(),
+            flate2::Compression::default(),
+        );
+        for _ in 0..3 {
+            writeln!(gz, "{metric}").unwrap();
+        }
+        gz.finish().unwrap();
+        let wh = dir.path().join("wh");
+        let sink = LocalSink::open(&wh).unwrap();
+        let r = ingest(
+            &jobs(&src),
+            &ix(),
+            &sink,
+            &Options::default(),
+            &Progress::default(),
+        )
+        .unwrap();
+        assert!(r.tally.balanced());
+        assert_eq!(r.tally.inputs_read, 3);
+        assert_eq!((r.tally.quarantine_rows, r.tally.quarantined), (1, 1));
+        assert_eq!(
+            table_sum(&wh, "flows", "bytes").1,
+            1200,
+            "the flow logs beside it are ingested"
+        );
+        let s = &r.samples[0];
+        assert!(
+            s.uri.ends_with("metrics.json.gz") && s.bad.reason.starts_with("JSON"),
+            "{s:?}"
+        );
+    }
+
+    #[test]
     fn changing_one_input_rereads_its_whole_segment_and_counts_once() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("in");
@@ -1091,6 +1146,17 @@ mod tests {
         let r = run();
         assert_eq!((r.tally.inputs_read, r.tally.inputs_skipped), (0, 2));
         assert_eq!(table_sum(&wh, "flows", "bytes").1, 570);
+    }
+
+    #[test]
+    fn run_ids_name_their_shard() {
+        assert_eq!(run_shard("20261127T070914Z-02af-s1of3"), Some((1, 3)));
+        assert_eq!(
+            run_shard(&format!("x-0001{}", shard_tag((0, 4)))),
+            Some((0, 4))
+        );
+        assert_eq!(run_shard("20261127T070914Z-02af"), None);
+        assert_eq!(run_shard("run"), None);
     }
 
     #[test]

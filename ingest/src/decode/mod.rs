@@ -285,6 +285,28 @@ pub(crate) fn parse_line<'a>(
     check_record(rec)
 }
 
+/// Whether an input's first bytes (gzip-compressed or not) start a JSON object, as CloudWatch
+/// metric streams do, rather than a flow-log header or record.
+pub fn is_json(prefix: &[u8]) -> bool {
+    let mut plain = [0u8; 64];
+    let text: &[u8] = if prefix.starts_with(&[0x1f, 0x8b]) {
+        // The prefix may end mid-stream: whatever decompresses before that is enough.
+        let mut d = flate2::read::MultiGzDecoder::new(prefix);
+        let mut n = 0;
+        while n < plain.len() {
+            match std::io::Read::read(&mut d, &mut plain[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        &plain[..n]
+    } else {
+        prefix
+    };
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+    text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +321,21 @@ mod tests {
         assert_eq!(cut_raw(b"short line"), "short line");
         let long = "x".repeat(1000);
         assert_eq!(cut_raw(long.as_bytes()).len(), RAW_LIMIT + "…[cut]".len());
+    }
+
+    #[test]
+    fn json_is_told_from_flow_logs_through_gzip() {
+        let metric =
+            br#"{"metric_stream_name":"s","namespace":"AWS/Kafka","metric_name":"BytesInPerSec"}"#;
+        assert!(is_json(metric));
+        assert!(is_json(b"\xef\xbb\xbf  \n{\"a\":1}"));
+        assert!(!is_json(b"version account-id interface-id"));
+        assert!(!is_json(b""));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, metric).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(is_json(&gz));
+        assert!(is_json(&gz[..gz.len() - 6]), "a cut-off prefix still tells");
+        assert!(!is_json(b"\x1f\x8bnot really gzip"));
     }
 }

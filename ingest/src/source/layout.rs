@@ -41,7 +41,11 @@ pub fn prefix_window(key: &str) -> Option<Window> {
     // After the service: region, then year, month, day, hour.
     let hive = segs[at].starts_with("aws-service=");
     let p = |k: &'static str| if hive { k } else { "" };
-    let mut parts = segs[at + 2..].iter().take_while(|s| !s.is_empty());
+    let mut parts = segs
+        .get(at + 2..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|s| !s.is_empty());
     let y = num(parts.next()?, p("year="), 4)? as i32;
     let Some(m) = parts.next().and_then(|s| num(s, p("month="), 2)) else {
         let s = day_start(y, 1, 1)?;
@@ -138,6 +142,7 @@ mod tests {
         );
         // A plain layout never reads hive names and vice versa.
         assert_eq!(prefix_window(&format!("{plain}year=2026/")), None);
+        assert_eq!(prefix_window("x/AWSLogs/1/vpcflowlogs"), None);
         // Not a date: no window, so nothing is pruned by it.
         assert_eq!(
             prefix_window("AWSLogs/1/vpcflowlogs/us-east-1/2026/13/"),

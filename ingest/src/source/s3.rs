@@ -10,11 +10,17 @@ use super::layout::{key_in, prefix_window, Window};
 use super::s3_read::{S3Error, S3Store};
 use super::{account_from_key, InputRef, Location, Source, SourceError};
 
-/// Splits `s3://bucket/prefix` into bucket and prefix.
+/// Splits `s3://bucket/prefix` into bucket and prefix. The prefix names a directory (a
+/// trailing `/` is implied), so `s3://b/logs` never picks up `logs-old/…`.
 pub fn parse_uri(uri: &str) -> Option<(String, String)> {
     let rest = uri.strip_prefix("s3://")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.to_string()))
+    let prefix = match prefix.trim_start_matches('/') {
+        "" => String::new(),
+        p if p.ends_with('/') => p.to_string(),
+        p => format!("{p}/"),
+    };
+    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix))
 }
 
 /// One listed object.
@@ -88,18 +94,29 @@ impl S3Source {
                         if key.ends_with('/') || range.is_some_and(|w| !key_in(key, w)) {
                             continue;
                         }
+                        let size = o.size().unwrap_or(0).max(0) as u64;
                         out.push(Listed {
                             key: key.to_string(),
-                            etag: o.e_tag().unwrap_or_default().to_string(),
-                            size: o.size().unwrap_or(0).max(0) as u64,
+                            // Without an ETag (some S3-compatible stores), key, size and time
+                            // stand in for the version.
+                            etag: match o.e_tag() {
+                                Some(e) if !e.is_empty() => e.to_string(),
+                                _ => format!(
+                                    "{key}:{size}:{}",
+                                    o.last_modified().map(|t| t.secs()).unwrap_or(0)
+                                ),
+                            },
+                            size,
                         });
                     }
                     for cp in page.common_prefixes() {
                         let Some(sub) = cp.prefix() else { continue };
                         let w = prefix_window(sub);
+                        // A directory is skipped only when it is an hour clear of the range: the
+                        // file-name stamp, not the directory, decides at the edges.
                         if let (Some((s, e)), Some((from, to))) = (w, range) {
-                            if e <= from || to <= s {
-                                continue; // a date directory outside the range
+                            if e.saturating_add(3600) <= from || to.saturating_add(3600) <= s {
+                                continue;
                             }
                         }
                         // Below a day there is nothing left to prune: list it flat.
@@ -162,6 +179,10 @@ mod tests {
         assert_eq!(
             parse_uri("s3://flow-logs"),
             Some(("flow-logs".into(), "".into()))
+        );
+        assert_eq!(
+            parse_uri("s3://flow-logs/central"),
+            Some(("flow-logs".into(), "central/".into()))
         );
         assert_eq!(parse_uri("s3:///x"), None);
         assert_eq!(parse_uri("/local/path"), None);

@@ -120,10 +120,21 @@ impl ObjectSink {
     }
 
     fn get_bytes(&self, rel: &str) -> Result<Option<Bytes>, object_store::Error> {
+        Ok(self.get_versioned(rel)?.map(|(b, _)| b))
+    }
+
+    /// An object's bytes with its ETag, or `None` when it does not exist.
+    fn get_versioned(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, object_store::Error> {
         let (store, path) = (self.store.clone(), self.path(rel));
         self.run(async move {
             match store.get(&path).await {
-                Ok(r) => r.bytes().await.map(Some),
+                Ok(r) => {
+                    let etag = r.meta.e_tag.clone();
+                    r.bytes().await.map(|b| Some((b, etag)))
+                }
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
@@ -208,44 +219,65 @@ impl Sink for ObjectSink {
                 });
             }
         }
-        for _ in 0..2 {
-            match self.put_object(&name, Bytes::from(me.clone()), PutMode::Create) {
-                Ok(()) => {
-                    let (store, path, rt) = (self.store.clone(), self.path(&name), self.rt.clone());
-                    return Ok(LockGuard::new(move || {
-                        let (tx, rx) = std::sync::mpsc::channel();
-                        rt.spawn(async move {
-                            let _ = tx.send(store.delete(&path).await);
-                        });
-                        let _ = rx.recv();
-                    }));
-                }
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ) => {
-                    let holder = self
-                        .get_bytes(&name)
-                        .map_err(self.err(&name, "read lock"))?
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
-                    if !fresh(&holder) {
-                        tracing::warn!(message = "taking over an abandoned warehouse lock", holder = %holder);
-                        self.delete(&name)?;
-                        continue;
-                    }
+        let acquired = match self.put_object(&name, Bytes::from(me.clone()), PutMode::Create) {
+            Ok(()) => true,
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                let (holder, etag) = self
+                    .get_versioned(&name)
+                    .map_err(self.err(&name, "read lock"))?
+                    .map(|(b, e)| (String::from_utf8_lossy(&b).into_owned(), e))
+                    .unwrap_or_default();
+                if holder == me {
+                    // Our own create, retried by the client after a lost response.
+                    true
+                } else if fresh(&holder) {
                     return Err(WarehouseError::Locked {
                         path: format!("{}/{name}", self.url),
                         holder,
                     });
+                } else {
+                    // Replace the abandoned lock only if it is still the one we read, so two
+                    // runs taking it over at once cannot both succeed.
+                    tracing::warn!(message = "taking over an abandoned warehouse lock", holder = %holder);
+                    let mode = PutMode::Update(object_store::UpdateVersion {
+                        e_tag: etag,
+                        version: None,
+                    });
+                    match self.put_object(&name, Bytes::from(me.clone()), mode) {
+                        Ok(()) => true,
+                        Err(object_store::Error::Precondition { .. }) => false,
+                        Err(e) => return Err(self.err(&name, "take over lock")(e)),
+                    }
                 }
-                Err(e) => return Err(self.err(&name, "create lock")(e)),
             }
+            Err(e) => return Err(self.err(&name, "create lock")(e)),
+        };
+        if !acquired {
+            return Err(WarehouseError::Locked {
+                path: format!("{}/{name}", self.url),
+                holder: "another run that took over the abandoned lock at the same time".into(),
+            });
         }
-        Err(WarehouseError::Locked {
-            path: format!("{}/{name}", self.url),
-            holder: "unknown".into(),
-        })
+        let (store, path, rt) = (self.store.clone(), self.path(&name), self.rt.clone());
+        Ok(LockGuard::new(move || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt.spawn(async move {
+                // Only our own lock is removed: a run that outlived the TTL must not delete
+                // the lock of the run that took over from it.
+                let ours = match store.get(&path).await {
+                    Ok(r) => r.bytes().await.is_ok_and(|b| b == me.as_bytes()),
+                    Err(_) => false,
+                };
+                if ours {
+                    let _ = store.delete(&path).await;
+                }
+                let _ = tx.send(());
+            });
+            let _ = rx.recv();
+        }))
     }
 
     fn delete(&self, rel_path: &str) -> Result<(), WarehouseError> {
