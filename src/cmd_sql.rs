@@ -20,7 +20,7 @@ pub enum OutFormat {
 /// Arguments of `sql`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Tables: flows, coverage, quarantine, runs, inputs, accounts, clusters, cluster_connectivity,\nconnections, endpoint_enis; view: billable_flows (observation-point rule applied).\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT client_account_id, SUM(bytes) FROM billable_flows GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv"
+    after_help = "Tables: flows, coverage, quarantine, runs, inputs, accounts, clusters, cluster_connectivity,\nconnections, endpoint_enis; view: billable_flows (observation-point rule applied).\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT client_account_id, SUM(bytes) FROM billable_flows GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv\n  linkmeter sql -w s3://bucket/warehouse \"SELECT COUNT(*) FROM flows\"   # [s3] settings from linkmeter.toml or LINKMETER_S3_*"
 )]
 pub struct Args {
     /// The SQL to run (or use --file).
