@@ -13,10 +13,12 @@ use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
 use linkmeter_ingest::inventory::Inventory;
 use linkmeter_ingest::pipeline::{self, Job, Options, Progress, Report};
 use linkmeter_ingest::source::file::FileSource;
+use linkmeter_ingest::source::kafka::{KafkaReader, KafkaSettings};
 use linkmeter_ingest::source::layout;
 use linkmeter_ingest::source::s3::S3Source;
 use linkmeter_ingest::source::s3_read::{S3Fetch, S3Store};
 use linkmeter_ingest::source::{Fetch, Source};
+use linkmeter_ingest::warehouse::tables::{read_segments, SegmentStatus};
 use linkmeter_ingest::warehouse::tables::{write_inventory, write_run, RunRecord};
 
 use crate::config::{Config, SourceKind};
@@ -153,6 +155,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     };
     let mut s3: Option<Arc<S3Store>> = None;
     let mut jobs = Vec::new();
+    let mut streams: Vec<(KafkaSettings, Format, Option<String>)> = Vec::new();
     for s in cfg
         .sources
         .iter()
@@ -160,30 +163,53 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     {
         let format = Format::parse(s.format.as_deref().unwrap_or(DEFAULT_FORMAT))
             .map_err(|e| anyhow!("source {:?}: format: {e}", s.name).context(ConfigProblem))?;
-        let (inputs, fetch): (_, Option<Arc<dyn Fetch>>) =
-            match s.kind(cfg).map_err(|e| e.context(ConfigProblem))? {
-                SourceKind::Local(path) => {
-                    let mut l = FileSource::new(&s.name, &path).list()?;
-                    if let Some(w) = range {
-                        l.retain(|i| layout::key_in(&i.key, w));
+        let kind = s.kind(cfg).map_err(|e| e.context(ConfigProblem))?;
+        if let SourceKind::Kafka { bootstrap, topic } = &kind {
+            let k = &s.kafka;
+            streams.push((
+                KafkaSettings {
+                    name: s.name.clone(),
+                    bootstrap: bootstrap.clone(),
+                    topic: topic.clone(),
+                    group: k
+                        .group
+                        .clone()
+                        .unwrap_or_else(|| format!("linkmeter-{}", s.name)),
+                    options: k.options.clone(),
+                    chunk_bytes: k.chunk_bytes.unwrap_or(8 << 20).max(1),
+                    round_bytes: k.round_bytes.unwrap_or(256 << 20).max(1),
+                    idle_timeout: Duration::from_secs(k.idle_timeout_secs.unwrap_or(30)),
+                    shard: sel.shard,
+                },
+                format,
+                s.account.clone(),
+            ));
+            continue;
+        }
+        let (inputs, fetch): (_, Option<Arc<dyn Fetch>>) = match kind {
+            SourceKind::Local(path) => {
+                let mut l = FileSource::new(&s.name, &path).list()?;
+                if let Some(w) = range {
+                    l.retain(|i| layout::key_in(&i.key, w));
+                }
+                (l, None)
+            }
+            SourceKind::S3 { bucket, prefix } => {
+                let store = match &s3 {
+                    Some(st) => st.clone(),
+                    None => {
+                        let st = S3Store::connect(cfg.s3.settings())?;
+                        s3 = Some(st.clone());
+                        st
                     }
-                    (l, None)
-                }
-                SourceKind::S3 { bucket, prefix } => {
-                    let store = match &s3 {
-                        Some(st) => st.clone(),
-                        None => {
-                            let st = S3Store::connect(cfg.s3.settings())?;
-                            s3 = Some(st.clone());
-                            st
-                        }
-                    };
-                    let l = S3Source::new(&s.name, &bucket, &prefix, store.clone(), range)
-                        .list()
-                        .context("listing the source failed; the run stopped before writing")?;
-                    (l, Some(Arc::new(S3Fetch(store)) as Arc<dyn Fetch>))
-                }
-            };
+                };
+                let l = S3Source::new(&s.name, &bucket, &prefix, store.clone(), range)
+                    .list()
+                    .context("listing the source failed; the run stopped before writing")?;
+                (l, Some(Arc::new(S3Fetch(store)) as Arc<dyn Fetch>))
+            }
+            SourceKind::Kafka { .. } => unreachable!("handled above"),
+        };
         let listed = inputs.len();
         let inputs: Vec<_> = match sel.shard {
             Some((i, n)) => inputs
@@ -197,6 +223,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
             jobs.push(Job {
                 input,
                 fetch: fetch.clone(),
+                line_offsets: None,
                 format: format.clone(),
                 account: s.account.clone(),
             });
@@ -226,10 +253,28 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = spawn_progress(progress.clone(), done.clone(), total, jobs.len() as u64);
-    let result = pipeline::ingest(&jobs, &ix, sink.as_ref(), &opts, &progress);
+    let result = pipeline::ingest(&jobs, &ix, sink.as_ref(), &opts, &progress)
+        .context("ingest stopped")
+        .and_then(|mut report| {
+            // Rounds of every stream get segment names of their own.
+            let mut kopts = opts.clone();
+            for (ks, format, account) in streams {
+                consume(
+                    ks,
+                    &format,
+                    account,
+                    &ix,
+                    sink.as_ref(),
+                    &mut kopts,
+                    &progress,
+                    &mut report,
+                )?;
+            }
+            Ok(report)
+        });
     done.store(true, Ordering::Relaxed);
     let _ = watcher.join();
-    let report = result.context("ingest stopped")?;
+    let report = result?;
     write_run(
         sink.as_ref(),
         &RunRecord {
@@ -260,6 +305,54 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
         elapsed: t0.elapsed(),
         s3,
     })
+}
+
+/// Reads a Kafka source in rounds; each round is written (and its segments committed) before
+/// its offsets are committed to the consumer group.
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    ks: KafkaSettings,
+    format: &Format,
+    account: Option<String>,
+    ix: &linkmeter_ingest::inventory::Index,
+    sink: &dyn linkmeter_ingest::warehouse::Sink,
+    opts: &mut Options,
+    progress: &Progress,
+    report: &mut Report,
+) -> Result<()> {
+    let name = ks.name.clone();
+    let held: Vec<String> = read_segments(sink)?
+        .into_iter()
+        .filter(|m| m.status == SegmentStatus::Committed)
+        .flat_map(|m| m.inputs.into_iter().map(|r| r.input_key))
+        .collect();
+    let mut reader = KafkaReader::open(ks, held.iter().map(String::as_str))
+        .with_context(|| format!("source {name}"))?;
+    while let Some(round) = reader.next_round().with_context(|| {
+        format!("source {name}: reading stopped; what was written so far is kept")
+    })? {
+        let jobs: Vec<Job> = round
+            .inputs
+            .into_iter()
+            .map(|(input, lines)| Job {
+                input,
+                fetch: Some(round.fetch.clone()),
+                line_offsets: Some(lines),
+                format: format.clone(),
+                account: account.clone(),
+            })
+            .collect();
+        // Every round writes segments of its own (the file pass was round 0).
+        opts.round += 1;
+        let r = pipeline::ingest(&jobs, ix, sink, opts, progress).context("ingest stopped")?;
+        report.tally.merge(&r.tally);
+        report.rolled_back += r.rolled_back;
+        report.superseded += r.superseded;
+        let room = 20usize.saturating_sub(report.samples.len());
+        report.samples.extend(r.samples.into_iter().take(room));
+        reader.commit(&round.next);
+    }
+    Ok(())
 }
 
 fn spawn_progress(

@@ -121,6 +121,28 @@ pub struct SourceConfig {
     /// `AWSLogs/ACCOUNT/` segment.
     #[serde(default)]
     pub account: Option<String>,
+    /// Settings of a `kafka://` source.
+    #[serde(default)]
+    pub kafka: KafkaSourceConfig,
+}
+
+/// `[sources.kafka]`: how a `kafka://host:port/topic` source consumes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Consumer group (default `linkmeter-NAME`); offsets are committed there after each
+    /// durable write, for lag monitoring. The warehouse, not the group, says where to resume.
+    pub group: Option<String>,
+    /// Raw librdkafka options (TLS, SASL, tuning), applied before linkmeter's safety settings
+    /// (auto-commit and the automatic offset store stay off whatever is given here).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Message bytes per input (one partition's offset range; default 8 MiB).
+    pub chunk_bytes: Option<usize>,
+    /// Message bytes read before they are written (bounds memory; default 256 MiB).
+    pub round_bytes: Option<usize>,
+    /// Seconds without anything from the broker before the run fails (default 30).
+    pub idle_timeout_secs: Option<u64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -225,6 +247,8 @@ pub enum SourceKind {
     Local(PathBuf),
     /// An S3 bucket and key prefix.
     S3 { bucket: String, prefix: String },
+    /// A Kafka topic.
+    Kafka { bootstrap: String, topic: String },
 }
 
 impl SourceConfig {
@@ -242,9 +266,21 @@ impl SourceConfig {
                 };
                 return Ok(SourceKind::S3 { bucket, prefix });
             }
+            if scheme == "kafka" {
+                let Some((bootstrap, topic)) =
+                    linkmeter_ingest::source::kafka::parse_uri(&self.uri)
+                else {
+                    bail!(
+                        "source {:?}: {:?} is not kafka://HOST:PORT[,HOST:PORT]/TOPIC",
+                        self.name,
+                        self.uri
+                    );
+                };
+                return Ok(SourceKind::Kafka { bootstrap, topic });
+            }
             if scheme != "file" {
                 bail!(
-                    "source {:?}: {scheme}:// sources are not supported; use a local path, file:// or s3://",
+                    "source {:?}: {scheme}:// sources are not supported; use a local path, file://, s3:// or kafka://",
                     self.name
                 );
             }

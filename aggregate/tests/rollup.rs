@@ -40,6 +40,7 @@ async fn rollups_match_truth_and_bill_partial_hours() {
         .into_iter()
         .map(|input| Job {
             fetch: None,
+            line_offsets: None,
             input,
             format: Format::parse(DEFAULT_FORMAT).unwrap(),
             account: None,

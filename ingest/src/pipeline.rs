@@ -63,6 +63,9 @@ pub struct Job {
     pub input: InputRef,
     /// Opens the input when it is not a local file.
     pub fetch: Option<Arc<dyn Fetch>>,
+    /// For stream inputs: (first line of a message, its offset), sorted; lineage then records
+    /// the message's offset in `source_offset` instead of a byte offset.
+    pub line_offsets: Option<Arc<Vec<(u64, i64)>>>,
     /// Format for text files without a header line.
     pub format: Format,
     /// Account to assume when neither the record nor the path names one.
@@ -85,6 +88,9 @@ pub struct Options {
     /// This run is shard `i` of `n` (its run id ends in [`shard_tag`]); it recovers only
     /// its own shard's unfinished segments, since other shards may be writing theirs now.
     pub shard: Option<(u32, u32)>,
+    /// Which call of [`ingest`] this is within the run (a stream is written in rounds): part
+    /// of segment names, so rounds never overwrite each other's files.
+    pub round: u32,
 }
 
 /// The suffix of the run ids of shard `i` of `n`.
@@ -107,6 +113,7 @@ impl Default for Options {
             flush_rows: 100_000,
             segment_inputs: 4096,
             shard: None,
+            round: 0,
         }
     }
 }
@@ -158,9 +165,7 @@ fn content_identity(input: &InputRef) -> std::io::Result<(String, u64)> {
             input.size,
         )),
         (None, Location::File(p)) => hash_file(p),
-        (None, Location::Object { .. }) => {
-            Err(std::io::Error::other("an object without a version"))
-        }
+        (None, _) => Err(std::io::Error::other("an input without a version")),
     }
 }
 
@@ -461,6 +466,7 @@ struct Segment<'a> {
     sink: &'a dyn Sink,
     ix: &'a Index,
     run_id: String,
+    round: u32,
     worker: usize,
     seq: u32,
     part: u32,
@@ -476,6 +482,7 @@ struct Segment<'a> {
 
 /// Per-input state while it is decoded into the segment.
 struct InputCtx {
+    line_offsets: Option<Arc<Vec<(u64, i64)>>>,
     lineage: Lineage,
     account: Option<String>,
     tally: Tally,
@@ -489,6 +496,7 @@ impl<'a> Segment<'a> {
             sink,
             ix,
             run_id: opts.run_id.clone(),
+            round: opts.round,
             worker,
             seq: 0,
             part: 0,
@@ -504,7 +512,10 @@ impl<'a> Segment<'a> {
     }
 
     fn id(&self) -> String {
-        format!("{}-w{}-{:05}", self.run_id, self.worker, self.seq)
+        match self.round {
+            0 => format!("{}-w{}-{:05}", self.run_id, self.worker, self.seq),
+            r => format!("{}-r{r}-w{}-{:05}", self.run_id, self.worker, self.seq),
+        }
     }
 
     fn full(&self) -> bool {
@@ -596,6 +607,7 @@ impl<'a> Segment<'a> {
     ) -> Result<(Tally, Vec<QuarantineSample>), WarehouseError> {
         let input = &job.input;
         let mut cx = InputCtx {
+            line_offsets: job.line_offsets.clone(),
             lineage: Lineage {
                 source_uri: input.uri.clone(),
                 input_id: id.to_string(),
@@ -676,10 +688,8 @@ impl<'a> Segment<'a> {
                 File::open(path)
                     .map_err(|e| ReadFailure::Fetch(format!("cannot open the file: {e}")))?,
             ),
-            (Location::Object { .. }, Some(f)) => f.open(&job.input),
-            (Location::Object { .. }, None) => {
-                return Err(ReadFailure::Fetch("no client for this object".into()))
-            }
+            (_, Some(f)) => f.open(&job.input),
+            (_, None) => return Err(ReadFailure::Fetch("no client for this input".into())),
         };
         let mut reader = Counting {
             inner: raw,
@@ -697,7 +707,10 @@ impl<'a> Segment<'a> {
             }
         }
         head.truncate(n);
-        if crate::decode::is_json(&head) {
+        // (A stream input is many messages: a JSON one among them is one bad line, not a
+        // reason to set the rest aside.)
+        let stream = matches!(job.input.location, Location::Stream { .. });
+        if !stream && crate::decode::is_json(&head) {
             return Err(ReadFailure::Content(
                 "JSON, not a flow log (a CloudWatch metric stream?); linkmeter does not decode broker metrics yet, so the whole input is quarantined".into(),
             ));
@@ -716,7 +729,7 @@ impl<'a> Segment<'a> {
                         .fetch_add(job.input.size.saturating_sub(n as u64), Ordering::Relaxed);
                     ParquetDecoder::new(f).decode(&mut sink)
                 }
-                Location::Object { .. } => {
+                _ => {
                     let mut all = Vec::with_capacity(job.input.size as usize);
                     all.extend_from_slice(&head);
                     reader
@@ -726,8 +739,8 @@ impl<'a> Segment<'a> {
                 }
             }
         } else {
-            TextDecoder::new(std::io::Cursor::new(head).chain(reader), job.format.clone())
-                .decode(&mut sink)
+            let d = TextDecoder::new(std::io::Cursor::new(head).chain(reader), job.format.clone());
+            if stream { d.headerless() } else { d }.decode(&mut sink)
         };
         // A decoder may turn a read error into a quarantine entry and return Ok; what counts
         // is whether the bytes could be fetched to the end.
@@ -756,6 +769,27 @@ impl<'a> Segment<'a> {
     }
 
     fn on_event(&mut self, cx: &mut InputCtx, ev: Event<'_, '_>) {
+        let ev = match &cx.line_offsets {
+            None => ev,
+            Some(map) => {
+                let at = |line: u64| {
+                    let i = map.partition_point(|(l, _)| *l <= line);
+                    i.checked_sub(1)
+                        .map(|i| map[i].1.max(0) as u64)
+                        .unwrap_or(0)
+                };
+                match ev {
+                    Event::Bad(mut b) => {
+                        b.position.offset = at(b.position.line);
+                        Event::Bad(b)
+                    }
+                    Event::Record(r, mut pos) => {
+                        pos.offset = at(pos.line);
+                        Event::Record(r, pos)
+                    }
+                }
+            }
+        };
         match ev {
             Event::Bad(b) => self.bad(cx, b),
             Event::Record(rec, pos) if rec.is_coverage() => {
@@ -858,6 +892,7 @@ mod tests {
             .map(|input| Job {
                 input,
                 fetch: None,
+                line_offsets: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: Some("111111111111".into()),
             })
@@ -1261,6 +1296,7 @@ mod tests {
             .map(|input| Job {
                 input,
                 fetch: None,
+                line_offsets: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: None,
             })

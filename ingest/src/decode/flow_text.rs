@@ -18,6 +18,7 @@ pub struct TextDecoder<R: Read> {
     reader: Option<R>,
     fallback: Format,
     require_metering: bool,
+    headerless: bool,
 }
 
 impl<R: Read> TextDecoder<R> {
@@ -28,7 +29,16 @@ impl<R: Read> TextDecoder<R> {
             reader: Some(reader),
             fallback,
             require_metering: true,
+            headerless: false,
         }
+    }
+
+    /// Input without a header line whose lines are independent messages (a Kafka partition
+    /// range): every line uses the fallback format, and a binary line is one bad line, not a
+    /// reason to reject the rest.
+    pub fn headerless(mut self) -> Self {
+        self.headerless = true;
+        self
     }
 
     /// Accept formats that lack the fields metering needs (for inspecting arbitrary logs).
@@ -110,7 +120,7 @@ impl<R: Read> Decoder for TextDecoder<R> {
 
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut spans = Vec::with_capacity(32);
-        let mut format: Option<Format> = None;
+        let mut format: Option<Format> = self.headerless.then(|| self.fallback.clone());
         // Set when the whole file is unusable: every further line is counted against it.
         let mut file_bad: Option<BadInput> = None;
         let (mut line_no, mut offset) = (0u64, 0u64);

@@ -3,6 +3,7 @@
 //! byte streams for decoding.
 
 pub mod file;
+pub mod kafka;
 pub mod layout;
 pub mod s3;
 pub mod s3_read;
@@ -21,6 +22,17 @@ pub enum Location {
         bucket: String,
         /// Object key.
         key: String,
+    },
+    /// A range of one partition of a Kafka topic.
+    Stream {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// First offset.
+        first: i64,
+        /// Last offset (inclusive).
+        last: i64,
     },
 }
 

@@ -413,7 +413,7 @@ pub struct S3Fetch(pub Arc<S3Store>);
 fn object(input: &InputRef) -> Option<(String, String)> {
     match &input.location {
         Location::Object { bucket, key } => Some((bucket.clone(), key.clone())),
-        Location::File(_) => None,
+        Location::File(_) | Location::Stream { .. } => None,
     }
 }
 

@@ -1,0 +1,399 @@
+//! Kafka sources (`kafka://host:port/topic`), batch mode: read every partition from the first
+//! offset the warehouse does not hold to the end seen while reading (partition EOF), in rounds
+//! of bounded size; each round becomes inputs of one partition's offset range.
+//!
+//! Delivery: the warehouse is the checkpoint. An input's key names its topic, partition and
+//! offset range, and the `inputs` commit log records it only once its rows are durable, so a
+//! restart reads from the first offset not covered by a committed input and skips ranges that
+//! are (a crash can leave a gap before a committed range). Offsets are also committed to the
+//! consumer group afterwards, for lag monitoring only; auto-commit and the automatic offset
+//! store are forced off after any raw options, so nothing can turn them back on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{Fetch, InputRef, Location, SourceError};
+
+/// Splits `kafka://host:port[,host:port]/topic` into bootstrap servers and topic.
+pub fn parse_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix("kafka://")?;
+    let (hosts, topic) = rest.split_once('/')?;
+    let topic = topic.trim_matches('/');
+    (!hosts.is_empty() && !topic.is_empty() && !topic.contains('/'))
+        .then(|| (hosts.to_string(), topic.to_string()))
+}
+
+/// Settings of one Kafka source.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// Source name (part of every input key).
+    pub name: String,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Topic.
+    pub topic: String,
+    /// Consumer group (offsets are committed there for monitoring).
+    pub group: String,
+    /// Raw librdkafka options (security, tuning), applied before linkmeter's own.
+    pub options: BTreeMap<String, String>,
+    /// Bytes of messages per input (one partition's offset range).
+    pub chunk_bytes: usize,
+    /// Bytes of messages read before they are written (bounds memory).
+    pub round_bytes: usize,
+    /// Longest wait for anything from the broker before the run gives up.
+    pub idle_timeout: Duration,
+    /// Only the partitions `p` with `p % n == i` (for `--shard i/n`).
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Options linkmeter sets last, whatever the raw options say: offsets move only with the
+/// warehouse.
+const FORCED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "true"),
+];
+
+/// The key of an input holding `first..=last` of a partition.
+fn input_key(name: &str, topic: &str, partition: i32, first: i64, last: i64) -> String {
+    format!("{name}:{topic}/{partition}/{first:020}-{last:020}")
+}
+
+/// The partition and offset range an input key of this source and topic names.
+pub fn parse_key(key: &str, name: &str, topic: &str) -> Option<(i32, i64, i64)> {
+    let rest = key
+        .strip_prefix(name)?
+        .strip_prefix(':')?
+        .strip_prefix(topic)?
+        .strip_prefix('/')?;
+    let (p, range) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    Some((p.parse().ok()?, a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Where a partition's reading starts given the ranges the warehouse holds: after the run of
+/// ranges that starts at the earliest one (later ranges are skipped while reading).
+pub fn start_offset(ranges: &[(i64, i64)]) -> Option<i64> {
+    let mut r = ranges.to_vec();
+    r.sort();
+    let mut it = r.into_iter();
+    let (_, mut end) = it.next()?;
+    for (a, b) in it {
+        if a > end + 1 {
+            break;
+        }
+        end = end.max(b);
+    }
+    Some(end + 1)
+}
+
+fn covered(ranges: &[(i64, i64)], offset: i64) -> Option<i64> {
+    ranges
+        .iter()
+        .find(|(a, b)| *a <= offset && offset <= *b)
+        .map(|(_, b)| *b)
+}
+
+/// One input's bytes and the Kafka offset of each of its lines.
+#[derive(Debug, Default)]
+struct Chunk {
+    first: i64,
+    last: i64,
+    text: Vec<u8>,
+    lines: u64,
+    /// (first line of a message, its offset), for lineage.
+    line_offsets: Vec<(u64, i64)>,
+}
+
+/// (first line of a message, its offset), sorted by line.
+pub type LineOffsets = Arc<Vec<(u64, i64)>>;
+
+/// Inputs read in one round, ready for the pipeline.
+#[derive(Debug)]
+pub struct Round {
+    /// The inputs, each with its line → offset map.
+    pub inputs: Vec<(InputRef, LineOffsets)>,
+    /// Opens them.
+    pub fetch: Arc<dyn Fetch>,
+    /// Per partition, the offset after the last one read (to commit once written).
+    pub next: BTreeMap<i32, i64>,
+}
+
+/// Serves the inputs of a round from memory.
+#[derive(Debug, Default)]
+struct MemoryFetch(Mutex<HashMap<String, Bytes>>);
+
+impl Fetch for MemoryFetch {
+    fn open(&self, input: &InputRef) -> Box<dyn Read + Send> {
+        let b = self
+            .0
+            .lock()
+            .expect("no panics while holding it")
+            .remove(&input.key)
+            .unwrap_or_default();
+        Box::new(std::io::Cursor::new(b))
+    }
+}
+
+/// A batch reader of one topic.
+pub struct KafkaReader {
+    s: KafkaSettings,
+    consumer: BaseConsumer,
+    covered: BTreeMap<i32, Vec<(i64, i64)>>,
+    open: BTreeMap<i32, Chunk>,
+    eof: BTreeMap<i32, bool>,
+    next: BTreeMap<i32, i64>,
+}
+
+impl std::fmt::Debug for KafkaReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KafkaReader({}/{})", self.s.bootstrap, self.s.topic)
+    }
+}
+
+fn err(s: &KafkaSettings, what: &str) -> impl Fn(KafkaError) -> SourceError {
+    let (name, what, topic, b) = (
+        s.name.clone(),
+        what.to_string(),
+        s.topic.clone(),
+        s.bootstrap.clone(),
+    );
+    move |e| {
+        SourceError::Remote {
+        name: name.clone(),
+        message: format!("{what} (topic {topic} at {b}): {e}; check the broker address, the topic and the security options"),
+    }
+    }
+}
+
+impl KafkaReader {
+    /// Connects, finds the partitions and positions each after what the warehouse holds
+    /// (`held`: the input keys committed in the warehouse).
+    pub fn open<'a>(
+        s: KafkaSettings,
+        held: impl Iterator<Item = &'a str>,
+    ) -> Result<KafkaReader, SourceError> {
+        let mut cfg = ClientConfig::new();
+        for (k, v) in &s.options {
+            cfg.set(k, v);
+        }
+        cfg.set("bootstrap.servers", &s.bootstrap)
+            .set("group.id", &s.group)
+            .set("auto.offset.reset", "earliest");
+        for (k, v) in FORCED {
+            cfg.set(*k, *v);
+        }
+        let consumer: BaseConsumer = cfg.create().map_err(err(&s, "cannot create a consumer"))?;
+        let md = consumer
+            .fetch_metadata(Some(&s.topic), s.idle_timeout)
+            .map_err(err(&s, "cannot read the topic's metadata"))?;
+        let parts: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == s.topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| s.shard.is_none_or(|(i, n)| (*p as u32) % n == i))
+            .collect();
+        if parts.is_empty() && s.shard.is_none() {
+            return Err(SourceError::Remote {
+                name: s.name.clone(),
+                message: format!(
+                    "topic {} has no partitions at {} (does it exist?)",
+                    s.topic, s.bootstrap
+                ),
+            });
+        }
+        let mut covered: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+        for k in held {
+            if let Some((p, a, b)) = parse_key(k, &s.name, &s.topic) {
+                covered.entry(p).or_default().push((a, b));
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for &p in &parts {
+            let start = covered
+                .get(&p)
+                .and_then(|r| start_offset(r))
+                .map(Offset::Offset)
+                .unwrap_or(Offset::Beginning);
+            tpl.add_partition_offset(&s.topic, p, start)
+                .map_err(err(&s, "cannot assign a partition"))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(err(&s, "cannot assign the partitions"))?;
+        Ok(KafkaReader {
+            eof: parts.iter().map(|p| (*p, false)).collect(),
+            s,
+            consumer,
+            covered,
+            open: BTreeMap::new(),
+            next: BTreeMap::new(),
+        })
+    }
+
+    /// Whether every partition has been read to its end.
+    pub fn done(&self) -> bool {
+        self.eof.values().all(|e| *e)
+    }
+
+    fn close(&mut self, p: i32, out: &mut Vec<(InputRef, LineOffsets)>, mem: &MemoryFetch) {
+        let Some(c) = self.open.remove(&p) else {
+            return;
+        };
+        if c.text.is_empty() && c.lines == 0 {
+            return;
+        }
+        let s = &self.s;
+        let key = input_key(&s.name, &s.topic, p, c.first, c.last);
+        let size = c.text.len() as u64;
+        mem.0
+            .lock()
+            .expect("no panics while holding it")
+            .insert(key.clone(), Bytes::from(c.text));
+        out.push((
+            InputRef {
+                uri: format!(
+                    "kafka://{}/{}/{p}/{}-{}",
+                    s.bootstrap, s.topic, c.first, c.last
+                ),
+                location: Location::Stream {
+                    topic: s.topic.clone(),
+                    partition: p,
+                    first: c.first,
+                    last: c.last,
+                },
+                version: Some(format!("kafka:{}/{p}/{}-{}", s.topic, c.first, c.last)),
+                key,
+                size,
+                account_hint: None,
+            },
+            Arc::new(c.line_offsets),
+        ));
+    }
+
+    /// Reads the next round: up to `round_bytes` of messages, or to the end of every
+    /// partition. `None` once every partition is at its end and nothing is left.
+    pub fn next_round(&mut self) -> Result<Option<Round>, SourceError> {
+        let mem = Arc::new(MemoryFetch::default());
+        let mut inputs = Vec::new();
+        let mut bytes = 0usize;
+        let mut last_heard = Instant::now();
+        while !self.done() && bytes < self.s.round_bytes {
+            let Some(m) = self.consumer.poll(Duration::from_millis(200)) else {
+                if last_heard.elapsed() > self.s.idle_timeout {
+                    return Err(SourceError::Remote {
+                        name: self.s.name.clone(),
+                        message: format!(
+                            "nothing from {} for {:?} while reading topic {}; is the broker up?",
+                            self.s.bootstrap, self.s.idle_timeout, self.s.topic
+                        ),
+                    });
+                }
+                continue;
+            };
+            last_heard = Instant::now();
+            let m = match m {
+                Ok(m) => m,
+                Err(KafkaError::PartitionEOF(p)) => {
+                    self.eof.insert(p, true);
+                    continue;
+                }
+                // librdkafka retries transport errors itself; they are reported, not fatal.
+                Err(e) => {
+                    tracing::warn!(message = "kafka consumer error", source = %self.s.name, error = %e);
+                    continue;
+                }
+            };
+            let (p, off) = (m.partition(), m.offset());
+            self.eof.insert(p, false);
+            self.next.insert(p, off + 1);
+            if let Some(end) = self.covered.get(&p).and_then(|r| covered(r, off)) {
+                // Already in the warehouse (a gap before it was re-read): close the open
+                // input so that no input overlaps a committed one.
+                self.close(p, &mut inputs, &mem);
+                let _ = end;
+                continue;
+            }
+            let c = self.open.entry(p).or_insert_with(|| Chunk {
+                first: off,
+                last: off,
+                ..Default::default()
+            });
+            c.last = off;
+            c.line_offsets.push((c.lines + 1, off));
+            let payload = m.payload().unwrap_or_default();
+            c.text.extend_from_slice(payload);
+            if !payload.ends_with(b"\n") {
+                c.text.push(b'\n');
+            }
+            let added = payload.iter().filter(|b| **b == b'\n').count() as u64
+                + u64::from(!payload.ends_with(b"\n"));
+            c.lines += added.max(1);
+            bytes += payload.len();
+            if c.text.len() >= self.s.chunk_bytes {
+                self.close(p, &mut inputs, &mem);
+            }
+        }
+        let parts: Vec<i32> = self.open.keys().copied().collect();
+        for p in parts {
+            self.close(p, &mut inputs, &mem);
+        }
+        if inputs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Round {
+            inputs,
+            fetch: mem,
+            next: self.next.clone(),
+        }))
+    }
+
+    /// Commits `next` offsets to the consumer group (after the warehouse has their rows).
+    pub fn commit(&self, next: &BTreeMap<i32, i64>) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in next {
+            let _ = tpl.add_partition_offset(&self.s.topic, *p, Offset::Offset(*o));
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            tracing::warn!(message = "could not commit offsets to the consumer group (the warehouse checkpoint is what counts)", error = %e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_and_keys() {
+        assert_eq!(
+            parse_uri("kafka://b1:9092,b2:9092/flowlogs"),
+            Some(("b1:9092,b2:9092".into(), "flowlogs".into()))
+        );
+        assert_eq!(parse_uri("kafka://b1:9092/"), None);
+        assert_eq!(parse_uri("kafka:///t"), None);
+        let k = input_key("fl", "t.x", 3, 10, 99);
+        assert_eq!(parse_key(&k, "fl", "t.x"), Some((3, 10, 99)));
+        assert_eq!(parse_key(&k, "other", "t.x"), None);
+        assert_eq!(parse_key(&k, "fl", "t"), None);
+    }
+
+    #[test]
+    fn reading_resumes_at_the_first_gap() {
+        assert_eq!(start_offset(&[]), None);
+        assert_eq!(start_offset(&[(0, 9)]), Some(10));
+        assert_eq!(start_offset(&[(10, 19), (0, 9), (30, 39)]), Some(20));
+        assert_eq!(start_offset(&[(0, 9), (5, 12)]), Some(13));
+        assert_eq!(covered(&[(30, 39)], 35), Some(39));
+        assert_eq!(covered(&[(30, 39)], 40), None);
+    }
+}

@@ -1,0 +1,359 @@
+//! End to end against a real Kafka-protocol broker (Tansu, started by `.ci/test`; its address
+//! is in `KAFKA_BOOTSTRAP`): a 4-partition topic filled with generated flow-log lines (one to
+//! three per message) and poison messages, consumed in batch mode by the real binary, and
+//! compared with the same lines ingested from local files; reruns, appended messages, and runs
+//! killed with SIGKILL at random points.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const PARTITIONS: i32 = 4;
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").expect(
+        "KAFKA_BOOTSTRAP is not set: run the tests with .ci/test, which starts a Kafka-protocol broker",
+    )
+}
+
+fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("lm-{tag}-{}-{}", std::process::id(), n % 1_000_000_000)
+}
+
+fn create_topic(topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    for r in res {
+        r.unwrap();
+    }
+}
+
+/// Sends messages (partition, payload) in order and waits until all are acknowledged.
+fn produce(topic: &str, msgs: &[(i32, Vec<u8>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for (part, payload) in msgs {
+        loop {
+            match p.send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(*part)
+                    .payload(payload),
+            ) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
+                        "{e}"
+                    );
+                    p.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Default-format (v2) data lines of a generated estate.
+fn v2_lines(estate: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in walk(&estate.join("flowlogs")) {
+        let text = gunzip(&f);
+        if text.starts_with("version account-id interface-id") {
+            out.extend(text.lines().skip(1).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// Groups lines into messages of 1–3 lines spread over the partitions.
+fn messages(lines: &[String]) -> Vec<(i32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut k = 0usize;
+    while i < lines.len() {
+        let n = 1 + k % 3;
+        let body = lines[i..(i + n).min(lines.len())].join("\n");
+        out.push(((k % PARTITIONS as usize) as i32, body.into_bytes()));
+        i += n;
+        k += 1;
+    }
+    out
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    topic: String,
+    lines: Vec<String>,
+}
+
+const POISON: [&[u8]; 3] = [
+    b"\xff\xfe\x00 not text at all",
+    b"2 123456789012 eni-0badbadbadbadbad0 10.1.1.1",
+    b"{\"metric_name\":\"BytesInPerSec\"}",
+];
+
+fn setup(tag: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(
+        d,
+        &[
+            "generate",
+            "--out",
+            "estate",
+            "--days",
+            "1",
+            "--accounts",
+            "6",
+            "--instances",
+            "1",
+            "--noise",
+            "1",
+        ],
+    );
+    let dir = d.join("estate");
+    let lines = v2_lines(&dir);
+    assert!(lines.len() > 5000, "{}", lines.len());
+    let topic = unique(tag);
+    create_topic(&topic);
+    // Poison first, at offsets 0, 1, 2 of partition 0.
+    let mut msgs: Vec<(i32, Vec<u8>)> = POISON.iter().map(|p| (0, p.to_vec())).collect();
+    msgs.extend(messages(&lines));
+    produce(&topic, &msgs);
+    // The same lines as local files (no header): the reference ingest.
+    let files = dir.join("as-files");
+    std::fs::create_dir_all(&files).unwrap();
+    // (Poison goes last: a file whose first line is binary is rejected whole, rightly, while
+    // a Kafka message is judged alone.)
+    let mut ordered = msgs[POISON.len()..].to_vec();
+    ordered.extend(msgs[..POISON.len()].iter().cloned());
+    for (p, chunk) in ordered.chunks(ordered.len() / 3 + 1).enumerate() {
+        let mut body = Vec::new();
+        for (_, m) in chunk {
+            body.extend_from_slice(m);
+            body.push(b'\n');
+        }
+        std::fs::write(files.join(format!("part-{p}.log")), body).unwrap();
+    }
+    Setup {
+        _tmp: tmp,
+        dir,
+        topic,
+        lines,
+    }
+}
+
+fn config(s: &Setup, name: &str, uri: &str, extra: &str) -> PathBuf {
+    let p = s.dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "warehouse = \"{name}-wh\"\ninventory = \"inventory.toml\"\n\n\
+             [[sources]]\nname = \"stream\"\nuri = \"{uri}\"\naccount = \"210001010101\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn kafka_config(s: &Setup, name: &str, extra: &str) -> PathBuf {
+    let uri = format!("kafka://{}/{}", bootstrap(), s.topic);
+    config(
+        s,
+        name,
+        &uri,
+        &format!(
+            "[sources.kafka]\ngroup = \"{}\"\nchunk_bytes = 20000\nround_bytes = 200000\n{extra}",
+            unique("g")
+        ),
+    )
+}
+
+/// What the warehouse says, independent of how inputs were cut: per hour, status, reason,
+/// connection and direction, rows and bytes.
+fn totals(wh: &Path) -> BTreeMap<String, (u64, u64)> {
+    let b = query(
+        wh,
+        "SELECT CAST(usage_hour AS VARCHAR) || '|' || status || '|' || COALESCE(reason, '') || '|' || \
+         COALESCE(connection_arn, '') || '|' || direction, CAST(COUNT(*) AS BIGINT), CAST(SUM(bytes) AS BIGINT) \
+         FROM flows GROUP BY 1",
+    );
+    let (k, n, v) = (strings(&b, 0), u64s(&b, 1), u64s(&b, 2));
+    (0..k.len()).map(|i| (k[i].clone(), (n[i], v[i]))).collect()
+}
+
+/// Bytes of the lines, without the generator's malformed ones (they name eni-0badbad…).
+fn line_bytes(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| !l.contains("badbad"))
+        .filter_map(|l| l.split(' ').nth(9).and_then(|b| b.parse::<u64>().ok()))
+        .sum()
+}
+
+fn read_count(out: &str) -> u64 {
+    out.split(" read,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no read count in {out}"))
+}
+
+#[test]
+fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
+    let s = setup("batch");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let cfg = kafka_config(&s, "kafka", "");
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    let (kwh, fwh) = (s.dir.join("kafka-wh"), s.dir.join("files-wh"));
+    assert_eq!(
+        totals(&kwh),
+        totals(&fwh),
+        "Kafka and file ingest of the same lines"
+    );
+    // Every line in, every byte accounted for.
+    let runs = query(
+        &kwh,
+        "SELECT records_in, bytes_in, records_quarantined FROM runs",
+    );
+    let r: Vec<u64> = (0..3).map(|c| u64s(&runs, c)[0]).collect();
+    assert_eq!(r[0], s.lines.len() as u64 + POISON.len() as u64);
+    assert_eq!(r[1], line_bytes(&s.lines));
+    // The poison messages and the generator's malformed lines, as from files.
+    let from_files = scalar(&fwh, "SELECT CAST(records_quarantined AS BIGINT) FROM runs");
+    assert_eq!(r[2], from_files);
+    assert!(r[2] >= POISON.len() as u64);
+    // Poison is quarantined with its partition and offset.
+    let q = query(
+        &kwh,
+        &format!(
+            "SELECT \"offset\" FROM quarantine WHERE source_uri LIKE '%/{}/0/%' ORDER BY 1 LIMIT 3",
+            s.topic
+        ),
+    );
+    assert_eq!(
+        u64s(&q, 0),
+        vec![0, 1, 2],
+        "the poison messages' offsets in partition 0"
+    );
+    // Several inputs per partition (offset ranges), none overlapping.
+    let ranges = strings(&query(&kwh, "SELECT input_key FROM inputs ORDER BY 1"), 0);
+    assert!(ranges.len() > PARTITIONS as usize, "{ranges:?}");
+
+    // A rerun finds nothing new.
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(read_count(&out), 0, "{out}");
+    assert_eq!(totals(&kwh), totals(&fwh));
+
+    // Appended messages: only they are read.
+    let extra: Vec<String> = s.lines[..500].to_vec();
+    produce(&s.topic, &messages(&extra));
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(read_count(&out) > 0, "{out}");
+    let bytes = scalar(&kwh, "SELECT CAST(SUM(bytes_in) AS BIGINT) FROM runs");
+    assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
+}
+
+#[test]
+fn kafka_runs_killed_at_random_points_end_with_the_same_totals() {
+    let s = setup("kill");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let cfg = kafka_config(&s, "killed", "");
+    // Kill runs after varying delays; each restart resumes where the warehouse says.
+    let mut rng = 0x2545F4914F6CDD1Du64 ^ std::process::id() as u64;
+    for _ in 0..5 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = 100 + rng % 500;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+            .args(["ingest", "--config", cfg.to_str().unwrap()])
+            .current_dir(&s.dir)
+            .env("LINKMETER_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    // A finished run leaves a row in `runs`: fewer rows than runs means some were cut short.
+    let kwh = s.dir.join("killed-wh");
+    let finished = if kwh.join("runs").is_dir() {
+        scalar(&kwh, "SELECT CAST(COUNT(*) AS BIGINT) FROM runs")
+    } else {
+        0
+    };
+    assert!(
+        finished < 5,
+        "every killed run had finished; nothing was tested"
+    );
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(totals(&kwh), totals(&s.dir.join("files-wh")));
+    let q = scalar(&kwh, "SELECT CAST(COUNT(*) AS BIGINT) FROM quarantine");
+    let from_files = scalar(
+        &s.dir.join("files-wh"),
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM quarantine",
+    );
+    assert_eq!(q, from_files, "each bad message quarantined once");
+    // Offsets covered exactly once: the committed ranges of each partition do not overlap.
+    let keys = strings(&query(&kwh, "SELECT input_key FROM inputs"), 0);
+    let mut by_part: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+    for k in &keys {
+        let (_, rest) = k.split_once(&format!("{}/", s.topic)).unwrap();
+        let v: Vec<&str> = rest.split(['/', '-']).collect();
+        by_part
+            .entry(v[0].parse().unwrap())
+            .or_default()
+            .push((v[1].parse().unwrap(), v[2].parse().unwrap()));
+    }
+    for (p, mut r) in by_part {
+        r.sort();
+        for w in r.windows(2) {
+            assert!(
+                w[0].1 < w[1].0,
+                "partition {p}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
