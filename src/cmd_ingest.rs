@@ -72,6 +72,13 @@ pub struct Args {
     /// with the same config cover every input exactly once.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+    /// Keep reading Kafka sources after their end, writing what arrived every FLUSH_SECS
+    /// (or sooner when a round is full), until SIGTERM or Ctrl-C; then finish the round and exit.
+    #[arg(long)]
+    pub follow: bool,
+    /// How often follow mode writes what arrived.
+    #[arg(long, default_value_t = 10, requires = "follow")]
+    pub flush_secs: u64,
 }
 
 /// Which inputs a run takes.
@@ -89,6 +96,8 @@ pub struct Selection {
     pub until: Option<i64>,
     /// Shard `i` of `n`.
     pub shard: Option<(u32, u32)>,
+    /// Follow Kafka sources, flushing at this interval, until `stop` is raised.
+    pub follow: Option<(Duration, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -258,6 +267,18 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
         .and_then(|mut report| {
             // Rounds of every stream get segment names of their own.
             let mut kopts = opts.clone();
+            if let Some((flush, stop)) = &sel.follow {
+                return follow(
+                    streams,
+                    *flush,
+                    stop,
+                    &ix,
+                    sink.as_ref(),
+                    &mut kopts,
+                    &progress,
+                    report,
+                );
+            }
             for (ks, format, account) in streams {
                 consume(
                     ks,
@@ -331,27 +352,99 @@ fn consume(
     while let Some(round) = reader.next_round().with_context(|| {
         format!("source {name}: reading stopped; what was written so far is kept")
     })? {
-        let jobs: Vec<Job> = round
-            .inputs
-            .into_iter()
-            .map(|(input, lines)| Job {
-                input,
-                fetch: Some(round.fetch.clone()),
-                line_offsets: Some(lines),
-                format: format.clone(),
-                account: account.clone(),
-            })
-            .collect();
-        // Every round writes segments of its own (the file pass was round 0).
-        opts.round += 1;
-        let r = pipeline::ingest(&jobs, ix, sink, opts, progress).context("ingest stopped")?;
-        report.tally.merge(&r.tally);
-        report.rolled_back += r.rolled_back;
-        report.superseded += r.superseded;
-        let room = 20usize.saturating_sub(report.samples.len());
-        report.samples.extend(r.samples.into_iter().take(room));
-        reader.commit(&round.next);
+        let next = round.next.clone();
+        write_round(round, format, &account, ix, sink, opts, progress, report)?;
+        reader.commit(&next);
     }
+    Ok(())
+}
+
+/// Follow mode: every Kafka source, round after round, until `stop`.
+#[allow(clippy::too_many_arguments)]
+fn follow(
+    streams: Vec<(KafkaSettings, Format, Option<String>)>,
+    flush: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    ix: &linkmeter_ingest::inventory::Index,
+    sink: &dyn linkmeter_ingest::warehouse::Sink,
+    opts: &mut Options,
+    progress: &Progress,
+    mut report: Report,
+) -> Result<Report> {
+    let held: Vec<String> = read_segments(sink)?
+        .into_iter()
+        .filter(|m| m.status == SegmentStatus::Committed)
+        .flat_map(|m| m.inputs.into_iter().map(|r| r.input_key))
+        .collect();
+    let mut readers = Vec::new();
+    for (ks, format, account) in streams {
+        let name = ks.name.clone();
+        let r = KafkaReader::open(ks, held.iter().map(String::as_str))
+            .with_context(|| format!("source {name}"))?;
+        readers.push((r, format, account, name));
+    }
+    tracing::info!(
+        message = "following",
+        sources = readers.len(),
+        flush_secs = flush.as_secs()
+    );
+    let share = flush / readers.len().max(1) as u32;
+    while !stop.load(Ordering::Relaxed) {
+        for (reader, format, account, name) in readers.iter_mut() {
+            let Some(round) = reader.follow_round(share, stop).with_context(|| {
+                format!("source {name}: reading stopped; what was written so far is kept")
+            })?
+            else {
+                continue;
+            };
+            let next = round.next.clone();
+            write_round(
+                round,
+                format,
+                account,
+                ix,
+                sink,
+                opts,
+                progress,
+                &mut report,
+            )?;
+            reader.commit(&next);
+        }
+    }
+    Ok(report)
+}
+
+/// Writes one round of stream inputs (its own segments) and merges what it did into `report`.
+#[allow(clippy::too_many_arguments)]
+fn write_round(
+    round: linkmeter_ingest::source::kafka::Round,
+    format: &Format,
+    account: &Option<String>,
+    ix: &linkmeter_ingest::inventory::Index,
+    sink: &dyn linkmeter_ingest::warehouse::Sink,
+    opts: &mut Options,
+    progress: &Progress,
+    report: &mut Report,
+) -> Result<()> {
+    let jobs: Vec<Job> = round
+        .inputs
+        .into_iter()
+        .map(|(input, lines)| Job {
+            input,
+            fetch: Some(round.fetch.clone()),
+            line_offsets: Some(lines),
+            format: format.clone(),
+            account: account.clone(),
+        })
+        .collect();
+    // Every round writes segments of its own (the file pass was round 0).
+    opts.round += 1;
+    let r = pipeline::ingest(&jobs, ix, sink, opts, progress).context("ingest stopped")?;
+    report.tally.merge(&r.tally);
+    report.rolled_back += r.rolled_back;
+    report.superseded += r.superseded;
+    let room = 20usize.saturating_sub(report.samples.len());
+    report.samples.extend(r.samples.into_iter().take(room));
     Ok(())
 }
 
@@ -461,6 +554,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
             since: a.since,
             until: a.until,
             shard: a.shard,
+            follow: a.follow.then(|| {
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                    let _ = signal_hook::flag::register(sig, stop.clone());
+                }
+                (Duration::from_secs(a.flush_secs.max(1)), stop)
+            }),
         },
     )?;
     print_summary(&o);

@@ -357,3 +357,76 @@ fn kafka_runs_killed_at_random_points_end_with_the_same_totals() {
         }
     }
 }
+
+fn flow_bytes(wh: &Path) -> u64 {
+    if !wh.join("flows").is_dir() {
+        return 0;
+    }
+    scalar(
+        wh,
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM flows",
+    )
+}
+
+#[test]
+fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
+    let s = setup("follow");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let (fwh, kwh) = (s.dir.join("files-wh"), s.dir.join("follow-wh"));
+    let cfg = kafka_config(&s, "follow", "");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+        .args([
+            "ingest",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--follow",
+            "--flush-secs",
+            "1",
+        ])
+        .current_dir(&s.dir)
+        .env("LINKMETER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |want: u64| {
+        let t0 = std::time::Instant::now();
+        while flow_bytes(&kwh) != want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "follow mode never caught up"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait_for(flow_bytes(&fwh));
+    // New messages while it follows: written within a flush or two.
+    let extra: Vec<String> = s.lines[..400].to_vec();
+    produce(&s.topic, &messages(&extra));
+    std::fs::write(
+        s.dir.join("as-files/part-extra.log"),
+        extra.join("\n") + "\n",
+    )
+    .unwrap();
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    wait_for(flow_bytes(&fwh));
+    // SIGTERM: the round in hand is finished, the run recorded, exit 0.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[balanced]"), "{stdout}");
+    assert_eq!(totals(&kwh), totals(&fwh));
+    // And nothing is left for a batch run.
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(read_count(&out), 0, "{out}");
+}

@@ -283,13 +283,38 @@ impl KafkaReader {
     /// Reads the next round: up to `round_bytes` of messages, or to the end of every
     /// partition. `None` once every partition is at its end and nothing is left.
     pub fn next_round(&mut self) -> Result<Option<Round>, SourceError> {
+        self.read_round(None)
+    }
+
+    /// Follow mode: the next round of up to `round_bytes`, or whatever arrived within
+    /// `flush` (`None` if nothing did), or less when `stop` is raised. The end of a partition
+    /// is not the end of the run here, and a quiet topic is not an error.
+    pub fn follow_round(
+        &mut self,
+        flush: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Round>, SourceError> {
+        self.read_round(Some((flush, stop)))
+    }
+
+    fn read_round(
+        &mut self,
+        follow: Option<(Duration, &std::sync::atomic::AtomicBool)>,
+    ) -> Result<Option<Round>, SourceError> {
         let mem = Arc::new(MemoryFetch::default());
         let mut inputs = Vec::new();
         let mut bytes = 0usize;
         let mut last_heard = Instant::now();
-        while !self.done() && bytes < self.s.round_bytes {
+        let started = Instant::now();
+        let more = |me: &Self| match follow {
+            None => !me.done(),
+            Some((flush, stop)) => {
+                started.elapsed() < flush && !stop.load(std::sync::atomic::Ordering::Relaxed)
+            }
+        };
+        while more(self) && bytes < self.s.round_bytes {
             let Some(m) = self.consumer.poll(Duration::from_millis(200)) else {
-                if last_heard.elapsed() > self.s.idle_timeout {
+                if follow.is_none() && last_heard.elapsed() > self.s.idle_timeout {
                     return Err(SourceError::Remote {
                         name: self.s.name.clone(),
                         message: format!(
