@@ -32,7 +32,8 @@ import gzip, pathlib, sys, time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 root, bootstrap = pathlib.Path(sys.argv[1]), sys.argv[2]
-AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic("bench-flowlogs", 4, 1)])["bench-flowlogs"].result()
+admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+admin.create_topics([NewTopic("bench-flowlogs", 4, 1)])["bench-flowlogs"].result()
 p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
 n = 0
 for f in sorted(root.rglob("*.gz")):

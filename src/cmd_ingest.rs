@@ -38,7 +38,7 @@ impl std::error::Error for ConfigProblem {}
 /// Arguments of `ingest`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  linkmeter ingest --since 2026-10-01 --until 2026-11-01\n  linkmeter ingest --shard 0/4        # one of four tasks sharing the sources\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
+    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  linkmeter ingest --since 2026-10-01 --until 2026-11-01\n  linkmeter ingest --shard 0/4        # one of four tasks sharing the sources\n  linkmeter ingest --follow --flush-secs 10   # keep consuming Kafka sources until SIGTERM\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
 )]
 pub struct Args {
     /// Configuration file.
@@ -237,6 +237,12 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                 account: s.account.clone(),
             });
         }
+    }
+    if sel.follow.is_some() && streams.is_empty() {
+        return Err(anyhow!(
+            "--follow keeps reading kafka:// sources, and this run has none; run without --follow"
+        )
+        .context(ConfigProblem));
     }
     if cfg.sources.is_empty() {
         return Err(

@@ -126,8 +126,18 @@ pub struct SourceConfig {
     pub kafka: KafkaSourceConfig,
 }
 
+impl std::fmt::Debug for KafkaSourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Raw option values hold passwords and keys: only their names are shown.
+        f.debug_struct("KafkaSourceConfig")
+            .field("group", &self.group)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// `[sources.kafka]`: how a `kafka://host:port/topic` source consumes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceConfig {
     /// Consumer group (default `linkmeter-NAME`); offsets are committed there after each

@@ -386,8 +386,9 @@ fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
         ])
         .current_dir(&s.dir)
         .env("LINKMETER_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        // Files, not pipes: a long-running child must never block on a full pipe.
+        .stdout(std::fs::File::create(s.dir.join("follow.out")).unwrap())
+        .stderr(std::fs::File::create(s.dir.join("follow.err")).unwrap())
         .spawn()
         .unwrap();
     let wait_for = |want: u64| {
@@ -417,13 +418,21 @@ fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(term.success());
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut child = child;
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(s.dir.join("follow.out")).unwrap();
+    let stderr = std::fs::read_to_string(s.dir.join("follow.err")).unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("[balanced]"), "{stdout}");
     assert_eq!(totals(&kwh), totals(&fwh));
     // And nothing is left for a batch run.

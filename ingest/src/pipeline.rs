@@ -716,7 +716,7 @@ impl<'a> Segment<'a> {
             ));
         }
         let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
-        let res = if n >= 4 && head[..4] == PARQUET_MAGIC[..] {
+        let res = if !stream && n >= 4 && head[..4] == PARQUET_MAGIC[..] {
             // Parquet needs random access: a local file is read in place, an object whole
             // (AWS writes flow-log Parquet files of at most 75 MB).
             match &job.input.location {

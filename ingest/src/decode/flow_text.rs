@@ -100,8 +100,9 @@ impl<R: Read> Decoder for TextDecoder<R> {
             .take()
             .expect("decode is called once per decoder");
         let mut head = BufReader::with_capacity(READ_BUF, raw);
+        // Stream messages are text: a message that happens to start like gzip is a bad line.
         let gz = match head.fill_buf() {
-            Ok(b) => is_gzip(b),
+            Ok(b) => !self.headerless && is_gzip(b),
             Err(e) => {
                 return Err(DecodeError::Io {
                     uri: String::new(),

@@ -32,7 +32,7 @@ pub fn parse_uri(uri: &str) -> Option<(String, String)> {
 }
 
 /// Settings of one Kafka source.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSettings {
     /// Source name (part of every input key).
     pub name: String,
@@ -52,6 +52,19 @@ pub struct KafkaSettings {
     pub idle_timeout: Duration,
     /// Only the partitions `p` with `p % n == i` (for `--shard i/n`).
     pub shard: Option<(u32, u32)>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Option values are never shown: they hold passwords and keys.
+        f.debug_struct("KafkaSettings")
+            .field("name", &self.name)
+            .field("bootstrap", &self.bootstrap)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Options linkmeter sets last, whatever the raw options say: offsets move only with the
@@ -79,20 +92,21 @@ pub fn parse_key(key: &str, name: &str, topic: &str) -> Option<(i32, i64, i64)> 
     Some((p.parse().ok()?, a.parse().ok()?, b.parse().ok()?))
 }
 
-/// Where a partition's reading starts given the ranges the warehouse holds: after the run of
-/// ranges that starts at the earliest one (later ranges are skipped while reading).
-pub fn start_offset(ranges: &[(i64, i64)]) -> Option<i64> {
+/// Where a partition's reading starts, given the ranges the warehouse holds and the
+/// partition's first offset still in the log (`low`): after the ranges that run without a gap
+/// from `low`. Ranges further on are skipped while reading. (Two workers commit independently,
+/// so a crash can leave a gap anywhere, even before the first held range.)
+pub fn start_offset(ranges: &[(i64, i64)], low: i64) -> i64 {
     let mut r = ranges.to_vec();
     r.sort();
-    let mut it = r.into_iter();
-    let (_, mut end) = it.next()?;
-    for (a, b) in it {
-        if a > end + 1 {
+    let mut next = low;
+    for (a, b) in r {
+        if a > next {
             break;
         }
-        end = end.max(b);
+        next = next.max(b + 1);
     }
-    Some(end + 1)
+    next
 }
 
 fn covered(ranges: &[(i64, i64)], offset: i64) -> Option<i64> {
@@ -167,10 +181,15 @@ fn err(s: &KafkaSettings, what: &str) -> impl Fn(KafkaError) -> SourceError {
         s.bootstrap.clone(),
     );
     move |e| {
+        // A config error carries the option's value, which may be a password.
+        let e = match e {
+            KafkaError::ClientConfig(_, desc, key, _) => format!("option {key}: {desc}"),
+            e => e.to_string(),
+        };
         SourceError::Remote {
-        name: name.clone(),
-        message: format!("{what} (topic {topic} at {b}): {e}; check the broker address, the topic and the security options"),
-    }
+            name: name.clone(),
+            message: format!("{what} (topic {topic} at {b}): {e}; check the broker address, the topic and the security options"),
+        }
     }
 }
 
@@ -219,11 +238,14 @@ impl KafkaReader {
         }
         let mut tpl = TopicPartitionList::new();
         for &p in &parts {
-            let start = covered
-                .get(&p)
-                .and_then(|r| start_offset(r))
-                .map(Offset::Offset)
-                .unwrap_or(Offset::Beginning);
+            let start = match covered.get(&p) {
+                None => Offset::Beginning,
+                Some(r) => match consumer.fetch_watermarks(&s.topic, p, s.idle_timeout) {
+                    Ok((low, _)) => Offset::Offset(start_offset(r, low)),
+                    // Reading from the start is always right, only slower: held ranges are skipped.
+                    Err(_) => Offset::Beginning,
+                },
+            };
             tpl.add_partition_offset(&s.topic, p, start)
                 .map_err(err(&s, "cannot assign a partition"))?;
         }
@@ -325,12 +347,15 @@ impl KafkaReader {
                 }
                 continue;
             };
-            last_heard = Instant::now();
             let m = match m {
                 Ok(m) => m,
                 Err(KafkaError::PartitionEOF(p)) => {
+                    last_heard = Instant::now();
                     self.eof.insert(p, true);
                     continue;
+                }
+                Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                    return Err(err(&self.s, "the consumer failed")(e));
                 }
                 // librdkafka retries transport errors itself; they are reported, not fatal.
                 Err(e) => {
@@ -338,6 +363,8 @@ impl KafkaReader {
                     continue;
                 }
             };
+            // Only data (or an end of partition) counts as hearing from the broker.
+            last_heard = Instant::now();
             let (p, off) = (m.partition(), m.offset());
             self.eof.insert(p, false);
             self.next.insert(p, off + 1);
@@ -414,10 +441,15 @@ mod tests {
 
     #[test]
     fn reading_resumes_at_the_first_gap() {
-        assert_eq!(start_offset(&[]), None);
-        assert_eq!(start_offset(&[(0, 9)]), Some(10));
-        assert_eq!(start_offset(&[(10, 19), (0, 9), (30, 39)]), Some(20));
-        assert_eq!(start_offset(&[(0, 9), (5, 12)]), Some(13));
+        assert_eq!(start_offset(&[], 0), 0);
+        assert_eq!(start_offset(&[(0, 9)], 0), 10);
+        assert_eq!(start_offset(&[(10, 19), (0, 9), (30, 39)], 0), 20);
+        assert_eq!(start_offset(&[(0, 9), (5, 12)], 0), 13);
+        // The first range was lost in a crash while a later one was committed.
+        assert_eq!(start_offset(&[(100, 199)], 0), 0);
+        // Retention removed what came before the first held range.
+        assert_eq!(start_offset(&[(100, 199)], 100), 200);
+        assert_eq!(start_offset(&[(100, 199), (200, 250)], 150), 251);
         assert_eq!(covered(&[(30, 39)], 35), Some(39));
         assert_eq!(covered(&[(30, 39)], 40), None);
     }
