@@ -32,9 +32,9 @@ fn unique(tag: &str) -> String {
     format!("lm-{tag}-{}-{}", std::process::id(), n % 1_000_000_000)
 }
 
-fn create_topic(topic: &str) {
+fn create_topic(bootstrap: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -54,8 +54,12 @@ fn create_topic(topic: &str) {
 
 /// Sends messages (partition, payload) in order and waits until all are acknowledged.
 fn produce(topic: &str, msgs: &[(i32, Vec<u8>)]) {
+    produce_to(&bootstrap(), topic, msgs)
+}
+
+fn produce_to(bootstrap: &str, topic: &str, msgs: &[(i32, Vec<u8>)]) {
     let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .create()
         .unwrap();
@@ -117,6 +121,7 @@ struct Setup {
     dir: PathBuf,
     topic: String,
     lines: Vec<String>,
+    bootstrap: String,
 }
 
 const POISON: [&[u8]; 3] = [
@@ -126,6 +131,10 @@ const POISON: [&[u8]; 3] = [
 ];
 
 fn setup(tag: &str) -> Setup {
+    setup_on(tag, &bootstrap())
+}
+
+fn setup_on(tag: &str, bootstrap: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     ok(
@@ -148,11 +157,11 @@ fn setup(tag: &str) -> Setup {
     let lines = v2_lines(&dir);
     assert!(lines.len() > 5000, "{}", lines.len());
     let topic = unique(tag);
-    create_topic(&topic);
+    create_topic(bootstrap, &topic);
     // Poison first, at offsets 0, 1, 2 of partition 0.
     let mut msgs: Vec<(i32, Vec<u8>)> = POISON.iter().map(|p| (0, p.to_vec())).collect();
     msgs.extend(messages(&lines));
-    produce(&topic, &msgs);
+    produce_to(bootstrap, &topic, &msgs);
     // The same lines as local files (no header): the reference ingest.
     let files = dir.join("as-files");
     std::fs::create_dir_all(&files).unwrap();
@@ -173,6 +182,7 @@ fn setup(tag: &str) -> Setup {
         dir,
         topic,
         lines,
+        bootstrap: bootstrap.to_string(),
     }
 }
 
@@ -190,7 +200,7 @@ fn config(s: &Setup, name: &str, uri: &str, extra: &str) -> PathBuf {
 }
 
 fn kafka_config(s: &Setup, name: &str, extra: &str) -> PathBuf {
-    let uri = format!("kafka://{}/{}", bootstrap(), s.topic);
+    let uri = format!("kafka://{}/{}", s.bootstrap, s.topic);
     config(
         s,
         name,
@@ -438,4 +448,116 @@ fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
     // And nothing is left for a batch run.
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
     assert_eq!(read_count(&out), 0, "{out}");
+}
+
+/// A broker of our own (the Tansu binary `.ci/services.sh` installed) that keeps its log in
+/// a bucket of the S3 server, so it can be stopped and started again without losing messages.
+fn start_broker(port: u16, bucket: &str) -> std::process::Child {
+    let tansu = std::env::var("TANSU_BIN").expect("TANSU_BIN is set by .ci/test");
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = std::process::Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", &format!("s3://{bucket}/")])
+        .env(
+            "AWS_ENDPOINT",
+            std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT is set by .ci/test"),
+        )
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bucket = unique("tansu");
+    let made = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            &format!("{}/{bucket}", std::env::var("S3_ENDPOINT").unwrap()),
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut broker = start_broker(port, &bucket);
+    let s = setup_on("restart", &format!("127.0.0.1:{port}"));
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    // Small rounds, so the run is still going when the broker goes away.
+    let cfg = kafka_config(&s, "restart", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "chunk_bytes = 20000\nround_bytes = 200000",
+        "chunk_bytes = 4000\nround_bytes = 8000",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+        .args(["ingest", "--config", cfg.to_str().unwrap()])
+        .current_dir(&s.dir)
+        .env("LINKMETER_LOG", "warn")
+        .stdout(std::fs::File::create(s.dir.join("run.out")).unwrap())
+        .stderr(std::fs::File::create(s.dir.join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let kwh = s.dir.join("restart-wh");
+    // Wait until some rounds are written, then stop the broker hard and start it again.
+    let t0 = std::time::Instant::now();
+    while !kwh.join("inputs").is_dir() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no round was written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the broker restart; nothing tested"
+    );
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut broker = start_broker(port, &bucket);
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the run never finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(s.dir.join("run.out")).unwrap();
+    let err = std::fs::read_to_string(s.dir.join("run.err")).unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(totals(&kwh), totals(&s.dir.join("files-wh")));
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(read_count(&out), 0, "{out}");
+    let _ = broker.kill();
+    let _ = broker.wait();
 }
