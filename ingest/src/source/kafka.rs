@@ -366,6 +366,12 @@ impl KafkaReader {
             // Only data (or an end of partition) counts as hearing from the broker.
             last_heard = Instant::now();
             let (p, off) = (m.partition(), m.offset());
+            if follow.is_none() && self.eof.get(&p) == Some(&true) {
+                // A batch run ends each partition at its first end: what arrives later is
+                // left for the next run (never marked as read), so a busy topic cannot keep
+                // a scheduled run going.
+                continue;
+            }
             self.eof.insert(p, false);
             self.next.insert(p, off + 1);
             if let Some(end) = self.covered.get(&p).and_then(|r| covered(r, off)) {
