@@ -75,16 +75,27 @@ const FORCED: &[(&str, &str)] = &[
     ("enable.partition.eof", "true"),
 ];
 
-/// The key of an input holding `first..=last` of a partition.
-fn input_key(name: &str, topic: &str, partition: i32, first: i64, last: i64) -> String {
-    format!("{name}:{topic}/{partition}/{first:020}-{last:020}")
+/// The key of an input holding `first..=last` of a partition. The cluster id is part of it:
+/// offsets mean nothing across clusters, so a topic moved to a new cluster (or the source
+/// pointed at another one) is read afresh rather than taken as already held.
+fn input_key(
+    name: &str,
+    cluster: &str,
+    topic: &str,
+    partition: i32,
+    first: i64,
+    last: i64,
+) -> String {
+    format!("{name}:{cluster}/{topic}/{partition}/{first:020}-{last:020}")
 }
 
-/// The partition and offset range an input key of this source and topic names.
-pub fn parse_key(key: &str, name: &str, topic: &str) -> Option<(i32, i64, i64)> {
+/// The partition and offset range an input key of this source, cluster and topic names.
+pub fn parse_key(key: &str, name: &str, cluster: &str, topic: &str) -> Option<(i32, i64, i64)> {
     let rest = key
         .strip_prefix(name)?
         .strip_prefix(':')?
+        .strip_prefix(cluster)?
+        .strip_prefix('/')?
         .strip_prefix(topic)?
         .strip_prefix('/')?;
     let (p, range) = rest.split_once('/')?;
@@ -160,6 +171,7 @@ impl Fetch for MemoryFetch {
 /// A batch reader of one topic.
 pub struct KafkaReader {
     s: KafkaSettings,
+    cluster: String,
     consumer: BaseConsumer,
     covered: BTreeMap<i32, Vec<(i64, i64)>>,
     open: BTreeMap<i32, Chunk>,
@@ -214,6 +226,21 @@ impl KafkaReader {
         let md = consumer
             .fetch_metadata(Some(&s.topic), s.idle_timeout)
             .map_err(err(&s, "cannot read the topic's metadata"))?;
+        // Falling back to a placeholder when the id is not returned would make keys change
+        // between runs and re-read everything: better to stop.
+        let cluster: String = consumer
+            .client()
+            .fetch_cluster_id(s.idle_timeout)
+            .ok_or_else(|| SourceError::Remote {
+                name: s.name.clone(),
+                message: format!(
+                    "{} did not say its cluster id; linkmeter keys offsets by cluster, try again",
+                    s.bootstrap
+                ),
+            })?
+            .chars()
+            .map(|c| if c == '/' || c == ':' { '_' } else { c })
+            .collect();
         let parts: Vec<i32> = md
             .topics()
             .iter()
@@ -232,7 +259,7 @@ impl KafkaReader {
         }
         let mut covered: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
         for k in held {
-            if let Some((p, a, b)) = parse_key(k, &s.name, &s.topic) {
+            if let Some((p, a, b)) = parse_key(k, &s.name, &cluster, &s.topic) {
                 covered.entry(p).or_default().push((a, b));
             }
         }
@@ -253,6 +280,7 @@ impl KafkaReader {
             .assign(&tpl)
             .map_err(err(&s, "cannot assign the partitions"))?;
         Ok(KafkaReader {
+            cluster,
             eof: parts.iter().map(|p| (*p, false)).collect(),
             s,
             consumer,
@@ -275,7 +303,7 @@ impl KafkaReader {
             return;
         }
         let s = &self.s;
-        let key = input_key(&s.name, &s.topic, p, c.first, c.last);
+        let key = input_key(&s.name, &self.cluster, &s.topic, p, c.first, c.last);
         let size = c.text.len() as u64;
         mem.0
             .lock()
@@ -293,7 +321,10 @@ impl KafkaReader {
                     first: c.first,
                     last: c.last,
                 },
-                version: Some(format!("kafka:{}/{p}/{}-{}", s.topic, c.first, c.last)),
+                version: Some(format!(
+                    "kafka:{}/{}/{p}/{}-{}",
+                    self.cluster, s.topic, c.first, c.last
+                )),
                 key,
                 size,
                 account_hint: None,
@@ -439,10 +470,15 @@ mod tests {
         );
         assert_eq!(parse_uri("kafka://b1:9092/"), None);
         assert_eq!(parse_uri("kafka:///t"), None);
-        let k = input_key("fl", "t.x", 3, 10, 99);
-        assert_eq!(parse_key(&k, "fl", "t.x"), Some((3, 10, 99)));
-        assert_eq!(parse_key(&k, "other", "t.x"), None);
-        assert_eq!(parse_key(&k, "fl", "t"), None);
+        let k = input_key("fl", "c-1", "t.x", 3, 10, 99);
+        assert_eq!(parse_key(&k, "fl", "c-1", "t.x"), Some((3, 10, 99)));
+        assert_eq!(parse_key(&k, "other", "c-1", "t.x"), None);
+        assert_eq!(
+            parse_key(&k, "fl", "c-2", "t.x"),
+            None,
+            "another cluster's offsets"
+        );
+        assert_eq!(parse_key(&k, "fl", "c-1", "t"), None);
     }
 
     #[test]
