@@ -334,6 +334,15 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     })
 }
 
+/// The keys of every input the warehouse holds (committed), which stream readers skip.
+fn held_keys(sink: &dyn linkmeter_ingest::warehouse::Sink) -> Result<Vec<String>> {
+    Ok(read_segments(sink)?
+        .into_iter()
+        .filter(|m| m.status == SegmentStatus::Committed)
+        .flat_map(|m| m.inputs.into_iter().map(|r| r.input_key))
+        .collect())
+}
+
 /// Reads a Kafka source in rounds; each round is written (and its segments committed) before
 /// its offsets are committed to the consumer group.
 #[allow(clippy::too_many_arguments)]
@@ -348,11 +357,7 @@ fn consume(
     report: &mut Report,
 ) -> Result<()> {
     let name = ks.name.clone();
-    let held: Vec<String> = read_segments(sink)?
-        .into_iter()
-        .filter(|m| m.status == SegmentStatus::Committed)
-        .flat_map(|m| m.inputs.into_iter().map(|r| r.input_key))
-        .collect();
+    let held = held_keys(sink)?;
     let mut reader = KafkaReader::open(ks, held.iter().map(String::as_str))
         .with_context(|| format!("source {name}"))?;
     while let Some(round) = reader.next_round().with_context(|| {
@@ -377,11 +382,7 @@ fn follow(
     progress: &Progress,
     mut report: Report,
 ) -> Result<Report> {
-    let held: Vec<String> = read_segments(sink)?
-        .into_iter()
-        .filter(|m| m.status == SegmentStatus::Committed)
-        .flat_map(|m| m.inputs.into_iter().map(|r| r.input_key))
-        .collect();
+    let held = held_keys(sink)?;
     let mut readers = Vec::new();
     for (ks, format, account) in streams {
         let name = ks.name.clone();

@@ -199,3 +199,19 @@ pub fn assert_matches_truth(estate: &Path, wh: &Path) {
     );
     assert_eq!(got.len(), want.len(), "metered keys that the truth lacks");
 }
+
+/// Runs `linkmeter generate --out OUT` with options written as one string (`"--days 2 …"`).
+pub fn generate(dir: &Path, out: &str, opts: &str) {
+    let mut args = vec!["generate", "--out", out];
+    args.extend(opts.split_whitespace());
+    ok(dir, &args);
+}
+
+/// The "N read," count of inputs in an ingest summary.
+pub fn inputs_read(out: &str) -> u64 {
+    out.split(" read,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no read count in {out}"))
+}

@@ -10,20 +10,7 @@ use common::*;
 fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "estate",
-            "--days",
-            "2",
-            "--accounts",
-            "10",
-            "--noise",
-            "1",
-        ],
-    );
+    generate(d, "estate", "--days 2 --accounts 10 --noise 1");
     let estate = d.join("estate");
     let wh = estate.join("warehouse");
     let out = ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
@@ -138,20 +125,7 @@ fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
 fn strict_mode_fails_on_quarantine_and_bad_config_is_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "e",
-            "--days",
-            "1",
-            "--accounts",
-            "3",
-            "--noise",
-            "0",
-        ],
-    );
+    generate(d, "e", "--days 1 --accounts 3 --noise 0");
     let out = linkmeter(d, &["ingest", "--config", "e/linkmeter.toml", "--strict"]);
     assert_eq!(
         out.status.code(),
@@ -195,20 +169,7 @@ fn sql_output_into_a_closed_pipe_is_not_an_error() {
     use std::process::{Command, Stdio};
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "e",
-            "--days",
-            "1",
-            "--accounts",
-            "2",
-            "--noise",
-            "0",
-        ],
-    );
+    generate(d, "e", "--days 1 --accounts 2 --noise 0");
     ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
     // Like `linkmeter sql … | head -1`: read one line, then close the pipe.
     let mut child = Command::new(env!("CARGO_BIN_EXE_linkmeter"))

@@ -10,20 +10,7 @@ use common::*;
 fn invoice_csv_sums_to_total_and_reruns_are_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "e",
-            "--days",
-            "2",
-            "--accounts",
-            "6",
-            "--noise",
-            "1",
-        ],
-    );
+    generate(d, "e", "--days 2 --accounts 6 --noise 1");
     ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
     // September first (endpoints exist from mid-September, traffic only in October), so
     // October's summary can show movers against it.

@@ -137,22 +137,7 @@ fn setup(tag: &str) -> Setup {
 fn setup_on(tag: &str, bootstrap: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "estate",
-            "--days",
-            "1",
-            "--accounts",
-            "6",
-            "--instances",
-            "1",
-            "--noise",
-            "1",
-        ],
-    );
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
     let dir = d.join("estate");
     let lines = v2_lines(&dir);
     assert!(lines.len() > 5000, "{}", lines.len());
@@ -234,14 +219,6 @@ fn line_bytes(lines: &[String]) -> u64 {
         .sum()
 }
 
-fn read_count(out: &str) -> u64 {
-    out.split(" read,")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|s| s.replace(',', "").parse().ok())
-        .unwrap_or_else(|| panic!("no read count in {out}"))
-}
-
 #[test]
 fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     let s = setup("batch");
@@ -287,14 +264,14 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
 
     // A rerun finds nothing new.
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(read_count(&out), 0, "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
     assert_eq!(totals(&kwh), totals(&fwh));
 
     // Appended messages: only they are read.
     let extra: Vec<String> = s.lines[..500].to_vec();
     produce(&s.topic, &messages(&extra));
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
-    assert!(read_count(&out) > 0, "{out}");
+    assert!(inputs_read(&out) > 0, "{out}");
     let bytes = scalar(&kwh, "SELECT CAST(SUM(bytes_in) AS BIGINT) FROM runs");
     assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
 }
@@ -458,7 +435,7 @@ fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
     assert_eq!(totals(&kwh), totals(&fwh));
     // And nothing is left for a batch run.
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(read_count(&out), 0, "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
 }
 
 /// A broker of our own (the Tansu binary `.ci/services.sh` installed) that keeps its log in
@@ -568,7 +545,7 @@ fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
     assert!(out.contains("[balanced]"), "{out}");
     assert_eq!(totals(&kwh), totals(&s.dir.join("files-wh")));
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(read_count(&out), 0, "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
     let _ = broker.kill();
     let _ = broker.wait();
 }

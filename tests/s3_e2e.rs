@@ -170,21 +170,10 @@ struct Estate {
 fn estate(tag: &str, days: &str, rt: &tokio::runtime::Runtime, c: &aws_sdk_s3::Client) -> Estate {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(
+    generate(
         d,
-        &[
-            "generate",
-            "--out",
-            "estate",
-            "--days",
-            days,
-            "--accounts",
-            "12",
-            "--instances",
-            "1",
-            "--noise",
-            "1",
-        ],
+        "estate",
+        &format!("--days {days} --accounts 12 --instances 1 --noise 1"),
     );
     let dir = d.join("estate");
     let root = dir.join("flowlogs");
@@ -252,19 +241,6 @@ fn ingest(e: &Estate, cfg: &Path, args: &[&str]) -> String {
     out
 }
 
-/// The "N read," count of inputs in a run summary.
-fn inputs_read(out: &str) -> u64 {
-    out.split(" read,")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|s| s.replace(',', "").parse().ok())
-        .unwrap_or_else(|| panic!("no read count in {out}"))
-}
-
-fn count(wh: &Path, sql: &str) -> u64 {
-    scalar(wh, sql)
-}
-
 #[test]
 fn s3_layouts_pages_parquet_reruns_and_etag_changes() {
     let rt = rt();
@@ -284,7 +260,7 @@ fn s3_layouts_pages_parquet_reruns_and_etag_changes() {
     assert_matches_truth(&e.dir, &wh);
     // Every object is one committed input, each of the four layouts gave an account.
     assert_eq!(
-        count(&wh, "SELECT COUNT(DISTINCT input_id) FROM inputs"),
+        scalar(&wh, "SELECT COUNT(DISTINCT input_id) FROM inputs"),
         e.keys.len() as u64
     );
     for layout in [
@@ -293,7 +269,7 @@ fn s3_layouts_pages_parquet_reruns_and_etag_changes() {
         "%/aws-region=us-east-1/year=____/month=__/day=__/21%",
         "%/aws-region=us-east-1/year=____/month=__/day=__/hour=__/21%",
     ] {
-        let n = count(
+        let n = scalar(
             &wh,
             &format!("SELECT COUNT(*) FROM flows WHERE status = 'attributed' AND source_uri LIKE '{layout}'"),
         );
@@ -303,7 +279,7 @@ fn s3_layouts_pages_parquet_reruns_and_etag_changes() {
         );
     }
     assert!(
-        count(
+        scalar(
             &wh,
             "SELECT COUNT(*) FROM flows WHERE source_uri LIKE '%.parquet'"
         ) > 0
@@ -402,7 +378,7 @@ fn s3_shards_cover_every_object_once_and_time_ranges_prune() {
         "shards read every object exactly once"
     );
     assert_eq!(
-        count(&wh, "SELECT COUNT(*) FROM inputs"),
+        scalar(&wh, "SELECT COUNT(*) FROM inputs"),
         e.keys.len() as u64
     );
     assert_matches_truth(&e.dir, &wh);

@@ -233,36 +233,17 @@ impl S3Store {
     pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
-
-    fn spawn_download(
-        &self,
-        bucket: String,
-        key: String,
-        etag: Option<String>,
-        size: u64,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> mpsc::Receiver<std::io::Result<Bytes>> {
-        spawn_download(
-            self.rt.handle(),
-            &self.inner,
-            bucket,
-            key,
-            etag,
-            size,
-            permit,
-        )
-    }
 }
 
+/// Starts streaming an object (the listed version of `input`) into a bounded channel.
 fn spawn_download(
     rt: &tokio::runtime::Handle,
     inner: &Arc<Inner>,
-    bucket: String,
-    key: String,
-    etag: Option<String>,
-    size: u64,
+    (bucket, key): (String, String),
+    input: &InputRef,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> mpsc::Receiver<std::io::Result<Bytes>> {
+    let (etag, size) = (input.version.clone(), input.size);
     let (tx, rx) = mpsc::channel(16);
     let me = inner.clone();
     rt.spawn(async move {
@@ -438,8 +419,13 @@ impl Fetch for S3Fetch {
             }
         };
         let rx = ready.unwrap_or_else(|| {
-            self.0
-                .spawn_download(bucket, key, input.version.clone(), input.size, None)
+            spawn_download(
+                self.0.rt.handle(),
+                &self.0.inner,
+                (bucket, key),
+                input,
+                None,
+            )
         });
         Box::new(ChannelReader {
             rx,
@@ -463,15 +449,7 @@ impl Fetch for S3Fetch {
                 if slots.contains_key(&input.uri) {
                     continue;
                 }
-                let rx = spawn_download(
-                    &handle,
-                    &inner,
-                    bucket,
-                    key,
-                    input.version.clone(),
-                    input.size,
-                    Some(permit),
-                );
+                let rx = spawn_download(&handle, &inner, (bucket, key), &input, Some(permit));
                 slots.insert(input.uri.clone(), Slot::Ready(rx));
             }
         });

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -156,20 +155,28 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Warehouse
     move |source| WarehouseError::Io { path, op, source }
 }
 
-impl Sink for LocalSink {
-    fn put(&self, rel_path: &str, batches: &[RecordBatch]) -> Result<u64, WarehouseError> {
+impl LocalSink {
+    /// The final path of a file (its directory created) and a fresh temporary path for it.
+    /// The temporary file lives outside every table directory so no reader lists it, and on
+    /// the same filesystem so the rename into place is atomic.
+    fn staging(&self, rel_path: &str) -> Result<(PathBuf, PathBuf), WarehouseError> {
         let target = self.root.join(rel_path);
         if let Some(dir) = target.parent() {
             fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
         }
-        // The temporary file lives outside every table directory so no reader lists it, and
-        // on the same filesystem so the rename is atomic.
         let tmp = self.root.join("_tmp").join(format!(
             "{}-{}-{}.tmp",
             std::process::id(),
             self.tmp_seq.fetch_add(1, Ordering::Relaxed),
             rel_path.replace('/', "_")
         ));
+        Ok((target, tmp))
+    }
+}
+
+impl Sink for LocalSink {
+    fn put(&self, rel_path: &str, batches: &[RecordBatch]) -> Result<u64, WarehouseError> {
+        let (target, tmp) = self.staging(rel_path)?;
         let schema =
             batches
                 .first()
@@ -208,16 +215,7 @@ impl Sink for LocalSink {
     }
 
     fn put_bytes(&self, rel_path: &str, bytes: &[u8]) -> Result<(), WarehouseError> {
-        let target = self.root.join(rel_path);
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
-        }
-        let tmp = self.root.join("_tmp").join(format!(
-            "{}-{}-{}.tmp",
-            std::process::id(),
-            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
-            rel_path.replace('/', "_")
-        ));
+        let (target, tmp) = self.staging(rel_path)?;
         let mut f = File::create(&tmp).map_err(io(&tmp, "create"))?;
         std::io::Write::write_all(&mut f, bytes).map_err(io(&tmp, "write"))?;
         f.sync_data().map_err(io(&tmp, "sync"))?;
@@ -270,20 +268,7 @@ impl Sink for LocalSink {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&p, "open")(e)),
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|source| WarehouseError::Parquet {
-                path: rel_path.to_string(),
-                source,
-            })?;
-        let mut out = Vec::new();
-        for b in reader {
-            out.push(b.map_err(|e| WarehouseError::Corrupt {
-                path: rel_path.to_string(),
-                message: e.to_string(),
-            })?);
-        }
-        Ok(Some(out))
+        super::read_parquet(file, rel_path).map(Some)
     }
 
     fn root_display(&self) -> String {

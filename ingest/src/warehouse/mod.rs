@@ -49,6 +49,27 @@ pub enum WarehouseError {
     Corrupt { path: String, message: String },
 }
 
+/// Reads a whole Parquet file (from disk or from bytes) into batches.
+pub(crate) fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(
+    input: R,
+    rel_path: &str,
+) -> Result<Vec<RecordBatch>, WarehouseError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(input)
+        .and_then(|b| b.build())
+        .map_err(|source| WarehouseError::Parquet {
+            path: rel_path.to_string(),
+            source,
+        })?;
+    reader
+        .map(|b| {
+            b.map_err(|e| WarehouseError::Corrupt {
+                path: rel_path.to_string(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// The role of a sink: commit Parquet files into the warehouse atomically.
 pub trait Sink: Send + Sync {
     /// Writes `batches` as one Parquet file at `rel_path`; readers see all of it or nothing.

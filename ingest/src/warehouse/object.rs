@@ -14,7 +14,6 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 use super::local::writer_properties;
@@ -326,20 +325,7 @@ impl Sink for ObjectSink {
         else {
             return Ok(None);
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(|source| WarehouseError::Parquet {
-                path: rel_path.to_string(),
-                source,
-            })?;
-        let mut out = Vec::new();
-        for b in reader {
-            out.push(b.map_err(|e| WarehouseError::Corrupt {
-                path: rel_path.to_string(),
-                message: e.to_string(),
-            })?);
-        }
-        Ok(Some(out))
+        super::read_parquet(bytes, rel_path).map(Some)
     }
 
     fn root_display(&self) -> String {
