@@ -31,89 +31,115 @@ async fn rows(cat: &Catalog, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
     cat.query(sql).await
 }
 
+/// One rollup row: the hour (Unix seconds), the string columns that follow it, then any
+/// trailing integer columns.
+struct Row {
+    hour: i64,
+    text: Vec<String>,
+    tail: Vec<i64>,
+}
+
+/// Runs `sql` when `table` exists; each row is an hour, `n_text` strings, then integers.
+async fn month_rows(
+    cat: &Catalog,
+    table: &str,
+    sql: &str,
+    n_text: usize,
+) -> Result<Vec<Row>, RollupError> {
+    let mut out = Vec::new();
+    if !cat.tables.contains(&table) {
+        return Ok(out);
+    }
+    for b in rows(cat, sql).await? {
+        let hours = ints(&b, 0)?;
+        let text = (1..=n_text)
+            .map(|c| strings(&b, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tail = (n_text + 1..b.num_columns())
+            .map(|c| ints(&b, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        for k in 0..b.num_rows() {
+            out.push(Row {
+                hour: hours[k],
+                text: text.iter().map(|c| c[k].clone()).collect(),
+                tail: tail.iter().map(|c| c[k]).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The month's usage (AZs summed), endpoint hours and connectivity hours.
 pub async fn load_month(
     cat: &Catalog,
     month: Month,
 ) -> Result<(Vec<Usage>, Vec<EndpointHour>, Vec<ConnectivityHour>), RollupError> {
     let m = month.label();
-    let mut usage = Vec::new();
-    if cat.tables.contains(&"usage_hourly") {
-        let sql = format!(
+    let usage = month_rows(
+        cat,
+        "usage_hourly",
+        &format!(
             "SELECT CAST(u.usage_hour AS BIGINT) / 1000000, u.account_id, c.owner_account_id, u.cluster_name, u.region, u.auth_scheme, u.endpoint_id, CAST(SUM(u.bytes) AS BIGINT) \
              FROM usage_hourly u JOIN clusters c ON c.cluster_arn = u.cluster_arn WHERE u.month = '{m}' GROUP BY 1, 2, 3, 4, 5, 6, 7"
-        );
-        for b in rows(cat, &sql).await? {
-            let (h, acct, owner, cl, reg, auth, ep, bytes) = (
-                ints(&b, 0)?,
-                strings(&b, 1)?,
-                strings(&b, 2)?,
-                strings(&b, 3)?,
-                strings(&b, 4)?,
-                strings(&b, 5)?,
-                strings(&b, 6)?,
-                ints(&b, 7)?,
-            );
-            for k in 0..b.num_rows() {
-                usage.push(Usage {
-                    hour: h[k],
-                    client_account: acct[k].clone(),
-                    cluster_owner: owner[k].clone(),
-                    cluster: cl[k].clone(),
-                    region: reg[k].clone(),
-                    auth: auth[k].clone(),
-                    endpoint_id: ep[k].clone(),
-                    bytes: bytes[k].max(0) as u64,
-                });
-            }
+        ),
+        6,
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let [acct, owner, cl, reg, auth, ep]: [String; 6] =
+            r.text.try_into().expect("six text columns");
+        Usage {
+            hour: r.hour,
+            client_account: acct,
+            cluster_owner: owner,
+            cluster: cl,
+            region: reg,
+            auth,
+            endpoint_id: ep,
+            bytes: r.tail[0].max(0) as u64,
         }
-    }
-    let mut eh = Vec::new();
-    if cat.tables.contains(&"endpoint_hours") {
-        let sql = format!("SELECT CAST(usage_hour AS BIGINT) / 1000000, account_id, cluster_name, region, auth_scheme, endpoint_id FROM endpoint_hours WHERE month = '{m}'");
-        for b in rows(cat, &sql).await? {
-            let (h, acct, cl, reg, auth, ep) = (
-                ints(&b, 0)?,
-                strings(&b, 1)?,
-                strings(&b, 2)?,
-                strings(&b, 3)?,
-                strings(&b, 4)?,
-                strings(&b, 5)?,
-            );
-            for k in 0..b.num_rows() {
-                eh.push(EndpointHour {
-                    hour: h[k],
-                    client_account: acct[k].clone(),
-                    cluster: cl[k].clone(),
-                    region: reg[k].clone(),
-                    auth: auth[k].clone(),
-                    endpoint_id: ep[k].clone(),
-                });
-            }
+    })
+    .collect();
+    let eh = month_rows(
+        cat,
+        "endpoint_hours",
+        &format!("SELECT CAST(usage_hour AS BIGINT) / 1000000, account_id, cluster_name, region, auth_scheme, endpoint_id FROM endpoint_hours WHERE month = '{m}'"),
+        5,
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let [acct, cl, reg, auth, ep]: [String; 5] = r.text.try_into().expect("five text columns");
+        EndpointHour {
+            hour: r.hour,
+            client_account: acct,
+            cluster: cl,
+            region: reg,
+            auth,
+            endpoint_id: ep,
         }
-    }
-    let mut ch = Vec::new();
-    if cat.tables.contains(&"connectivity_hours") {
-        let sql = format!("SELECT CAST(usage_hour AS BIGINT) / 1000000, account_id, cluster_name, region, auth_scheme FROM connectivity_hours WHERE month = '{m}'");
-        for b in rows(cat, &sql).await? {
-            let (h, acct, cl, reg, auth) = (
-                ints(&b, 0)?,
-                strings(&b, 1)?,
-                strings(&b, 2)?,
-                strings(&b, 3)?,
-                strings(&b, 4)?,
-            );
-            for k in 0..b.num_rows() {
-                ch.push(ConnectivityHour {
-                    hour: h[k],
-                    owner_account: acct[k].clone(),
-                    cluster: cl[k].clone(),
-                    region: reg[k].clone(),
-                    auth: auth[k].clone(),
-                });
-            }
+    })
+    .collect();
+    let ch = month_rows(
+        cat,
+        "connectivity_hours",
+        &format!("SELECT CAST(usage_hour AS BIGINT) / 1000000, account_id, cluster_name, region, auth_scheme FROM connectivity_hours WHERE month = '{m}'"),
+        4,
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let [acct, cl, reg, auth]: [String; 4] = r.text.try_into().expect("four text columns");
+        ConnectivityHour {
+            hour: r.hour,
+            owner_account: acct,
+            cluster: cl,
+            region: reg,
+            auth,
         }
-    }
+    })
+    .collect();
     Ok((usage, eh, ch))
 }
 
