@@ -67,13 +67,18 @@ pub fn make(a: &Args) -> Result<GenSummary> {
 /// Runs `generate`.
 pub fn run(a: Args) -> Result<ExitCode> {
     let s = make(&a)?;
-    println!(
-        "wrote {} files, {} lines ({} MSK records, {} noise, {} to stay unattributed, {} coverage rows, {} malformed) for {} connections into {}",
-        s.files, s.lines, s.msk_records, s.noise_records, s.unattributed_records, s.coverage_rows, s.malformed_lines, s.connections, a.out.display()
-    );
-    println!(
-        "next: linkmeter ingest --config {}",
+    let text = format!(
+        "wrote {} files, {} lines ({} MSK records, {} noise, {} to stay unattributed, {} coverage rows, {} malformed) for {} connections into {}\nnext: linkmeter ingest --config {}\n",
+        s.files, s.lines, s.msk_records, s.noise_records, s.unattributed_records, s.coverage_rows, s.malformed_lines, s.connections, a.out.display(),
         a.out.join("linkmeter.toml").display()
     );
+    // Often piped into `head`: a closed pipe ends the output, it is not an error.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the summary")
+        }
+        _ => {}
+    }
     Ok(ExitCode::SUCCESS)
 }

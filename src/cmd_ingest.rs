@@ -68,8 +68,8 @@ pub struct Args {
     /// Only inputs whose key time is before this (YYYY-MM-DD or RFC 3339, UTC).
     #[arg(long, value_parser = parse_time)]
     pub until: Option<i64>,
-    /// Only shard I of N (I/N, counted from 0): inputs split by a hash of their key, so N tasks
-    /// with the same config cover every input exactly once.
+    /// Only shard I of N (I/N, counted from 0): inputs split by a hash of their key (Kafka: the
+    /// partitions p with p mod N = I), so N tasks with the same config cover every input once.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
     /// Keep reading Kafka sources after their end, writing what arrived every FLUSH_SECS
