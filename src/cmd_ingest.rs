@@ -175,6 +175,11 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
         let kind = s.kind(cfg).map_err(|e| e.context(ConfigProblem))?;
         if let SourceKind::Kafka { bootstrap, topic } = &kind {
             let k = &s.kafka;
+            // Settings that cannot work (a missing file or variable) are a config error,
+            // found before anything is read.
+            k.security
+                .options(|v| std::env::var(v).ok())
+                .map_err(|e| anyhow!("source {:?}: {e}", s.name).context(ConfigProblem))?;
             streams.push((
                 KafkaSettings {
                     name: s.name.clone(),
@@ -185,6 +190,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                         .clone()
                         .unwrap_or_else(|| format!("linkmeter-{}", s.name)),
                     options: k.options.clone(),
+                    security: k.security.clone(),
                     chunk_bytes: k.chunk_bytes.unwrap_or(8 << 20).max(1),
                     round_bytes: k.round_bytes.unwrap_or(256 << 20).max(1),
                     idle_timeout: Duration::from_secs(k.idle_timeout_secs.unwrap_or(30)),

@@ -153,6 +153,9 @@ pub struct KafkaSourceConfig {
     pub round_bytes: Option<usize>,
     /// Seconds without anything from the broker before the run fails (default 30).
     pub idle_timeout_secs: Option<u64>,
+    /// TLS and SASL (`[sources.kafka.security]`), applied after `options`.
+    #[serde(default)]
+    pub security: linkmeter_ingest::source::kafka_auth::KafkaSecurity,
 }
 
 fn env(name: &str) -> Option<String> {

@@ -32,11 +32,20 @@ fn unique(tag: &str) -> String {
     format!("lm-{tag}-{}-{}", std::process::id(), n % 1_000_000_000)
 }
 
-fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
+/// Extra client options (TLS) for the test's own producer and admin client.
+type Opts<'a> = &'a [(&'a str, String)];
+
+fn client(bootstrap: &str, opts: Opts) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in opts {
+        c.set(*k, v);
+    }
+    c
+}
+
+fn create_topic(bootstrap: &str, opts: Opts, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap, opts).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,12 +63,11 @@ fn create_topic(bootstrap: &str, topic: &str) {
 
 /// Sends messages (partition, payload) in order and waits until all are acknowledged.
 fn produce(topic: &str, msgs: &[(i32, Vec<u8>)]) {
-    produce_to(&bootstrap(), topic, msgs)
+    produce_to(&bootstrap(), &[], topic, msgs)
 }
 
-fn produce_to(bootstrap: &str, topic: &str, msgs: &[(i32, Vec<u8>)]) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn produce_to(bootstrap: &str, opts: Opts, topic: &str, msgs: &[(i32, Vec<u8>)]) {
+    let p: BaseProducer = client(bootstrap, opts)
         .set("linger.ms", "5")
         .create()
         .unwrap();
@@ -131,10 +139,10 @@ const POISON: [&[u8]; 3] = [
 ];
 
 fn setup(tag: &str) -> Setup {
-    setup_on(tag, &bootstrap())
+    setup_on(tag, &bootstrap(), &[])
 }
 
-fn setup_on(tag: &str, bootstrap: &str) -> Setup {
+fn setup_on(tag: &str, bootstrap: &str, opts: Opts) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
@@ -142,11 +150,11 @@ fn setup_on(tag: &str, bootstrap: &str) -> Setup {
     let lines = v2_lines(&dir);
     assert!(lines.len() > 5000, "{}", lines.len());
     let topic = unique(tag);
-    create_topic(bootstrap, &topic);
+    create_topic(bootstrap, opts, &topic);
     // Poison first, at offsets 0, 1, 2 of partition 0.
     let mut msgs: Vec<(i32, Vec<u8>)> = POISON.iter().map(|p| (0, p.to_vec())).collect();
     msgs.extend(messages(&lines));
-    produce_to(bootstrap, &topic, &msgs);
+    produce_to(bootstrap, opts, &topic, &msgs);
     // The same lines as local files (no header): the reference ingest.
     let files = dir.join("as-files");
     std::fs::create_dir_all(&files).unwrap();
@@ -438,20 +446,32 @@ fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
     assert_eq!(inputs_read(&out), 0, "{out}");
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A broker of our own (the Tansu binary `.ci/services.sh` installed) that keeps its log in
 /// a bucket of the S3 server, so it can be stopped and started again without losing messages.
 fn start_broker(port: u16, bucket: &str) -> std::process::Child {
+    start_tansu(port, port, &format!("s3://{bucket}/"))
+}
+
+/// Tansu on `port`, telling clients to connect to `advertised` (a TLS proxy's port, or itself).
+fn start_tansu(port: u16, advertised: u16, storage: &str) -> std::process::Child {
     let tansu = std::env::var("TANSU_BIN").expect("TANSU_BIN is set by .ci/test");
-    let url = format!("tcp://127.0.0.1:{port}");
     let child = std::process::Command::new(tansu)
         .args([
             "broker",
             "--listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{port}"),
             "--advertised-listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{advertised}"),
         ])
-        .args(["--storage-engine", &format!("s3://{bucket}/")])
+        .args(["--storage-engine", storage])
         .env(
             "AWS_ENDPOINT",
             std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT is set by .ci/test"),
@@ -475,11 +495,7 @@ fn start_broker(port: u16, bucket: &str) -> std::process::Child {
 
 #[test]
 fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let bucket = unique("tansu");
     let made = std::process::Command::new("curl")
         .args([
@@ -492,7 +508,7 @@ fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
         .unwrap();
     assert!(made.success());
     let mut broker = start_broker(port, &bucket);
-    let s = setup_on("restart", &format!("127.0.0.1:{port}"));
+    let s = setup_on("restart", &format!("127.0.0.1:{port}"), &[]);
     let files = config(&s, "files", "as-files", "");
     ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
     // Small rounds, so the run is still going when the broker goes away.
@@ -548,4 +564,159 @@ fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
     assert_eq!(inputs_read(&out), 0, "{out}");
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command is needed (.ci/run installs it)");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=linkmeter test CA",
+    ]);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN=linkmeter test {name}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+}
+
+/// Kills a child process when dropped (a failed assertion must not leave servers behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kafka_over_mutual_tls_equals_plaintext_and_refuses_without_a_client_certificate() {
+    use std::io::BufRead;
+    let certs = tempfile::tempdir().unwrap();
+    let c = certs.path();
+    certificates(c);
+    let path = |f: &str| c.join(f).display().to_string();
+    // Clients reach the broker only through the TLS proxy: Tansu advertises the proxy's port.
+    let broker_port = free_port();
+    let mut proxy = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_proxy.py"))
+        .arg(broker_port.to_string())
+        .args([path("server.pem"), path("server.key"), path("ca.pem")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the TLS proxy");
+    let mut first = String::new();
+    std::io::BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _proxy = Killed(proxy);
+    let tls_port: u16 = first.trim().parse().expect("the proxy prints its port");
+    let broker = start_tansu(broker_port, tls_port, "memory://tansu/");
+    let _broker = Killed(broker);
+    let tls = [
+        ("security.protocol", "ssl".to_string()),
+        ("ssl.ca.location", path("ca.pem")),
+        ("ssl.certificate.location", path("client.pem")),
+        ("ssl.key.location", path("client.key")),
+    ];
+    let s = setup_on("tls", &format!("127.0.0.1:{tls_port}"), &tls);
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let security = format!(
+        "idle_timeout_secs = 8\n\n[sources.kafka.security]\nprotocol = \"tls\"\nca_file = \"{}\"\n",
+        path("ca.pem")
+    );
+    let mtls = format!(
+        "{security}cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        path("client.pem"),
+        path("client.key")
+    );
+    let cfg = kafka_config(&s, "mtls", &mtls);
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(
+        totals(&s.dir.join("mtls-wh")),
+        totals(&s.dir.join("files-wh")),
+        "over mutual TLS, the same as the lines from files"
+    );
+    // No client certificate: the proxy refuses the handshake and the run fails, naming the
+    // topic and what to check, and writes nothing.
+    let cfg = kafka_config(&s, "nocert", &security);
+    let o = linkmeter(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains(&s.topic) && err.contains("security"), "{err}");
+    assert!(!s.dir.join("nocert-wh").join("flows").exists());
+    // A secret whose variable is not set is a config error (exit 2), found before connecting.
+    let cfg = kafka_config(
+        &s,
+        "nopw",
+        "[sources.kafka.security]\nsasl = \"scram-sha-512\"\nusername = \"u\"\npassword_env = \"LM_TEST_UNSET_PASSWORD\"\n",
+    );
+    let o = linkmeter(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("LM_TEST_UNSET_PASSWORD, which is not set"),
+        "{err}"
+    );
 }

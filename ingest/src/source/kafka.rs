@@ -20,6 +20,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::kafka_auth::{configure, KafkaContext, KafkaSecurity};
 use super::{Fetch, InputRef, Location, SourceError};
 
 /// Splits `kafka://host:port[,host:port]/topic` into bootstrap servers and topic.
@@ -42,8 +43,10 @@ pub struct KafkaSettings {
     pub topic: String,
     /// Consumer group (offsets are committed there for monitoring).
     pub group: String,
-    /// Raw librdkafka options (security, tuning), applied before linkmeter's own.
+    /// Raw librdkafka options (tuning, or security the typed settings lack), applied first.
     pub options: BTreeMap<String, String>,
+    /// TLS and SASL, applied after the raw options.
+    pub security: KafkaSecurity,
     /// Bytes of messages per input (one partition's offset range).
     pub chunk_bytes: usize,
     /// Bytes of messages read before they are written (bounds memory).
@@ -169,7 +172,7 @@ impl Fetch for MemoryFetch {
 pub struct KafkaReader {
     s: KafkaSettings,
     cluster: String,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaContext>,
     covered: BTreeMap<i32, Vec<(i64, i64)>>,
     open: BTreeMap<i32, Chunk>,
     eof: BTreeMap<i32, bool>,
@@ -213,13 +216,19 @@ impl KafkaReader {
         for (k, v) in &s.options {
             cfg.set(k, v);
         }
+        let context = configure(&s.security, &mut cfg).map_err(|e| SourceError::Remote {
+            name: s.name.clone(),
+            message: e.to_string(),
+        })?;
         cfg.set("bootstrap.servers", &s.bootstrap)
             .set("group.id", &s.group)
             .set("auto.offset.reset", "earliest");
         for (k, v) in FORCED {
             cfg.set(*k, *v);
         }
-        let consumer: BaseConsumer = cfg.create().map_err(err(&s, "cannot create a consumer"))?;
+        let consumer: BaseConsumer<KafkaContext> = cfg
+            .create_with_context(context)
+            .map_err(err(&s, "cannot create a consumer"))?;
         let md = consumer
             .fetch_metadata(Some(&s.topic), s.idle_timeout)
             .map_err(err(&s, "cannot read the topic's metadata"))?;

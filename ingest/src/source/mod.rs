@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod kafka;
+pub mod kafka_auth;
 pub mod layout;
 pub mod s3;
 pub mod s3_read;
