@@ -164,7 +164,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     };
     let mut s3: Option<Arc<S3Store>> = None;
     let mut jobs = Vec::new();
-    let mut streams: Vec<(KafkaSettings, Format, Option<String>)> = Vec::new();
+    let mut streams: Vec<(KafkaSettings, StreamJobs)> = Vec::new();
     for s in cfg
         .sources
         .iter()
@@ -196,8 +196,11 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                     idle_timeout: Duration::from_secs(k.idle_timeout_secs.unwrap_or(30)),
                     shard: sel.shard,
                 },
-                format,
-                s.account.clone(),
+                StreamJobs {
+                    format,
+                    account: s.account.clone(),
+                    content: s.content,
+                },
             ));
             continue;
         }
@@ -241,6 +244,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                 line_offsets: None,
                 format: format.clone(),
                 account: s.account.clone(),
+                content: s.content,
             });
         }
     }
@@ -291,11 +295,10 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                     report,
                 );
             }
-            for (ks, format, account) in streams {
+            for (ks, jobs) in streams {
                 consume(
                     ks,
-                    &format,
-                    account,
+                    &jobs,
                     &ix,
                     sink.as_ref(),
                     &mut kopts,
@@ -349,13 +352,19 @@ fn held_keys(sink: &dyn linkmeter_ingest::warehouse::Sink) -> Result<Vec<String>
         .collect())
 }
 
+/// The job settings every input of a stream source shares.
+struct StreamJobs {
+    format: Format,
+    account: Option<String>,
+    content: linkmeter_ingest::decode::Content,
+}
+
 /// Reads a Kafka source in rounds; each round is written (and its segments committed) before
 /// its offsets are committed to the consumer group.
 #[allow(clippy::too_many_arguments)]
 fn consume(
     ks: KafkaSettings,
-    format: &Format,
-    account: Option<String>,
+    jobs: &StreamJobs,
     ix: &linkmeter_ingest::inventory::Index,
     sink: &dyn linkmeter_ingest::warehouse::Sink,
     opts: &mut Options,
@@ -370,7 +379,7 @@ fn consume(
         format!("source {name}: reading stopped; what was written so far is kept")
     })? {
         let next = round.next.clone();
-        write_round(round, format, &account, ix, sink, opts, progress, report)?;
+        write_round(round, jobs, ix, sink, opts, progress, report)?;
         reader.commit(&next);
     }
     Ok(())
@@ -379,7 +388,7 @@ fn consume(
 /// Follow mode: every Kafka source, round after round, until `stop`.
 #[allow(clippy::too_many_arguments)]
 fn follow(
-    streams: Vec<(KafkaSettings, Format, Option<String>)>,
+    streams: Vec<(KafkaSettings, StreamJobs)>,
     flush: Duration,
     stop: &std::sync::atomic::AtomicBool,
     ix: &linkmeter_ingest::inventory::Index,
@@ -390,11 +399,11 @@ fn follow(
 ) -> Result<Report> {
     let held = held_keys(sink)?;
     let mut readers = Vec::new();
-    for (ks, format, account) in streams {
+    for (ks, jobs) in streams {
         let name = ks.name.clone();
         let r = KafkaReader::open(ks, held.iter().map(String::as_str))
             .with_context(|| format!("source {name}"))?;
-        readers.push((r, format, account, name));
+        readers.push((r, jobs, name));
     }
     tracing::info!(
         message = "following",
@@ -403,7 +412,7 @@ fn follow(
     );
     let share = flush / readers.len().max(1) as u32;
     while !stop.load(Ordering::Relaxed) {
-        for (reader, format, account, name) in readers.iter_mut() {
+        for (reader, jobs, name) in readers.iter_mut() {
             let Some(round) = reader.follow_round(share, stop).with_context(|| {
                 format!("source {name}: reading stopped; what was written so far is kept")
             })?
@@ -411,16 +420,7 @@ fn follow(
                 continue;
             };
             let next = round.next.clone();
-            write_round(
-                round,
-                format,
-                account,
-                ix,
-                sink,
-                opts,
-                progress,
-                &mut report,
-            )?;
+            write_round(round, jobs, ix, sink, opts, progress, &mut report)?;
             reader.commit(&next);
         }
     }
@@ -431,8 +431,7 @@ fn follow(
 #[allow(clippy::too_many_arguments)]
 fn write_round(
     round: linkmeter_ingest::source::kafka::Round,
-    format: &Format,
-    account: &Option<String>,
+    template: &StreamJobs,
     ix: &linkmeter_ingest::inventory::Index,
     sink: &dyn linkmeter_ingest::warehouse::Sink,
     opts: &mut Options,
@@ -446,8 +445,9 @@ fn write_round(
             input,
             fetch: Some(round.fetch.clone()),
             line_offsets: Some(lines),
-            format: format.clone(),
-            account: account.clone(),
+            format: template.format.clone(),
+            account: template.account.clone(),
+            content: template.content,
         })
         .collect();
     // Every round writes segments of its own (the file pass was round 0).

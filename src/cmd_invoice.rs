@@ -74,7 +74,12 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
             aws_view(&book, &usage, &eh, &ch).map_err(|e| anyhow!(e).context(ConfigProblem))?;
         let cb = chargeback_view(&book, &usage, &eh, &ch)
             .map_err(|e| anyhow!(e).context(ConfigProblem))?;
-        let quality = linkmeter_aggregate::quality::quality(&cat, month).await?;
+        let quality = linkmeter_aggregate::quality::quality(
+            &cat,
+            month,
+            cfg.reconcile_tolerance.unwrap_or(0.25),
+        )
+        .await?;
         let mut previous = BTreeMap::new();
         if cat.tables.contains(&"invoice_lines") {
             let sql = format!(
@@ -197,6 +202,36 @@ pub fn print_summary(o: &Outcome, month: &str) {
         "    provisioned endpoint-ENI hours with no flow-log record at all: {} of {}",
         q.uncovered_endpoint_hours, q.endpoint_hours
     );
+    if q.reconciliation.is_empty() {
+        println!("    flow logs against broker metrics: no broker metrics for this month (ingest a metric stream to reconcile)");
+    }
+    for r in &q.reconciliation {
+        println!(
+            "    flow logs / broker {} bytes, {} {}: typical ratio {:.3} over {} hours; {} hours off by more than the tolerance{}",
+            if r.direction == "to_cluster" { "in" } else { "out" },
+            r.cluster,
+            r.direction,
+            r.median_ratio,
+            r.hours,
+            r.flagged.len(),
+            if r.without_metrics > 0 {
+                format!(", {} hours with flows but no metrics", r.without_metrics)
+            } else {
+                String::new()
+            }
+        );
+        for (hour, f, b, d) in r.flagged.iter().take(3) {
+            println!(
+                "      {hour}: flow {f} bytes, broker {b} bytes ({:+.0} % from typical){}",
+                d * 100.0,
+                if *f == 0 {
+                    " — flow logs missing?"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     println!("  largest accounts (aws view):");
     for (acct, amount) in top.iter().take(5) {
         let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");

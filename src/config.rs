@@ -18,6 +18,11 @@ pub struct Config {
     /// Price book (`LINKMETER_PRICES`). Relative to the config file; needed by `invoice`.
     #[serde(default)]
     pub prices: Option<String>,
+    /// How far an hour's flow-log/broker-metric ratio may stray from the cluster's typical
+    /// ratio before the invoice summary flags it (`LINKMETER_RECONCILE_TOLERANCE`; default
+    /// 0.25 = 25 %).
+    #[serde(default)]
+    pub reconcile_tolerance: Option<f64>,
     /// Ingest settings.
     #[serde(default)]
     pub ingest: IngestSettings,
@@ -121,6 +126,10 @@ pub struct SourceConfig {
     /// `AWSLogs/ACCOUNT/` segment.
     #[serde(default)]
     pub account: Option<String>,
+    /// What the inputs hold: `auto` (files and objects by their bytes; Kafka messages are
+    /// flow-log lines), `flow-logs` or `metric-stream` (CloudWatch Metric Streams JSON).
+    #[serde(default)]
+    pub content: linkmeter_ingest::decode::Content,
     /// Settings of a `kafka://` source.
     #[serde(default)]
     pub kafka: KafkaSourceConfig,
@@ -180,6 +189,16 @@ impl Config {
         if let Some(v) = env("LINKMETER_PRICES") {
             c.prices = Some(v);
         }
+        if let Some(v) = env("LINKMETER_RECONCILE_TOLERANCE") {
+            c.reconcile_tolerance = Some(v.parse().map_err(|_| {
+                anyhow::anyhow!("LINKMETER_RECONCILE_TOLERANCE={v:?} is not a number such as 0.25")
+            })?);
+        }
+        if let Some(t) = c.reconcile_tolerance {
+            if !(t.is_finite() && t > 0.0) {
+                anyhow::bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
+            }
+        }
         if let Some(v) = env("LINKMETER_WORKERS") {
             c.ingest.workers = Some(
                 v.parse()
@@ -225,6 +244,7 @@ impl Config {
             warehouse: warehouse.to_string(),
             inventory: String::new(),
             prices: None,
+            reconcile_tolerance: None,
             ingest: IngestSettings::default(),
             s3,
             sources: Vec::new(),

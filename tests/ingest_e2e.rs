@@ -34,7 +34,7 @@ fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
     assert_eq!(got.len(), want.len(), "metered keys that the truth lacks");
 
     // The run's balance, as stored.
-    let runs = query(&wh, "SELECT records_in, records_attributed + records_unattributed + records_filtered + records_coverage + records_quarantined, bytes_in, bytes_attributed + bytes_unattributed + bytes_filtered, CAST(balanced AS BIGINT), records_quarantined FROM runs");
+    let runs = query(&wh, "SELECT records_in, records_attributed + records_unattributed + records_filtered + records_coverage + records_quarantined + records_metrics, bytes_in, bytes_attributed + bytes_unattributed + bytes_filtered, CAST(balanced AS BIGINT), records_quarantined FROM runs");
     let r: Vec<u64> = (0..6).map(|c| u64s(&runs, c)[0]).collect();
     assert_eq!(r[0], r[1]);
     assert_eq!(r[2], r[3]);
@@ -48,8 +48,8 @@ fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
     );
     assert_eq!(
         r[0],
-        gen["lines"].as_integer().unwrap() as u64,
-        "every line read is counted"
+        (gen["lines"].as_integer().unwrap() + gen["metric_points"].as_integer().unwrap()) as u64,
+        "every flow-log line and metric datapoint read is counted"
     );
     // Bytes in flows equal the run's attributed + unattributed bytes.
     let stored = scalar(&wh, "SELECT CAST(SUM(bytes) AS BIGINT) FROM flows");

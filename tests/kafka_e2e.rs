@@ -720,3 +720,73 @@ fn kafka_over_mutual_tls_equals_plaintext_and_refuses_without_a_client_certifica
         "{err}"
     );
 }
+
+#[test]
+fn kafka_metric_stream_topic_gives_the_same_broker_metrics_as_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let dir = d.join("estate");
+    // The generated CloudWatch metric-stream lines, one to three per message, and a poison
+    // message (bad JSON) last in partition 1.
+    let mut lines = Vec::new();
+    for f in walk(&dir.join("metrics")) {
+        lines.extend(gunzip(&f).lines().map(str::to_string));
+    }
+    assert!(lines.len() > 10_000, "{}", lines.len());
+    let topic = unique("metrics");
+    create_topic(&bootstrap(), &[], &topic);
+    let mut msgs = messages(&lines);
+    msgs.push((1, b"{\"metric_name\": broken".to_vec()));
+    produce(&topic, &msgs);
+    let write = |name: &str, source: &str| {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!("warehouse = \"{name}-wh\"\ninventory = \"inventory.toml\"\n\n[[sources]]\n{source}"),
+        )
+        .unwrap();
+        p
+    };
+    let files = write("files", "name = \"metrics\"\nuri = \"metrics\"\n");
+    ok(&dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let kafka = write(
+        "kafka",
+        &format!(
+            "name = \"ms\"\nuri = \"kafka://{}/{topic}\"\ncontent = \"metric-stream\"\n\n[sources.kafka]\ngroup = \"{}\"\nchunk_bytes = 200000\n",
+            bootstrap(),
+            unique("g")
+        ),
+    );
+    let out = ok(&dir, &["ingest", "--config", kafka.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    let summary = |wh: &str| {
+        let b = query(
+            &dir.join(wh),
+            "SELECT metric || '|' || cluster_name || '|' || CAST(broker_id AS VARCHAR) || '|' || COALESCE(topic, '') || '|' || CAST(usage_hour AS VARCHAR), \
+             CAST(COUNT(*) AS BIGINT), CAST(SUM(bytes) AS BIGINT) FROM broker_metrics GROUP BY 1",
+        );
+        let (k, n, v) = (strings(&b, 0), u64s(&b, 1), u64s(&b, 2));
+        (0..k.len())
+            .map(|i| (k[i].clone(), (n[i], v[i])))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let from_files = summary("files-wh");
+    assert!(!from_files.is_empty());
+    assert_eq!(summary("kafka-wh"), from_files);
+    let kwh = dir.join("kafka-wh");
+    assert_eq!(
+        scalar(
+            &kwh,
+            "SELECT CAST(SUM(records_metrics) AS BIGINT) FROM runs"
+        ),
+        lines.len() as u64
+    );
+    // The poison message is quarantined at its partition and offset; the partition moved on.
+    let last_in_p1 = msgs.iter().filter(|(p, _)| *p == 1).count() as u64 - 1;
+    let q = query(
+        &kwh,
+        &format!("SELECT \"offset\" FROM quarantine WHERE source_uri LIKE '%/{topic}/1/%'"),
+    );
+    assert_eq!(u64s(&q, 0), vec![last_in_p1]);
+}

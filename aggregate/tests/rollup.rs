@@ -44,6 +44,7 @@ async fn rollups_match_truth_and_bill_partial_hours() {
             input,
             format: Format::parse(DEFAULT_FORMAT).unwrap(),
             account: None,
+            content: Default::default(),
         })
         .collect();
     ingest(&jobs, &ix, &sink, &Options::default(), &Progress::default()).unwrap();

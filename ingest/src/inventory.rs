@@ -497,6 +497,28 @@ impl Inventory {
 }
 
 impl Index {
+    /// The ARN of the cluster a metric names (`Cluster Name`, and the publishing account and
+    /// region when the metric says them).
+    pub fn cluster_by_name(
+        &self,
+        name: &str,
+        region: Option<&str>,
+        account: Option<&str>,
+    ) -> Option<&str> {
+        self.inventory.clusters.iter().find_map(|c| {
+            let arn = parse_arn(&c.arn).ok()?;
+            let own = c
+                .name
+                .as_deref()
+                .or_else(|| arn.rest.split('/').next())
+                .unwrap_or_default();
+            (own == name
+                && region.is_none_or(|r| r == arn.region)
+                && account.is_none_or(|a| a == arn.account))
+            .then_some(c.arn.as_str())
+        })
+    }
+
     /// The endpoint ENI with this id.
     pub fn eni_by_id(&self, id: &str) -> Option<usize> {
         self.by_eni.get(id).copied()

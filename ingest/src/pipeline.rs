@@ -28,13 +28,16 @@ use chrono::{DateTime, Utc};
 use crate::attribute::{attribute, Outcome};
 use crate::decode::flow_parquet::{ParquetDecoder, PARQUET_MAGIC};
 use crate::decode::flow_text::TextDecoder;
-use crate::decode::{BadInput, Decoder, Event, FlowRecord, Position};
+use crate::decode::metric_stream::MetricStreamDecoder;
+use crate::decode::{BadInput, Content, Decoder, Event, FlowRecord, MetricPoint, Position};
 use crate::fields::Format;
 use crate::hours::split_hours;
 use crate::inventory::Index;
 use crate::source::{Fetch, InputRef, Location};
 use crate::summary::Tally;
-use crate::warehouse::builders::{CoverageBuilder, FlowsBuilder, Lineage, QuarantineBuilder};
+use crate::warehouse::builders::{
+    CoverageBuilder, FlowsBuilder, Lineage, MetricsBuilder, QuarantineBuilder,
+};
 use crate::warehouse::tables::{
     read_segments, write_segment, InputRow, SegmentManifest, SegmentStatus,
 };
@@ -70,7 +73,13 @@ pub struct Job {
     pub format: Format,
     /// Account to assume when neither the record nor the path names one.
     pub account: Option<String>,
+    /// What the input holds (by its bytes unless the source says).
+    pub content: Content,
 }
+
+/// Generation of the decoders: 1 read flow logs only, 2 added CloudWatch metric streams. An
+/// input an older generation quarantined whole is read again.
+pub const DECODERS: u64 = 2;
 
 /// Run-wide settings.
 #[derive(Debug, Clone)]
@@ -295,7 +304,11 @@ pub fn ingest(
             }
         }
         let unchanged = !opts.force
-            && entry.is_some_and(|r| r.content_hash == *hash && r.inventory_hash == inventory_hash);
+            && entry.is_some_and(|r| {
+                r.content_hash == *hash
+                    && r.inventory_hash == inventory_hash
+                    && !(r.decoders < DECODERS && r.records > 0 && r.quarantined == r.records)
+            });
         if !unchanged {
             todo.insert(i);
             if let Some(&si) = seg_of.get(ids[i].as_str()) {
@@ -472,6 +485,7 @@ struct Segment<'a> {
     part: u32,
     flows: BTreeMap<i64, FlowsBuilder>,
     coverage: BTreeMap<String, CoverageBuilder>,
+    metrics: BTreeMap<String, MetricsBuilder>,
     quarantine: QuarantineBuilder,
     buffered: usize,
     flush_rows: usize,
@@ -502,6 +516,7 @@ impl<'a> Segment<'a> {
             part: 0,
             flows: BTreeMap::new(),
             coverage: BTreeMap::new(),
+            metrics: BTreeMap::new(),
             quarantine: QuarantineBuilder::default(),
             buffered: 0,
             flush_rows: opts.flush_rows.max(1),
@@ -560,6 +575,14 @@ impl<'a> Segment<'a> {
             if !b.is_empty() {
                 out.push((
                     format!("coverage/date={date}/{id}-{part:03}.parquet"),
+                    b.finish(),
+                ));
+            }
+        }
+        for (date, mut b) in std::mem::take(&mut self.metrics) {
+            if !b.is_empty() {
+                out.push((
+                    format!("broker_metrics/date={date}/{id}-{part:03}.parquet"),
                     b.finish(),
                 ));
             }
@@ -672,6 +695,7 @@ impl<'a> Segment<'a> {
             flow_rows: cx.tally.flow_rows,
             quarantined: cx.tally.quarantined,
             ingested_at_micros: now_micros(),
+            decoders: DECODERS,
         });
         Ok((cx.tally, cx.samples))
     }
@@ -707,16 +731,19 @@ impl<'a> Segment<'a> {
             }
         }
         head.truncate(n);
-        // (A stream input is many messages: a JSON one among them is one bad line, not a
-        // reason to set the rest aside.)
+        // A stream input is many messages: what they hold is the source's to say, never
+        // guessed from the first one.
         let stream = matches!(job.input.location, Location::Stream { .. });
-        if !stream && crate::decode::is_json(&head) {
-            return Err(ReadFailure::Content(
-                "JSON, not a flow log (a CloudWatch metric stream?); linkmeter does not decode broker metrics yet, so the whole input is quarantined".into(),
-            ));
-        }
+        let content = match job.content {
+            Content::Auto if stream => Content::FlowLogs,
+            Content::Auto if crate::decode::is_json(&head) => Content::MetricStream,
+            c => c,
+        };
         let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
-        let res = if !stream && n >= 4 && head[..4] == PARQUET_MAGIC[..] {
+        let res = if content == Content::MetricStream {
+            let d = MetricStreamDecoder::new(std::io::Cursor::new(head).chain(reader));
+            if stream { d.messages() } else { d }.decode(&mut sink)
+        } else if !stream && n >= 4 && head[..4] == PARQUET_MAGIC[..] {
             // Parquet needs random access: a local file is read in place, an object whole
             // (AWS writes flow-log Parquet files of at most 75 MB).
             match &job.input.location {
@@ -787,6 +814,10 @@ impl<'a> Segment<'a> {
                         pos.offset = at(pos.line);
                         Event::Record(r, pos)
                     }
+                    Event::Metric(m, mut pos) => {
+                        pos.offset = at(pos.line);
+                        Event::Metric(m, pos)
+                    }
                 }
             }
         };
@@ -803,6 +834,7 @@ impl<'a> Segment<'a> {
                 self.buffered += 1;
             }
             Event::Record(rec, pos) => self.record(cx, rec, pos),
+            Event::Metric(m, pos) => self.metric(cx, m, pos),
         }
         // A large input is written in parts; the segment stays pending until committed.
         if self.buffered >= self.flush_rows && cx.error.is_none() {
@@ -810,6 +842,22 @@ impl<'a> Segment<'a> {
                 cx.error = Some(e);
             }
         }
+    }
+
+    /// A datapoint of another namespace (a stream carrying EC2 metrics too) is read and
+    /// filtered; MSK's are kept whole.
+    fn metric(&mut self, cx: &mut InputCtx, m: &MetricPoint, pos: Position) {
+        cx.tally.records_in += 1;
+        if m.namespace != "AWS/Kafka" {
+            cx.tally.filtered += 1;
+            return;
+        }
+        cx.tally.metrics += 1;
+        self.metrics
+            .entry(date_of(m.time_ms.div_euclid(1000)))
+            .or_default()
+            .append(m, pos, self.ix, &cx.lineage);
+        self.buffered += 1;
     }
 
     fn record(&mut self, cx: &mut InputCtx, rec: &FlowRecord<'_>, pos: Position) {
@@ -895,6 +943,7 @@ mod tests {
                 line_offsets: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: Some("111111111111".into()),
+                content: Content::Auto,
             })
             .collect()
     }
@@ -1113,7 +1162,7 @@ mod tests {
     }
 
     #[test]
-    fn a_metric_stream_among_flow_logs_is_quarantined_whole_and_flow_logs_go_on() {
+    fn a_metric_stream_among_flow_logs_goes_to_broker_metrics_and_old_quarantines_are_reread() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("in");
         two_inputs(&src);
@@ -1128,27 +1177,57 @@ mod tests {
         gz.finish().unwrap();
         let wh = dir.path().join("wh");
         let sink = LocalSink::open(&wh).unwrap();
-        let r = ingest(
-            &jobs(&src),
-            &ix(),
-            &sink,
-            &Options::default(),
-            &Progress::default(),
-        )
-        .unwrap();
+        let run = || {
+            ingest(
+                &jobs(&src),
+                &ix(),
+                &sink,
+                &Options::default(),
+                &Progress::default(),
+            )
+            .unwrap()
+        };
+        let r = run();
         assert!(r.tally.balanced());
         assert_eq!(r.tally.inputs_read, 3);
-        assert_eq!((r.tally.quarantine_rows, r.tally.quarantined), (1, 1));
+        assert_eq!((r.tally.metrics, r.tally.quarantine_rows), (3, 0));
+        // 20 bytes/s over a minute, three times.
+        assert_eq!(table_sum(&wh, "broker_metrics", "bytes"), (3, 3 * 1200));
         assert_eq!(
             table_sum(&wh, "flows", "bytes").1,
             1200,
             "the flow logs beside it are ingested"
         );
-        let s = &r.samples[0];
-        assert!(
-            s.uri.ends_with("metrics.json.gz") && s.bad.reason.starts_with("JSON"),
-            "{s:?}"
-        );
+        // What a generation-1 run left: the JSON input quarantined whole. It is read again
+        // (once), the flow logs' rows are not doubled, and the run after reads nothing.
+        let mut segs = read_segments(&sink).unwrap();
+        let seg = segs
+            .iter_mut()
+            .find(|m| {
+                m.inputs
+                    .iter()
+                    .any(|r| r.source_uri.ends_with("metrics.json.gz"))
+            })
+            .unwrap();
+        for r in seg.inputs.iter_mut() {
+            if r.source_uri.ends_with("metrics.json.gz") {
+                (r.decoders, r.quarantined, r.flow_rows) = (1, r.records, 0);
+            }
+        }
+        write_segment(&sink, seg).unwrap();
+        assert!(run().tally.inputs_read >= 1);
+        assert_eq!(table_sum(&wh, "broker_metrics", "bytes"), (3, 3 * 1200));
+        assert_eq!(table_sum(&wh, "flows", "bytes").1, 1200);
+        assert_eq!(run().tally.inputs_read, 0);
+        // An input that was partly good is not re-read for a new generation.
+        let mut segs = read_segments(&sink).unwrap();
+        for m in segs.iter_mut() {
+            for r in m.inputs.iter_mut() {
+                r.decoders = 1;
+            }
+            write_segment(&sink, m).unwrap();
+        }
+        assert_eq!(run().tally.inputs_read, 0);
     }
 
     #[test]
@@ -1299,6 +1378,7 @@ mod tests {
                 line_offsets: None,
                 format: Format::parse(DEFAULT_FORMAT).unwrap(),
                 account: None,
+                content: Content::Auto,
             })
             .collect();
         let r = ingest(&renamed, &ix(), &sink, &opts, &Progress::default()).unwrap();

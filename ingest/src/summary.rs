@@ -19,6 +19,8 @@ pub struct Tally {
     /// NODATA / SKIPDATA rows (no bytes).
     pub coverage: u64,
     pub quarantined: u64,
+    /// Broker-metric datapoints written to `broker_metrics` (no flow bytes).
+    pub metrics: u64,
     /// Bytes of every decoded traffic record, counted as read.
     pub bytes_in: u64,
     /// Bytes written to `flows` as attributed, summed over the hour shares.
@@ -45,6 +47,7 @@ impl Tally {
         self.filtered += o.filtered;
         self.coverage += o.coverage;
         self.quarantined += o.quarantined;
+        self.metrics += o.metrics;
         self.bytes_in += o.bytes_in;
         self.bytes_attributed += o.bytes_attributed;
         self.bytes_unattributed += o.bytes_unattributed;
@@ -60,8 +63,12 @@ impl Tally {
 
     /// Whether records and bytes both balance exactly.
     pub fn balanced(&self) -> bool {
-        let records =
-            self.attributed + self.unattributed + self.filtered + self.coverage + self.quarantined;
+        let records = self.attributed
+            + self.unattributed
+            + self.filtered
+            + self.coverage
+            + self.quarantined
+            + self.metrics;
         let bytes = self.bytes_attributed + self.bytes_unattributed + self.bytes_filtered;
         let by_reason: (u64, u64) = self
             .by_reason
@@ -98,9 +105,14 @@ impl fmt::Display for Tally {
             n(self.inputs_read),
             n(self.inputs_skipped)
         )?;
+        let metrics = if self.metrics > 0 {
+            format!(" + {} metric datapoints", n(self.metrics))
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "records  {} in = {} attributed + {} unattributed + {} filtered + {} coverage + {} quarantined  [{ok}]",
+            "records  {} in = {} attributed + {} unattributed + {} filtered + {} coverage + {} quarantined{metrics}  [{ok}]",
             n(self.records_in),
             n(self.attributed),
             n(self.unattributed),

@@ -49,6 +49,11 @@ pub const TABLES: &[TableDef] = &[
         about: "NODATA / SKIPDATA windows per ENI",
     },
     TableDef {
+        name: "broker_metrics",
+        partitions: &["date"],
+        about: "MSK broker-metric datapoints (CloudWatch metric streams) with raw statistics and derived bytes",
+    },
+    TableDef {
         name: "quarantine",
         partitions: &[],
         about: "input that could not be decoded, with file, line and reason",
@@ -120,11 +125,19 @@ pub fn render(sql: &str, month_start: &str, month_end: &str) -> String {
         .replace("${month_end}", month_end)
 }
 
-/// Views registered over the tables: (name, SQL).
-pub const VIEWS: &[(&str, &str)] = &[(
-    "billable_flows",
-    include_str!("../views/billable_flows.sql"),
-)];
+/// Views registered over the tables: (name, SQL, tables and views it needs), in order.
+pub const VIEWS: &[(&str, &str, &[&str])] = &[
+    (
+        "billable_flows",
+        include_str!("../views/billable_flows.sql"),
+        &["flows"],
+    ),
+    (
+        "reconciliation",
+        include_str!("../views/reconciliation.sql"),
+        &["billable_flows", "broker_metrics"],
+    ),
+];
 
 /// Where a warehouse is.
 #[derive(Clone)]
@@ -264,15 +277,18 @@ impl Catalog {
                 .map_err(df(format!("registering table {} at {url}", t.name)))?;
             tables.push(t.name);
         }
-        if tables.contains(&"flows") {
-            for (name, sql) in VIEWS {
-                let plan = ctx
-                    .sql(sql)
-                    .await
-                    .map_err(df(format!("building view {name}")))?;
-                ctx.register_table(*name, plan.into_view())
-                    .map_err(df(format!("registering view {name}")))?;
+        let mut have: Vec<&str> = tables.clone();
+        for (name, sql, needs) in VIEWS {
+            if !needs.iter().all(|n| have.contains(n)) {
+                continue;
             }
+            let plan = ctx
+                .sql(sql)
+                .await
+                .map_err(df(format!("building view {name}")))?;
+            ctx.register_table(*name, plan.into_view())
+                .map_err(df(format!("registering view {name}")))?;
+            have.push(name);
         }
         Ok(Catalog {
             ctx,

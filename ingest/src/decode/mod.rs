@@ -7,10 +7,25 @@
 
 pub mod flow_parquet;
 pub mod flow_text;
+pub mod metric_stream;
 
 use std::net::IpAddr;
 
 use crate::fields::{Column, Field, Format};
+
+/// What an input holds. Files and objects are told apart by their bytes (`auto`); a Kafka
+/// topic's messages are flow-log lines unless its source says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Content {
+    /// Parquet, JSON (a metric stream) or flow-log text, by the first bytes.
+    #[default]
+    Auto,
+    /// VPC Flow Log records.
+    FlowLogs,
+    /// CloudWatch Metric Streams JSON.
+    MetricStream,
+}
 
 /// Longest raw text kept in a quarantine row; the rest is cut, with a marker.
 pub const RAW_LIMIT: usize = 512;
@@ -85,6 +100,99 @@ pub enum Event<'r, 'a> {
     Record(&'r FlowRecord<'a>, Position),
     /// Something that could not be decoded.
     Bad(BadInput),
+    /// A broker-metric datapoint.
+    Metric(&'r MetricPoint, Position),
+}
+
+/// One broker-metric datapoint (CloudWatch, OpenTelemetry or Prometheus), with its raw
+/// statistics; [`MetricPoint::bytes`] turns it into bytes for the period it covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricPoint {
+    /// Start of the period, ms since the epoch.
+    pub time_ms: i64,
+    /// Which format it came in (`cloudwatch-json`, …).
+    pub format: &'static str,
+    /// Metric stream name.
+    pub stream: Option<String>,
+    /// Account that published it.
+    pub account_id: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// CloudWatch namespace (`AWS/Kafka` for MSK).
+    pub namespace: String,
+    /// Metric name (`BytesInPerSec`, …).
+    pub metric: String,
+    /// Dimension `Cluster Name`.
+    pub cluster: Option<String>,
+    /// Dimension `Broker ID`.
+    pub broker: Option<u16>,
+    /// Dimension `Topic`.
+    pub topic: Option<String>,
+    /// Dimension `Client Authentication`.
+    pub client_auth: Option<String>,
+    /// Other dimensions, `name=value` joined by `, `.
+    pub dimensions: String,
+    /// Unit as published (`Bytes/Second`, `Bytes`, `Count`).
+    pub unit: Option<String>,
+    /// Number of samples in the period.
+    pub count: Option<f64>,
+    /// Sum of the samples.
+    pub sum: Option<f64>,
+    /// Smallest sample.
+    pub min: Option<f64>,
+    /// Largest sample.
+    pub max: Option<f64>,
+    /// A cumulative counter's raw value (Prometheus `_Count`), turned into bytes by the
+    /// difference from the previous scrape.
+    pub counter: Option<f64>,
+    /// Seconds the statistics cover.
+    pub period_secs: u32,
+}
+
+impl MetricPoint {
+    /// Bytes in this point's period, for the metrics that measure bytes (DESIGN §3): a rate
+    /// (`…BytesInPerSec`) is its average × the period, a total (`TrafficBytes`) its sum.
+    /// Rounded to whole bytes: these are measurements to reconcile against, never billed.
+    pub fn bytes(&self) -> Option<u64> {
+        let rate =
+            self.metric.ends_with("BytesInPerSec") || self.metric.ends_with("BytesOutPerSec");
+        let v = if rate {
+            let (sum, count) = (self.sum?, self.count?);
+            if count <= 0.0 {
+                return None;
+            }
+            sum / count * f64::from(self.period_secs)
+        } else if self.metric == "TrafficBytes" {
+            self.sum?
+        } else {
+            return None;
+        };
+        (v.is_finite() && v >= 0.0 && v < MAX_COUNT as f64).then(|| v.round() as u64)
+    }
+}
+
+/// Opens text that may be gzip (recognized by its magic bytes when `allow_gzip`).
+pub(crate) fn open_text<'r, R: std::io::Read + 'r>(
+    raw: R,
+    allow_gzip: bool,
+) -> Result<(Box<dyn std::io::BufRead + 'r>, bool), DecodeError> {
+    use std::io::BufRead;
+    let mut head = std::io::BufReader::with_capacity(256 * 1024, raw);
+    let gz = allow_gzip
+        && flow_text::is_gzip(head.fill_buf().map_err(|e| DecodeError::Io {
+            uri: String::new(),
+            source: e,
+        })?);
+    Ok(if gz {
+        (
+            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+                head,
+            ))),
+            true,
+        )
+    } else {
+        (Box::new(head), false)
+    })
 }
 
 /// Totals a decoder reports when it finishes an input.
@@ -240,7 +348,7 @@ pub(crate) fn check_record(rec: &FlowRecord<'_>) -> Result<(), String> {
 }
 
 /// Latest accepted time: 9999-12-31T23:59:59Z.
-const MAX_TIME: i64 = 253_402_300_799;
+pub(crate) const MAX_TIME: i64 = 253_402_300_799;
 /// Largest accepted bytes or packets in one record (2^48).
 pub const MAX_COUNT: u64 = 1 << 48;
 

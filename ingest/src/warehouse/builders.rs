@@ -9,7 +9,7 @@ use arrow::array::{
 
 use super::schema;
 use crate::attribute::Attribution;
-use crate::decode::{BadInput, FlowRecord, Position};
+use crate::decode::{BadInput, FlowRecord, MetricPoint, Position};
 use crate::hours::HourShare;
 use crate::inventory::Index;
 
@@ -334,6 +334,110 @@ impl CoverageBuilder {
         RecordBatch::try_new(schema::coverage(), cols).expect("builders match the coverage schema")
     }
 }
+
+/// Builds `broker_metrics` rows (few per input: one per broker, metric and minute).
+#[derive(Default)]
+pub struct MetricsBuilder {
+    rows: Vec<(MetricPoint, Option<String>, Position, Lineage)>,
+}
+
+impl MetricsBuilder {
+    /// Whether no rows are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Appends a datapoint, with the cluster's ARN when the inventory knows it.
+    pub fn append(&mut self, p: &MetricPoint, pos: Position, ix: &Index, lineage: &Lineage) {
+        let arn = p.cluster.as_deref().and_then(|c| {
+            ix.cluster_by_name(c, p.region.as_deref(), p.account_id.as_deref())
+                .map(str::to_string)
+        });
+        self.rows.push((p.clone(), arn, pos, lineage.clone()));
+    }
+
+    /// Takes the buffered rows as a batch of the `broker_metrics` schema.
+    pub fn finish(&mut self) -> RecordBatch {
+        use arrow::array::{Float64Builder, UInt32Builder};
+        let rows = std::mem::take(&mut self.rows);
+        let (mut start, mut hour) = (ts_builder(), ts_builder());
+        let mut period = UInt32Builder::new();
+        let mut broker = UInt16Builder::new();
+        let mut bytes = UInt64Builder::new();
+        let (mut line, mut offset) = (UInt64Builder::new(), UInt64Builder::new());
+        // The string and statistic columns, in schema order around the typed ones above.
+        let s = || StringBuilder::new();
+        let (mut arn, mut cluster, mut topic, mut auth) = (s(), s(), s(), s());
+        let (mut namespace, mut metric, mut unit, mut dims) = (s(), s(), s(), s());
+        let (mut account, mut region, mut stream, mut format) = (s(), s(), s(), s());
+        let (mut uri, mut input, mut run) = (s(), s(), s());
+        let f = || Float64Builder::new();
+        let (mut count, mut sum, mut min, mut max, mut counter) = (f(), f(), f(), f(), f());
+        for (p, cluster_arn, pos, l) in rows {
+            let micros = p.time_ms * 1000;
+            start.append_value(micros);
+            hour.append_value(micros.div_euclid(HOUR_MICROS) * HOUR_MICROS);
+            period.append_value(p.period_secs);
+            arn.append_option(cluster_arn);
+            cluster.append_option(p.cluster.as_deref());
+            broker.append_option(p.broker);
+            topic.append_option(p.topic.as_deref());
+            auth.append_option(p.client_auth.as_deref());
+            namespace.append_value(&p.namespace);
+            metric.append_value(&p.metric);
+            unit.append_option(p.unit.as_deref());
+            dims.append_value(&p.dimensions);
+            count.append_option(p.count);
+            sum.append_option(p.sum);
+            min.append_option(p.min);
+            max.append_option(p.max);
+            counter.append_option(p.counter);
+            bytes.append_option(p.bytes());
+            account.append_option(p.account_id.as_deref());
+            region.append_option(p.region.as_deref());
+            stream.append_option(p.stream.as_deref());
+            format.append_value(p.format);
+            uri.append_value(&l.source_uri);
+            line.append_value(pos.line);
+            offset.append_value(pos.offset);
+            input.append_value(&l.input_id);
+            run.append_value(&l.run_id);
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(start.finish()),
+            Arc::new(period.finish()),
+            Arc::new(hour.finish()),
+            Arc::new(arn.finish()),
+            Arc::new(cluster.finish()),
+            Arc::new(broker.finish()),
+            Arc::new(topic.finish()),
+            Arc::new(auth.finish()),
+            Arc::new(namespace.finish()),
+            Arc::new(metric.finish()),
+            Arc::new(unit.finish()),
+            Arc::new(dims.finish()),
+            Arc::new(count.finish()),
+            Arc::new(sum.finish()),
+            Arc::new(min.finish()),
+            Arc::new(max.finish()),
+            Arc::new(counter.finish()),
+            Arc::new(bytes.finish()),
+            Arc::new(account.finish()),
+            Arc::new(region.finish()),
+            Arc::new(stream.finish()),
+            Arc::new(format.finish()),
+            Arc::new(uri.finish()),
+            Arc::new(line.finish()),
+            Arc::new(offset.finish()),
+            Arc::new(input.finish()),
+            Arc::new(run.finish()),
+        ];
+        RecordBatch::try_new(schema::broker_metrics(), cols)
+            .expect("builders match the broker_metrics schema")
+    }
+}
+
+const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// Builds `quarantine` rows.
 #[derive(Default)]

@@ -76,6 +76,41 @@ pub fn coverage() -> SchemaRef {
     ]))
 }
 
+/// `broker_metrics`: broker-metric datapoints with their raw statistics and the bytes they
+/// stand for. Partitioned `date=…`.
+pub fn broker_metrics() -> SchemaRef {
+    use DataType::*;
+    Arc::new(Schema::new(vec![
+        f("period_start", ts(), false),
+        f("period_secs", UInt32, false),
+        f("usage_hour", ts(), false),
+        f("cluster_arn", Utf8, true),
+        f("cluster_name", Utf8, true),
+        f("broker_id", UInt16, true),
+        f("topic", Utf8, true),
+        f("client_authentication", Utf8, true),
+        f("namespace", Utf8, false),
+        f("metric", Utf8, false),
+        f("unit", Utf8, true),
+        f("dimensions", Utf8, false),
+        f("stat_count", Float64, true),
+        f("stat_sum", Float64, true),
+        f("stat_min", Float64, true),
+        f("stat_max", Float64, true),
+        f("counter", Float64, true),
+        f("bytes", UInt64, true),
+        f("account_id", Utf8, true),
+        f("region", Utf8, true),
+        f("metric_stream", Utf8, true),
+        f("format", Utf8, false),
+        f("source_uri", Utf8, false),
+        f("source_line", UInt64, false),
+        f("source_offset", UInt64, false),
+        f("input_id", Utf8, false),
+        f("run_id", Utf8, false),
+    ]))
+}
+
 /// `quarantine`: input that could not be decoded, with the reason.
 pub fn quarantine() -> SchemaRef {
     use DataType::*;
@@ -111,6 +146,7 @@ pub fn inputs() -> SchemaRef {
         f("flow_rows", UInt64, false),
         f("quarantined", UInt64, false),
         f("ingested_at", ts(), false),
+        f("decoders", UInt64, true),
     ]))
 }
 
@@ -139,6 +175,8 @@ pub fn runs() -> SchemaRef {
     ] {
         fields.push(f(n, UInt64, false));
     }
+    // Added with broker metrics: older runs' files lack it (read as null).
+    fields.push(f("records_metrics", UInt64, true));
     fields.push(f("balanced", Boolean, false));
     fields.push(f("unattributed_by_reason", Utf8, false));
     Arc::new(Schema::new(fields))

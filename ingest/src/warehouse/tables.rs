@@ -26,6 +26,9 @@ pub struct InputRow {
     pub flow_rows: u64,
     pub quarantined: u64,
     pub ingested_at_micros: i64,
+    /// Generation of the decoders that read it (1 before broker metrics): an input that was
+    /// wholly quarantined is read again by newer decoders.
+    pub decoders: u64,
 }
 
 /// A segment's state in the commit log.
@@ -112,6 +115,7 @@ pub fn write_segment(sink: &dyn Sink, m: &SegmentManifest) -> Result<(), Warehou
             )
             .with_timezone("UTC"),
         ),
+        col_u(&|r| r.decoders),
     ];
     let batch = RecordBatch::try_new(schema::inputs(), cols).expect("matches the inputs schema");
     sink.put(&manifest_path(&m.segment_id), &[batch])
@@ -174,6 +178,14 @@ pub fn read_segments(sink: &dyn Sink) -> Result<Vec<SegmentManifest>, WarehouseE
                 st("content_hash")?,
                 st("inventory_hash")?,
             );
+            // Manifests written before the column existed are generation 1.
+            let decoders = b
+                .column_by_name("decoders")
+                .and_then(|c| {
+                    c.as_primitive_opt::<UInt64Type>()
+                        .map(|a| a.values().to_vec())
+                })
+                .unwrap_or_else(|| vec![1; b.num_rows()]);
             let (size, recs, fr, q) = (
                 un("size")?,
                 un("records")?,
@@ -208,6 +220,7 @@ pub fn read_segments(sink: &dyn Sink) -> Result<Vec<SegmentManifest>, WarehouseE
                         flow_rows: fr[i],
                         quarantined: q[i],
                         ingested_at_micros: at[i],
+                        decoders: decoders[i],
                     });
                 }
             }
@@ -255,6 +268,7 @@ pub fn write_run(sink: &dyn Sink, r: &RunRecord) -> Result<(), WarehouseError> {
         u(t_.bytes_attributed),
         u(t_.bytes_unattributed),
         u(t_.bytes_filtered),
+        u(t_.metrics),
         Arc::new(BooleanArray::from(vec![t_.balanced()])),
         s(&reasons),
     ];

@@ -1,0 +1,59 @@
+-- reconciliation: per cluster-hour and direction, the bytes flow logs saw on private
+-- connectivity (the billable flows: attributed, observation-point rule applied) against the
+-- bytes the brokers counted from and to clients (broker_metrics BytesInPerSec for
+-- to_cluster, BytesOutPerSec for from_cluster; broker-level datapoints, or the sum over topics
+-- where a broker published only per-topic ones).
+--
+-- Flow logs count IP bytes of private-connectivity clients only; brokers count Kafka bytes of
+-- every client, in-VPC ones too. So `ratio` (flow / broker) is not 1, but it is steady for a
+-- cluster; `deviation` is how far an hour's ratio is from the cluster-direction's median
+-- (0.1 = 10 % above). An hour with broker bytes and no flow bytes has deviation -1 (flow logs
+-- missing); an hour with flow bytes and no metrics has a NULL ratio (metrics missing).
+WITH broker_level AS (
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id,
+           CASE metric WHEN 'BytesInPerSec' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
+           SUM(CASE WHEN topic IS NULL THEN bytes END) AS total_bytes,
+           SUM(CASE WHEN topic IS NOT NULL THEN bytes END) AS topic_bytes
+    FROM broker_metrics
+    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
+    GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, metric
+),
+broker AS (
+    SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, direction,
+           SUM(COALESCE(total_bytes, topic_bytes)) AS broker_bytes,
+           COUNT(DISTINCT broker_id) AS brokers
+    FROM broker_level
+    GROUP BY usage_hour, cluster_arn, direction
+),
+flow AS (
+    SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, direction,
+           SUM(bytes) AS flow_bytes
+    FROM billable_flows
+    GROUP BY usage_hour, cluster_arn, direction
+),
+joined AS (
+    SELECT COALESCE(f.usage_hour, b.usage_hour) AS usage_hour,
+           COALESCE(f.cluster_arn, b.cluster_arn) AS cluster_arn,
+           COALESCE(f.cluster_name, b.cluster_name) AS cluster_name,
+           COALESCE(f.direction, b.direction) AS direction,
+           CAST(COALESCE(f.flow_bytes, 0) AS BIGINT) AS flow_bytes,
+           CAST(b.broker_bytes AS BIGINT) AS broker_bytes,
+           b.brokers,
+           CASE WHEN b.broker_bytes > 0
+                THEN CAST(COALESCE(f.flow_bytes, 0) AS DOUBLE) / CAST(b.broker_bytes AS DOUBLE)
+           END AS ratio
+    FROM flow f
+    FULL OUTER JOIN broker b
+      ON f.usage_hour = b.usage_hour AND f.cluster_arn = b.cluster_arn AND f.direction = b.direction
+),
+typical AS (
+    SELECT cluster_arn, direction, median(ratio) AS median_ratio
+    FROM joined
+    WHERE ratio > 0
+    GROUP BY cluster_arn, direction
+)
+SELECT j.usage_hour, j.cluster_arn, j.cluster_name, j.direction, j.flow_bytes, j.broker_bytes,
+       j.brokers, j.ratio, t.median_ratio,
+       CASE WHEN t.median_ratio > 0 THEN j.ratio / t.median_ratio - 1 END AS deviation
+FROM joined j
+LEFT JOIN typical t ON j.cluster_arn = t.cluster_arn AND j.direction = t.direction
