@@ -84,6 +84,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");
     println!("  linkmeter sql -w {w} \"SELECT source_uri, line, reason FROM quarantine\"");
+    println!("  linkmeter sql -w {w} \"SELECT cluster_name, direction, usage_hour, flow_bytes, broker_bytes, round(deviation, 3) FROM reconciliation ORDER BY abs(deviation) DESC LIMIT 10\"");
     println!(
         "  linkmeter ingest --config {}   # rerun: unchanged inputs are skipped",
         a.dir.join("linkmeter.toml").display()
