@@ -175,9 +175,20 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
         let kind = s.kind(cfg).map_err(|e| e.context(ConfigProblem))?;
         if let SourceKind::Kafka { bootstrap, topic } = &kind {
             let k = &s.kafka;
+            // Certificate paths are relative to the config file, like every other path.
+            let mut security = k.security.clone();
+            for f in [
+                &mut security.ca_file,
+                &mut security.cert_file,
+                &mut security.key_file,
+            ] {
+                if let Some(p) = f.as_mut() {
+                    *p = cfg.resolve(&p.to_string_lossy());
+                }
+            }
             // Settings that cannot work (a missing file or variable) are a config error,
             // found before anything is read.
-            k.security
+            security
                 .options(|v| std::env::var(v).ok())
                 .map_err(|e| anyhow!("source {:?}: {e}", s.name).context(ConfigProblem))?;
             streams.push((
@@ -190,7 +201,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                         .clone()
                         .unwrap_or_else(|| format!("linkmeter-{}", s.name)),
                     options: k.options.clone(),
-                    security: k.security.clone(),
+                    security,
                     chunk_bytes: k.chunk_bytes.unwrap_or(8 << 20).max(1),
                     round_bytes: k.round_bytes.unwrap_or(256 << 20).max(1),
                     idle_timeout: Duration::from_secs(k.idle_timeout_secs.unwrap_or(30)),

@@ -126,7 +126,7 @@ async fn reconcile(
                 r.median_ratio = med[k];
             }
             match (fb[k], bb[k]) {
-                (f, -1) if f > 0 => r.without_metrics += 1,
+                (f, -1 | 0) if f > 0 => r.without_metrics += 1,
                 (_, -1) => {}
                 (f, b_) => {
                     if f > 0 && b_ > 0 {

@@ -507,12 +507,10 @@ impl Index {
     ) -> Option<&str> {
         self.inventory.clusters.iter().find_map(|c| {
             let arn = parse_arn(&c.arn).ok()?;
-            let own = c
-                .name
-                .as_deref()
-                .or_else(|| arn.rest.split('/').next())
-                .unwrap_or_default();
-            (own == name
+            // CloudWatch's `Cluster Name` is the MSK name, the ARN's; the inventory's `name`
+            // may be a label of the user's own.
+            let in_arn = arn.rest.split('/').next().unwrap_or_default();
+            ((in_arn == name || c.name.as_deref() == Some(name))
                 && region.is_none_or(|r| r == arn.region)
                 && account.is_none_or(|a| a == arn.account))
             .then_some(c.arn.as_str())

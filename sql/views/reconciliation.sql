@@ -9,13 +9,21 @@
 -- cluster; `deviation` is how far an hour's ratio is from the cluster-direction's median
 -- (0.1 = 10 % above). An hour with broker bytes and no flow bytes has deviation -1 (flow logs
 -- missing); an hour with flow bytes and no metrics has a NULL ratio (metrics missing).
-WITH broker_level AS (
+-- The median is over every hour the warehouse holds, so a closed month's deviations can move
+-- a little as later months arrive. `median` is DataFusion/DuckDB (Athena: approx_percentile).
+WITH points AS (
+    -- Firehose and Kafka relays deliver at least once: a datapoint delivered twice counts once.
+    SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, bytes
+    FROM broker_metrics
+    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
+      AND broker_id IS NOT NULL
+),
+broker_level AS (
     SELECT usage_hour, cluster_arn, cluster_name, broker_id,
            CASE metric WHEN 'BytesInPerSec' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
            SUM(CASE WHEN topic IS NULL THEN bytes END) AS total_bytes,
            SUM(CASE WHEN topic IS NOT NULL THEN bytes END) AS topic_bytes
-    FROM broker_metrics
-    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
+    FROM points
     GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, metric
 ),
 broker AS (

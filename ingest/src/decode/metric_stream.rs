@@ -70,12 +70,18 @@ pub fn parse_datapoint(line: &str) -> Result<MetricPoint, String> {
             d.timestamp
         ));
     }
-    for (name, v) in [
-        ("count", d.value.count),
-        ("sum", d.value.sum),
-        ("min", d.value.min),
-        ("max", d.value.max),
-    ] {
+    // Other namespaces are only counted (and filtered): their values may be negative.
+    let checked = if d.namespace == "AWS/Kafka" {
+        [
+            ("count", d.value.count),
+            ("sum", d.value.sum),
+            ("min", d.value.min),
+            ("max", d.value.max),
+        ]
+    } else {
+        [("", None); 4]
+    };
+    for (name, v) in checked {
         if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
             return Err(format!("value.{name} is negative or not a number"));
         }
@@ -276,6 +282,8 @@ mod tests {
         ] {
             assert!(parse_datapoint(&MSK.replace(from, to)).is_err(), "{to}");
         }
+        // Another namespace's negative value is not MSK's problem: it is read (and filtered).
+        assert!(parse_datapoint(&AWS_SAMPLE.replace("\"min\":0.0", "\"min\":-3.0")).is_ok());
     }
 
     proptest! {

@@ -229,6 +229,24 @@ impl KafkaReader {
         let consumer: BaseConsumer<KafkaContext> = cfg
             .create_with_context(context)
             .map_err(err(&s, "cannot create a consumer"))?;
+        if s.security.iam() {
+            // librdkafka asks for the OAUTHBEARER token through an event that only polling
+            // serves: without a first poll, every request waits for a token that never comes.
+            let t0 = Instant::now();
+            while !consumer
+                .context()
+                .token_set
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                if t0.elapsed() > s.idle_timeout {
+                    return Err(SourceError::Remote {
+                        name: s.name.clone(),
+                        message: "no MSK IAM token could be made (see the warnings before this); check the AWS credentials and region".into(),
+                    });
+                }
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        }
         let md = consumer
             .fetch_metadata(Some(&s.topic), s.idle_timeout)
             .map_err(err(&s, "cannot read the topic's metadata"))?;

@@ -309,6 +309,8 @@ where
 pub struct KafkaContext {
     /// The signer, for `aws-msk-iam`.
     pub iam: Option<IamSigner>,
+    /// Set once a token was handed to librdkafka.
+    pub token_set: std::sync::atomic::AtomicBool,
 }
 
 impl ClientContext for KafkaContext {
@@ -319,7 +321,12 @@ impl ClientContext for KafkaContext {
         _config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
         match &self.iam {
-            Some(s) => s.token().map_err(Into::into),
+            Some(s) => {
+                let t = s.token()?;
+                self.token_set
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(t)
+            }
             None => Err("sasl.mechanism OAUTHBEARER needs `sasl = \"aws-msk-iam\"` in [sources.kafka.security]".into()),
         }
     }
@@ -344,7 +351,10 @@ pub fn configure(
     } else {
         None
     };
-    Ok(KafkaContext { iam })
+    Ok(KafkaContext {
+        iam,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
