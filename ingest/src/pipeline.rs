@@ -308,14 +308,17 @@ pub fn ingest(
             |r: &InputRow| r.decoders < DECODERS && r.records > 0 && r.quarantined == r.records;
         // Re-reading for newer decoders is a bonus, never a reason to fail: not when the
         // segment also holds inputs this run does not list (they could not be replaced).
-        let all_listed = seg_of.get(ids[i].as_str()).is_none_or(|&si| {
-            committed[si]
-                .inputs
-                .iter()
-                .all(|r| listed.contains(r.input_id.as_str()))
-        });
+        // (Checked only for such inputs: it walks the segment.)
+        let all_listed = || {
+            seg_of.get(ids[i].as_str()).is_none_or(|&si| {
+                committed[si]
+                    .inputs
+                    .iter()
+                    .all(|r| listed.contains(r.input_id.as_str()))
+            })
+        };
         let unchanged =
-            !opts.force && entry.is_some_and(|r| same(r) && !(older_quarantine(r) && all_listed));
+            !opts.force && entry.is_some_and(|r| same(r) && !(older_quarantine(r) && all_listed()));
         if !unchanged {
             todo.insert(i);
             if let Some(&si) = seg_of.get(ids[i].as_str()) {
