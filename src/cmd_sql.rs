@@ -20,7 +20,7 @@ pub enum OutFormat {
 /// Arguments of `sql`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Tables: flows, coverage, quarantine, runs, inputs, accounts, clusters, cluster_connectivity,\nconnections, endpoint_enis; view: billable_flows (observation-point rule applied).\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT client_account_id, SUM(bytes) FROM billable_flows GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv\n  linkmeter sql -w s3://bucket/warehouse \"SELECT COUNT(*) FROM flows\"   # [s3] settings from linkmeter.toml or LINKMETER_S3_*"
+    after_help = "Tables: flows, coverage, broker_metrics, quarantine, runs, inputs, accounts, clusters,\ncluster_connectivity, connections, endpoint_enis, and after `invoice` usage_hourly, endpoint_hours,\nconnectivity_hours, invoice_lines; views: billable_flows (observation-point rule applied),\nreconciliation (flow logs against broker metrics per cluster-hour).\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT client_account_id, SUM(bytes) FROM billable_flows GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv\n  linkmeter sql -w s3://bucket/warehouse \"SELECT COUNT(*) FROM flows\"   # [s3] settings from linkmeter.toml or LINKMETER_S3_*"
 )]
 pub struct Args {
     /// The SQL to run (or use --file).

@@ -3,6 +3,7 @@
 mod cmd_demo;
 mod cmd_generate;
 mod cmd_ingest;
+mod cmd_inventory;
 mod cmd_invoice;
 mod cmd_sql;
 mod config;
@@ -22,7 +23,7 @@ pub const EXIT_QUARANTINED: u8 = 3;
     version,
     about = "Meter the bytes crossing Amazon MSK multi-VPC private connectivity (PrivateLink) and turn them into chargeback",
     long_about = None,
-    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict."
+    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict (or findings of `inventory check`)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +42,8 @@ enum Command {
     Invoice(cmd_invoice::Args),
     /// Run SQL over the warehouse.
     Sql(cmd_sql::Args),
+    /// Build the inventory from AWS CLI JSON, or check it against the flow logs.
+    Inventory(cmd_inventory::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate::run(a),
         Command::Invoice(a) => cmd_invoice::run(a),
         Command::Sql(a) => cmd_sql::run(a),
+        Command::Inventory(a) => cmd_inventory::run(a),
     };
     match result {
         Ok(code) => code,

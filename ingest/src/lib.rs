@@ -9,6 +9,7 @@ pub mod fields;
 pub mod generate;
 pub mod hours;
 pub mod inventory;
+pub mod inventory_import;
 pub mod pipeline;
 pub mod source;
 pub mod summary;
