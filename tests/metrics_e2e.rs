@@ -163,3 +163,90 @@ fn fmt_n(v: u64) -> String {
     }
     out
 }
+
+/// Broker bytes per (hour, cluster, direction) of the reconciliation view.
+fn broker_side(wh: &Path) -> BTreeMap<(String, String, String), u64> {
+    let b = query(
+        wh,
+        "SELECT CAST(usage_hour AS VARCHAR), cluster_name, direction, broker_bytes FROM reconciliation WHERE broker_bytes IS NOT NULL",
+    );
+    let (h, c, d, v) = (strings(&b, 0), strings(&b, 1), strings(&b, 2), u64s(&b, 3));
+    (0..h.len())
+        .map(|i| ((h[i].clone(), c[i].clone(), d[i].clone()), v[i]))
+        .collect()
+}
+
+#[test]
+fn prometheus_counters_with_a_restart_give_the_same_broker_bytes_as_cloudwatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let estate = d.join("estate");
+    ok(&estate, &["ingest"]);
+    let cw = estate.join("warehouse");
+    // The brokers' per-minute bytes as CloudWatch gave them, turned into the cumulative
+    // counters the JMX exporter serves, scraped at the end of every minute; broker 2 of every
+    // cluster restarts at 12:30 (its counters start again from zero).
+    let b = query(
+        &cw,
+        "SELECT cluster_name, CAST(broker_id AS BIGINT), metric, CAST(CAST(period_start AS BIGINT) / 1000 AS BIGINT), bytes \
+         FROM broker_metrics WHERE topic IS NULL AND metric IN ('BytesInPerSec', 'BytesOutPerSec') ORDER BY 1, 2, 3, 4",
+    );
+    let (c, br, m, t, by) = (
+        strings(&b, 0),
+        u64s(&b, 1),
+        strings(&b, 2),
+        u64s(&b, 3),
+        u64s(&b, 4),
+    );
+    let restart = 1_790_812_800_000u64 + 12 * 3_600_000 + 30 * 60_000;
+    let mut text = String::from("# TYPE kafka_server_BrokerTopicMetrics_Count untyped\n");
+    let mut counter: BTreeMap<(String, u64, String), u64> = BTreeMap::new();
+    for i in 0..c.len() {
+        let key = (c[i].clone(), br[i], m[i].clone());
+        let instance = format!(
+            "b-{}.{}.abc123.c2.kafka.us-east-1.amazonaws.com:11001",
+            br[i], c[i]
+        );
+        if !counter.contains_key(&key) {
+            // A scrape just before the first minute, so the first minute has a difference too.
+            text.push_str(&format!(
+                "kafka_server_BrokerTopicMetrics_Count{{name=\"{}\",instance=\"{instance}\",}} 0 {}\n",
+                m[i],
+                t[i] - 1
+            ));
+        }
+        let v = counter.entry(key).or_default();
+        if br[i] == 2 && t[i] == restart {
+            *v = 0;
+        }
+        *v += by[i];
+        text.push_str(&format!(
+            "kafka_server_BrokerTopicMetrics_Count{{name=\"{}\",instance=\"{instance}\",}} {} {}\n",
+            m[i],
+            *v as f64,
+            t[i] + 59_999
+        ));
+    }
+    // Noise the decoder must count and filter.
+    text.push_str(
+        "kafka_server_BrokerTopicMetrics_Count{name=\"MessagesInPerSec\",} 5 1790812800000\n",
+    );
+    std::fs::create_dir_all(estate.join("prom")).unwrap();
+    gzip(&estate.join("prom/scrapes.prom.gz"), &text);
+    let cfg = "warehouse = \"prom-wh\"\ninventory = \"inventory.toml\"\n\n[[sources]]\nname = \"flowlogs\"\nuri = \"flowlogs\"\n\n[[sources]]\nname = \"prom\"\nuri = \"prom\"\n";
+    std::fs::write(estate.join("prom.toml"), cfg).unwrap();
+    let out = ok(&estate, &["ingest", "--config", "prom.toml"]);
+    assert!(out.contains("[balanced]"), "{out}");
+    let pw = estate.join("prom-wh");
+    assert_eq!(
+        scalar(
+            &pw,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM broker_metrics WHERE format = 'prometheus'"
+        ),
+        text.lines().filter(|l| !l.starts_with('#')).count() as u64 - 1
+    );
+    let want = broker_side(&cw);
+    assert!(!want.is_empty());
+    assert_eq!(broker_side(&pw), want);
+}

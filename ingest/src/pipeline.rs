@@ -29,6 +29,7 @@ use crate::attribute::{attribute, Outcome};
 use crate::decode::flow_parquet::{ParquetDecoder, PARQUET_MAGIC};
 use crate::decode::flow_text::TextDecoder;
 use crate::decode::metric_stream::MetricStreamDecoder;
+use crate::decode::prometheus::PrometheusDecoder;
 use crate::decode::{BadInput, Content, Decoder, Event, FlowRecord, MetricPoint, Position};
 use crate::fields::Format;
 use crate::hours::split_hours;
@@ -77,9 +78,9 @@ pub struct Job {
     pub content: Content,
 }
 
-/// Generation of the decoders: 1 read flow logs only, 2 added CloudWatch metric streams. An
-/// input an older generation quarantined whole is read again.
-pub const DECODERS: u64 = 2;
+/// Generation of the decoders: 1 read flow logs only, 2 added CloudWatch metric streams, 3
+/// Prometheus text. An input an older generation quarantined whole is read again.
+pub const DECODERS: u64 = 3;
 
 /// Run-wide settings.
 #[derive(Debug, Clone)]
@@ -747,11 +748,15 @@ impl<'a> Segment<'a> {
         let content = match job.content {
             Content::Auto if stream => Content::FlowLogs,
             Content::Auto if crate::decode::is_json(&head) => Content::MetricStream,
+            Content::Auto if crate::decode::prometheus::looks_like(&head) => Content::Prometheus,
             c => c,
         };
         let mut sink = |ev: Event<'_, '_>| self.on_event(cx, ev);
         let res = if content == Content::MetricStream {
             let d = MetricStreamDecoder::new(std::io::Cursor::new(head).chain(reader));
+            if stream { d.messages() } else { d }.decode(&mut sink)
+        } else if content == Content::Prometheus {
+            let d = PrometheusDecoder::new(std::io::Cursor::new(head).chain(reader));
             if stream { d.messages() } else { d }.decode(&mut sink)
         } else if !stream && n >= 4 && head[..4] == PARQUET_MAGIC[..] {
             // Parquet needs random access: a local file is read in place, an object whole
@@ -828,6 +833,7 @@ impl<'a> Segment<'a> {
                         pos.offset = at(pos.line);
                         Event::Metric(m, pos)
                     }
+                    e @ Event::Ignored(_) => e,
                 }
             }
         };
@@ -845,6 +851,10 @@ impl<'a> Segment<'a> {
             }
             Event::Record(rec, pos) => self.record(cx, rec, pos),
             Event::Metric(m, pos) => self.metric(cx, m, pos),
+            Event::Ignored(_) => {
+                cx.tally.records_in += 1;
+                cx.tally.filtered += 1;
+            }
         }
         // A large input is written in parts; the segment stays pending until committed.
         if self.buffered >= self.flush_rows && cx.error.is_none() {

@@ -2,7 +2,8 @@
 -- connectivity (the billable flows: attributed, observation-point rule applied) against the
 -- bytes the brokers counted from and to clients (broker_metrics BytesInPerSec for
 -- to_cluster, BytesOutPerSec for from_cluster; broker-level datapoints, or the sum over topics
--- where a broker published only per-topic ones).
+-- where a broker published only per-topic ones; CloudWatch metric streams where they cover the
+-- hour, else the differences between Prometheus scrapes of the byte counters).
 --
 -- Flow logs count IP bytes of private-connectivity clients only; brokers count Kafka bytes of
 -- every client, in-VPC ones too. So `ratio` (flow / broker) is not 1, but it is steady for a
@@ -11,18 +12,50 @@
 -- missing); an hour with flow bytes and no metrics has a NULL ratio (metrics missing).
 -- The median is over every hour the warehouse holds, so a closed month's deviations can move
 -- a little as later months arrive. `median` is DataFusion/DuckDB (Athena: approx_percentile).
-WITH points AS (
+WITH cloudwatch AS (
     -- Firehose and Kafka relays deliver at least once: a datapoint delivered twice counts once.
     SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, bytes
     FROM broker_metrics
     WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
-      AND broker_id IS NOT NULL
+      AND broker_id IS NOT NULL AND counter IS NULL AND bytes IS NOT NULL
+),
+counters AS (
+    -- Prometheus byte counters (open monitoring), one row per scrape.
+    SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, counter
+    FROM broker_metrics
+    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
+      AND broker_id IS NOT NULL AND counter IS NOT NULL
+),
+counter_steps AS (
+    -- Bytes between consecutive scrapes, counted in the later scrape's hour; a smaller value
+    -- than the previous one is a broker restart, and counts from zero.
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric,
+           CASE WHEN prev IS NULL THEN NULL
+                WHEN counter >= prev THEN counter - prev
+                ELSE counter END AS step
+    FROM (
+        SELECT c.*, LAG(counter) OVER (
+            PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev
+        FROM counters c
+    ) with_prev
+),
+points AS (
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'cloudwatch' AS src,
+           CAST(bytes AS BIGINT) AS bytes
+    FROM cloudwatch
+    UNION ALL
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'prometheus' AS src,
+           CAST(round(step) AS BIGINT) AS bytes
+    FROM counter_steps WHERE step IS NOT NULL
 ),
 broker_level AS (
+    -- Per broker: CloudWatch when it has the hour, else Prometheus (never both).
     SELECT usage_hour, cluster_arn, cluster_name, broker_id,
            CASE metric WHEN 'BytesInPerSec' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
-           SUM(CASE WHEN topic IS NULL THEN bytes END) AS total_bytes,
-           SUM(CASE WHEN topic IS NOT NULL THEN bytes END) AS topic_bytes
+           COALESCE(SUM(CASE WHEN src = 'cloudwatch' AND topic IS NULL THEN bytes END),
+                    SUM(CASE WHEN src = 'prometheus' AND topic IS NULL THEN bytes END)) AS total_bytes,
+           COALESCE(SUM(CASE WHEN src = 'cloudwatch' AND topic IS NOT NULL THEN bytes END),
+                    SUM(CASE WHEN src = 'prometheus' AND topic IS NOT NULL THEN bytes END)) AS topic_bytes
     FROM points
     GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, metric
 ),

@@ -330,7 +330,7 @@ mod tests {
             .decode(&mut |ev| match ev {
                 Event::Record(r, p) => recs.push(format!("{}:{r:?}", p.line)),
                 Event::Bad(b) => bad.push(b),
-                Event::Metric(..) => unreachable!("a flow-log decoder"),
+                Event::Metric(..) | Event::Ignored(_) => unreachable!("a flow-log decoder"),
             })
             .unwrap();
         (recs, bad)

@@ -206,7 +206,7 @@ mod tests {
             .decode(&mut |e| match e {
                 Event::Metric(p, _) => ok.push(p.clone()),
                 Event::Bad(b) => bad.push(b),
-                Event::Record(..) => unreachable!(),
+                Event::Record(..) | Event::Ignored(_) => unreachable!(),
             })
             .unwrap();
         (ok, bad)

@@ -8,6 +8,7 @@
 pub mod flow_parquet;
 pub mod flow_text;
 pub mod metric_stream;
+pub mod prometheus;
 
 use std::net::IpAddr;
 
@@ -25,6 +26,8 @@ pub enum Content {
     FlowLogs,
     /// CloudWatch Metric Streams JSON.
     MetricStream,
+    /// Prometheus text from MSK open monitoring, with sample timestamps.
+    Prometheus,
 }
 
 /// Longest raw text kept in a quarantine row; the rest is cut, with a marker.
@@ -102,6 +105,8 @@ pub enum Event<'r, 'a> {
     Bad(BadInput),
     /// A broker-metric datapoint.
     Metric(&'r MetricPoint, Position),
+    /// A well-formed line linkmeter does not keep (another metric family): counted, filtered.
+    Ignored(Position),
 }
 
 /// One broker-metric datapoint (CloudWatch, OpenTelemetry or Prometheus), with its raw
@@ -396,23 +401,28 @@ pub(crate) fn parse_line<'a>(
 /// Whether an input's first bytes (gzip-compressed or not) start a JSON object, as CloudWatch
 /// metric streams do, rather than a flow-log header or record.
 pub fn is_json(prefix: &[u8]) -> bool {
-    let mut plain = [0u8; 64];
-    let text: &[u8] = if prefix.starts_with(&[0x1f, 0x8b]) {
-        // The prefix may end mid-stream: whatever decompresses before that is enough.
-        let mut d = flate2::read::MultiGzDecoder::new(prefix);
-        let mut n = 0;
-        while n < plain.len() {
-            match std::io::Read::read(&mut d, &mut plain[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
-            }
-        }
-        &plain[..n]
-    } else {
-        prefix
-    };
-    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+    let text = text_prefix(prefix, 64);
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
     text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Up to `limit` bytes of the text an input starts with, decompressed when it is gzip (the
+/// prefix may end mid-stream: whatever decompresses before that is enough).
+pub fn text_prefix(prefix: &[u8], limit: usize) -> std::borrow::Cow<'_, [u8]> {
+    if !prefix.starts_with(&[0x1f, 0x8b]) {
+        return std::borrow::Cow::Borrowed(&prefix[..prefix.len().min(limit)]);
+    }
+    let mut plain = vec![0u8; limit];
+    let mut d = flate2::read::MultiGzDecoder::new(prefix);
+    let mut n = 0;
+    while n < plain.len() {
+        match std::io::Read::read(&mut d, &mut plain[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    plain.truncate(n);
+    std::borrow::Cow::Owned(plain)
 }
 
 #[cfg(test)]
