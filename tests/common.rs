@@ -65,6 +65,12 @@ pub fn u64s(batches: &[RecordBatch], col: usize) -> Vec<u64> {
     let mut out = Vec::new();
     for b in batches {
         let a = b.column(col);
+        // A null's slot holds an unspecified value: a test must never read one as a number.
+        assert_eq!(
+            a.null_count(),
+            0,
+            "column {col} has nulls: filter or COALESCE them"
+        );
         if let Some(p) = a.as_primitive_opt::<UInt64Type>() {
             out.extend(p.values().iter().copied());
         } else {

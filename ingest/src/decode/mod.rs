@@ -8,6 +8,7 @@
 pub mod flow_parquet;
 pub mod flow_text;
 pub mod metric_stream;
+pub mod otel;
 pub mod prometheus;
 
 use std::net::IpAddr;
@@ -28,6 +29,9 @@ pub enum Content {
     MetricStream,
     /// Prometheus text from MSK open monitoring, with sample timestamps.
     Prometheus,
+    /// CloudWatch Metric Streams in the OpenTelemetry 1.0.0 format (length-prefixed protobuf).
+    #[serde(rename = "opentelemetry")]
+    OpenTelemetry,
 }
 
 /// Longest raw text kept in a quarantine row; the rest is cut, with a marker.
