@@ -26,13 +26,15 @@ pub struct Quality {
 /// One cluster and direction's month of reconciliation (the `reconciliation` view).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reconciled {
+    /// Cluster ARN (clusters of one name in two accounts stay apart).
+    pub cluster_arn: String,
     /// Cluster name.
     pub cluster: String,
     /// `to_cluster` (brokers' BytesIn) or `from_cluster` (BytesOut).
     pub direction: String,
     /// Hours with both flow bytes and broker bytes.
     pub hours: i64,
-    /// Typical flow / broker ratio (the median over all hours the view holds).
+    /// Typical flow / broker ratio: the median over the month's hours with both.
     pub median_ratio: f64,
     /// Hours whose ratio is further than the tolerance from the median, or with broker bytes
     /// and no flow bytes: (hour, flow bytes, broker bytes, deviation).
@@ -93,53 +95,74 @@ async fn reconcile(
     month: Month,
     tolerance: f64,
 ) -> Result<Vec<Reconciled>, RollupError> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::Float64Type;
     let (start, end) = (month.start(), month.end());
     let sql = format!(
-        "SELECT COALESCE(cluster_name, cluster_arn), direction, CAST(usage_hour AS VARCHAR), flow_bytes,          COALESCE(broker_bytes, -1), COALESCE(deviation, 0.0), COALESCE(median_ratio, 0.0)          FROM reconciliation WHERE usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}'          ORDER BY 1, 2, 3"
+        "SELECT cluster_arn, COALESCE(cluster_name, cluster_arn), direction, CAST(usage_hour AS VARCHAR), \
+         flow_bytes, COALESCE(broker_bytes, -1) FROM reconciliation \
+         WHERE cluster_arn IS NOT NULL AND usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}' \
+         ORDER BY 1, 3, 4"
     );
-    let mut out: Vec<Reconciled> = Vec::new();
+    // Rows per (cluster ARN, direction): (hour, flow bytes, broker bytes or -1).
+    type Hour = (String, i64, i64);
+    let mut groups: Vec<(Reconciled, Vec<Hour>)> = Vec::new();
     for b in cat.query(&sql).await? {
-        let (c, d, h) = (strings(&b, 0)?, strings(&b, 1)?, strings(&b, 2)?);
-        let (fb, bb) = (ints(&b, 3)?, ints(&b, 4)?);
-        let f64s = |i: usize| -> Vec<f64> {
-            b.column(i)
-                .as_primitive_opt::<Float64Type>()
-                .map(|a| a.values().to_vec())
-                .unwrap_or_default()
-        };
-        let (dev, med) = (f64s(5), f64s(6));
+        let (arn, name, d, h) = (
+            strings(&b, 0)?,
+            strings(&b, 1)?,
+            strings(&b, 2)?,
+            strings(&b, 3)?,
+        );
+        let (fb, bb) = (ints(&b, 4)?, ints(&b, 5)?);
         for k in 0..b.num_rows() {
-            if out
+            if groups
                 .last()
-                .is_none_or(|r| r.cluster != c[k] || r.direction != d[k])
+                .is_none_or(|(r, _)| r.cluster_arn != arn[k] || r.direction != d[k])
             {
-                out.push(Reconciled {
-                    cluster: c[k].clone(),
-                    direction: d[k].clone(),
-                    ..Default::default()
-                });
+                groups.push((
+                    Reconciled {
+                        cluster_arn: arn[k].clone(),
+                        cluster: name[k].clone(),
+                        direction: d[k].clone(),
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                ));
             }
-            let r = out.last_mut().expect("just pushed");
-            if med.get(k).copied().unwrap_or(0.0) > 0.0 {
-                r.median_ratio = med[k];
-            }
-            match (fb[k], bb[k]) {
+            let g = groups.last_mut().expect("just pushed");
+            g.1.push((h[k].clone(), fb[k], bb[k]));
+        }
+    }
+    // The typical ratio is the month's own median, so a closed month's flags do not move as
+    // later months arrive (the view's `median_ratio` spans the whole warehouse).
+    let mut out = Vec::new();
+    for (mut r, rows) in groups {
+        let mut ratios: Vec<f64> = rows
+            .iter()
+            .filter(|(_, f, b)| *f > 0 && *b > 0)
+            .map(|(_, f, b)| *f as f64 / *b as f64)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        r.hours = ratios.len() as i64;
+        r.median_ratio = match ratios.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => ratios[n / 2],
+            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
+        for (hour, f, b) in rows {
+            match (f, b) {
                 (f, -1 | 0) if f > 0 => r.without_metrics += 1,
-                (_, -1) => {}
-                (f, b_) => {
-                    if f > 0 && b_ > 0 {
-                        r.hours += 1;
-                    }
-                    let d_ = dev.get(k).copied().unwrap_or(0.0);
-                    if (b_ > 0 && f == 0) || d_.abs() > tolerance {
-                        r.flagged
-                            .push((h[k].clone(), f, b_, if f == 0 { -1.0 } else { d_ }));
+                (_, -1 | 0) => {}
+                (0, b) => r.flagged.push((hour, 0, b, -1.0)),
+                (f, b) if r.median_ratio > 0.0 => {
+                    let dev = f as f64 / b as f64 / r.median_ratio - 1.0;
+                    if dev.abs() > tolerance {
+                        r.flagged.push((hour, f, b, dev));
                     }
                 }
+                _ => {}
             }
         }
+        out.push(r);
     }
     Ok(out)
 }
