@@ -98,6 +98,10 @@ pub struct Selection {
     pub shard: Option<(u32, u32)>,
     /// Follow Kafka sources, flushing at this interval, until `stop` is raised.
     pub follow: Option<(Duration, Arc<std::sync::atomic::AtomicBool>)>,
+    /// Raised to stop a batch run between inputs (SIGTERM in `run`).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The caller holds the warehouse lock already (`run` holds it across ingest and invoice).
+    pub lock_held: bool,
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -152,7 +156,10 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     let wh = crate::warehouse::Warehouse::open(cfg)?;
     let warehouse = wh.display();
     let sink = wh.sink;
-    let _lock = sink.lock("ingest", sel.shard)?;
+    let _lock = match sel.lock_held {
+        true => None,
+        false => Some(sink.lock("ingest", sel.shard)?),
+    };
     for name in only {
         if !cfg.sources.iter().any(|s| &s.name == name) {
             return Err(anyhow!("no source named {name:?} in the config").context(ConfigProblem));
@@ -283,6 +290,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
                 .unwrap_or(2)
         }),
         flush_rows: cfg.ingest.flush_rows,
+        stop: sel.stop.clone(),
         ..Options::default()
     };
     let total: u64 = jobs.iter().map(|j| j.input.size).sum();
@@ -386,9 +394,21 @@ fn consume(
     let held = held_keys(sink)?;
     let mut reader = KafkaReader::open(ks, held.iter().map(String::as_str))
         .with_context(|| format!("source {name}"))?;
-    while let Some(round) = reader.next_round().with_context(|| {
-        format!("source {name}: reading stopped; what was written so far is kept")
-    })? {
+    loop {
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            report.interrupted = true;
+            break;
+        }
+        let Some(round) = reader.next_round().with_context(|| {
+            format!("source {name}: reading stopped; what was written so far is kept")
+        })?
+        else {
+            break;
+        };
         let next = round.next.clone();
         write_round(round, jobs, ix, sink, opts, progress, report)?;
         reader.commit(&next);
@@ -467,6 +487,7 @@ fn write_round(
     report.tally.merge(&r.tally);
     report.rolled_back += r.rolled_back;
     report.superseded += r.superseded;
+    report.interrupted |= r.interrupted;
     let room = 20usize.saturating_sub(report.samples.len());
     report.samples.extend(r.samples.into_iter().take(room));
     Ok(())
@@ -565,10 +586,20 @@ pub fn print_summary(o: &Outcome) {
     }
 }
 
+/// A flag raised by SIGTERM (what ECS sends before SIGKILL) or Ctrl-C.
+pub fn stop_on_signals() -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    stop
+}
+
 /// Runs `ingest`.
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
     let strict = a.strict || cfg.ingest.strict;
+    let stop = stop_on_signals();
     let o = ingest(
         &cfg,
         &Selection {
@@ -578,16 +609,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
             since: a.since,
             until: a.until,
             shard: a.shard,
-            follow: a.follow.then(|| {
-                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                    let _ = signal_hook::flag::register(sig, stop.clone());
-                }
-                (Duration::from_secs(a.flush_secs.max(1)), stop)
-            }),
+            follow: a
+                .follow
+                .then(|| (Duration::from_secs(a.flush_secs.max(1)), stop.clone())),
+            stop: (!a.follow).then_some(stop),
+            lock_held: false,
         },
     )?;
     print_summary(&o);
+    if o.report.interrupted {
+        eprintln!("stopped by a signal: every input read so far is committed; run ingest again to read the rest");
+        return Ok(ExitCode::from(crate::EXIT_INTERRUPTED));
+    }
     if !o.report.tally.balanced() {
         return Err(anyhow!("the conservation balance does not hold; this is a bug in linkmeter, please report it with the run id {}", o.run_id));
     }

@@ -50,6 +50,12 @@ pub struct Outcome {
 
 /// Rolls up, prices and exports one month.
 pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
+    invoice_with(cfg, month, false)
+}
+
+/// [`invoice`], when the caller may already hold the warehouse lock (`run` holds it across
+/// ingest and invoices).
+pub fn invoice_with(cfg: &Config, month: &str, lock_held: bool) -> Result<Outcome> {
     let month = Month::parse(month).map_err(|e| anyhow!(e).context(ConfigProblem))?;
     let prices = cfg
         .prices
@@ -59,7 +65,10 @@ pub fn invoice(cfg: &Config, month: &str) -> Result<Outcome> {
         PriceBook::load(&cfg.resolve(prices)).map_err(|e| anyhow!(e).context(ConfigProblem))?;
     let wh = crate::warehouse::Warehouse::open(cfg)?;
     let sink = wh.sink.as_ref();
-    let _lock = sink.lock("invoice", None)?;
+    let _lock = match lock_held {
+        true => None,
+        false => Some(sink.lock("invoice", None)?),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -5,6 +5,7 @@ mod cmd_generate;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_invoice;
+mod cmd_run;
 mod cmd_sql;
 mod config;
 mod logging;
@@ -16,6 +17,8 @@ use clap::{Parser, Subcommand};
 
 /// Exit code when `--strict` is set and input was quarantined.
 pub const EXIT_QUARANTINED: u8 = 3;
+/// Exit code when SIGTERM or Ctrl-C stopped a run between inputs.
+pub const EXIT_INTERRUPTED: u8 = 4;
 
 #[derive(Parser)]
 #[command(
@@ -23,7 +26,7 @@ pub const EXIT_QUARANTINED: u8 = 3;
     version,
     about = "Meter the bytes crossing Amazon MSK multi-VPC private connectivity (PrivateLink) and turn them into chargeback",
     long_about = None,
-    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict (or findings of `inventory check`)."
+    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict or\nabove run's --max-quarantined (or findings of `inventory check`), 4 stopped by SIGTERM (rerun continues),\n5 another run holds the warehouse lock."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,8 @@ struct Cli {
 enum Command {
     /// Generate a sample estate and run the whole pipeline on it, locally, no servers needed.
     Demo(cmd_demo::Args),
+    /// The scheduled job: ingest everything, then invoice the previous and current month.
+    Run(cmd_run::Args),
     /// Read flow logs, attribute every byte, write the Parquet warehouse.
     Ingest(cmd_ingest::Args),
     /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     logging::init();
     let result = match cli.command {
         Command::Demo(a) => cmd_demo::run(a),
+        Command::Run(a) => cmd_run::run(a),
         Command::Ingest(a) => cmd_ingest::run(a),
         Command::Generate(a) => cmd_generate::run(a),
         Command::Invoice(a) => cmd_invoice::run(a),

@@ -103,6 +103,9 @@ pub struct Options {
     /// Which call of [`ingest`] this is within the run (a stream is written in rounds): part
     /// of segment names, so rounds never overwrite each other's files.
     pub round: u32,
+    /// Raised (SIGTERM) to stop: workers take no new input, commit what they hold, and the
+    /// run returns with [`Report::interrupted`] set. The rest is read by the next run.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The suffix of the run ids of shard `i` of `n`.
@@ -126,6 +129,7 @@ impl Default for Options {
             segment_inputs: 4096,
             shard: None,
             round: 0,
+            stop: None,
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct Report {
     pub rolled_back: u64,
     /// Committed segments replaced because one of their inputs changed.
     pub superseded: u64,
+    /// Stopped before every input was read (see [`Options::stop`]).
+    pub interrupted: bool,
 }
 
 /// Stable id of an input.
@@ -412,6 +418,13 @@ pub fn ingest(
                         if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                             return Ok(());
                         }
+                        if opts
+                            .stop
+                            .as_ref()
+                            .is_some_and(|s| s.load(Ordering::Relaxed))
+                        {
+                            break;
+                        }
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = order.get(k) else { break };
                         let job = &jobs[i];
@@ -447,6 +460,7 @@ pub fn ingest(
     let (tally, samples) = shared.into_inner().expect("workers finished");
     report.tally.merge(&tally);
     report.samples = samples;
+    report.interrupted = next.load(Ordering::Relaxed) < order.len();
     Ok(report)
 }
 
