@@ -1,6 +1,7 @@
 //! The `linkmeter` command: meters bytes over Amazon MSK multi-VPC private connectivity.
 
 mod cmd_demo;
+mod cmd_estimate;
 mod cmd_generate;
 mod cmd_ingest;
 mod cmd_inventory;
@@ -49,6 +50,8 @@ enum Command {
     Sql(cmd_sql::Args),
     /// Build the inventory from AWS CLI JSON, or check it against the flow logs.
     Inventory(cmd_inventory::Args),
+    /// Price a planned estate layer by layer from the price book (what-if).
+    Estimate(cmd_estimate::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Invoice(a) => cmd_invoice::run(a),
         Command::Sql(a) => cmd_sql::run(a),
         Command::Inventory(a) => cmd_inventory::run(a),
+        Command::Estimate(a) => cmd_estimate::run(a),
     };
     match result {
         Ok(code) => code,

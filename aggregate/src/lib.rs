@@ -2,6 +2,7 @@
 //! money arithmetic (tiers, allocation to lines, rounding to cents); the rollup SQL and the
 //! invoice lines follow (see docs/state-of-play.md).
 
+pub mod estimate;
 pub mod invoice;
 pub mod lines_table;
 pub mod load;

@@ -1,0 +1,160 @@
+//! `linkmeter estimate`: the layered cost worksheet of a planned estate, from the price book.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use linkmeter_aggregate::estimate::{estimate, Plan};
+use linkmeter_aggregate::price_book::PriceBook;
+use rust_decimal::Decimal;
+
+use crate::cmd_ingest::ConfigProblem;
+
+/// Arguments of `estimate`.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  linkmeter estimate --prices prices.toml --clusters 2 --schemes 2 --client-vpcs 10 --azs 3 --gb 5000
+  linkmeter estimate --clusters 1 --schemes 1 --client-vpcs 40 --azs 3 --gb 200000 --region eu-west-1
+  linkmeter estimate ... --format csv > worksheet.csv
+
+Each meter on its own line with its formula and share of the total:
+  msk_connectivity_hours  clusters × schemes × hours          (cluster owner)
+  msk_connectivity_gb     GB                                   (cluster owner)
+  endpoint_az_hours       endpoints × AZs × hours              (client accounts)
+  endpoint_gb             GB, tiered                           (client accounts)
+Endpoints default to client VPCs × clusters (one managed VPC connection per VPC and cluster).
+Rates are those in force at --month's start; lines are rounded to cents and the total is their sum.")]
+pub struct Args {
+    /// The price book (default: `prices` of the config, else prices.toml).
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Configuration file, for its price book when --prices is not given.
+    #[arg(
+        long,
+        short,
+        env = "LINKMETER_CONFIG",
+        default_value = "linkmeter.toml"
+    )]
+    pub config: PathBuf,
+    /// Region.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Month whose rates apply (YYYY-MM; default: this month).
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Hours in the month (AWS's pricing pages use 730).
+    #[arg(long, default_value_t = 730)]
+    pub hours: u32,
+    /// MSK clusters with multi-VPC connectivity.
+    #[arg(long)]
+    pub clusters: u32,
+    /// Auth schemes turned on per cluster (IAM, SCRAM, TLS: 1 to 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub schemes: u32,
+    /// Client VPCs.
+    #[arg(long)]
+    pub client_vpcs: u32,
+    /// Managed VPC connections (default: client VPCs × clusters).
+    #[arg(long)]
+    pub connections: Option<u32>,
+    /// Availability Zones per endpoint.
+    #[arg(long, default_value_t = 3)]
+    pub azs: u32,
+    /// GB per month through private connectivity.
+    #[arg(long)]
+    pub gb: Decimal,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::cmd_sql::OutFormat,
+}
+
+/// Runs `estimate`.
+pub fn run(a: Args) -> Result<ExitCode> {
+    let path = match &a.prices {
+        Some(p) => p.clone(),
+        None => match crate::config::Config::load(&a.config) {
+            Ok(c) => c.resolve(c.prices.as_deref().unwrap_or("prices.toml")),
+            Err(_) => PathBuf::from("prices.toml"),
+        },
+    };
+    let book = PriceBook::load(&path).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    if a.gb.is_sign_negative() {
+        return Err(anyhow!("--gb cannot be negative").context(ConfigProblem));
+    }
+    let month = a
+        .month
+        .clone()
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m").to_string());
+    let at = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_err(|_| anyhow!("--month {month:?} is not YYYY-MM").context(ConfigProblem))?
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp();
+    let plan = Plan {
+        region: a.region.clone(),
+        at,
+        hours: a.hours,
+        clusters: a.clusters,
+        schemes: a.schemes,
+        connections: a.connections.unwrap_or(a.client_vpcs * a.clusters),
+        azs: a.azs,
+        gb: a.gb,
+    };
+    let lines = estimate(&book, &plan).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    let total: Decimal = lines.iter().map(|l| l.amount).sum();
+    let share = |d: Decimal| {
+        if total.is_zero() {
+            Decimal::ZERO
+        } else {
+            (d * Decimal::from(100) / total).round_dp(1)
+        }
+    };
+    let cur = &book.currency;
+    match a.format {
+        crate::cmd_sql::OutFormat::Csv => {
+            println!("meter,payer,quantity,unit,amount,currency,share_percent,formula");
+            for l in &lines {
+                println!(
+                    "{},{},{},{},{},{cur},{},\"{}\"",
+                    l.meter,
+                    l.payer,
+                    l.quantity,
+                    l.meter.unit(),
+                    l.amount,
+                    share(l.amount),
+                    l.formula.replace('"', "\"\"")
+                );
+            }
+            println!("total,,,,{total},{cur},100,");
+        }
+        crate::cmd_sql::OutFormat::Table => {
+            println!(
+                "estimate for {} in {} ({} h, rates of {month} from {}):",
+                plan.region,
+                month,
+                plan.hours,
+                path.display()
+            );
+            for l in &lines {
+                println!(
+                    "  {:<24} {:>12} {cur} {:>5} %  {:<16} {}",
+                    l.meter.as_str(),
+                    l.amount.to_string(),
+                    share(l.amount).to_string(),
+                    l.payer,
+                    l.formula
+                );
+            }
+            println!("  {:<24} {:>12} {cur}", "total", total.to_string());
+            if let Some(top) = lines.iter().max_by_key(|l| l.amount) {
+                println!(
+                    "  the largest layer is {} ({} % of the total)",
+                    top.meter,
+                    share(top.amount)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
