@@ -73,7 +73,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let path = match &a.prices {
         Some(p) => p.clone(),
         None => match crate::config::Config::load(&a.config) {
-            Ok(c) => c.resolve(c.prices.as_deref().unwrap_or("prices.toml")),
+            Ok(c) => c.file(c.prices.as_deref().unwrap_or("prices.toml"))?,
             Err(_) => PathBuf::from("prices.toml"),
         },
     };

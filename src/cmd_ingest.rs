@@ -151,7 +151,7 @@ pub fn ingest(cfg: &Config, sel: &Selection) -> Result<Outcome> {
     let only = &sel.only;
     let started = Utc::now();
     let t0 = Instant::now();
-    let inv_path = cfg.inventory_path();
+    let inv_path = cfg.inventory_path().map_err(|e| e.context(ConfigProblem))?;
     let ix = Inventory::load(&inv_path).map_err(|e| anyhow!(e).context(ConfigProblem))?;
     let wh = crate::warehouse::Warehouse::open(cfg)?;
     let warehouse = wh.display();

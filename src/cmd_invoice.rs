@@ -61,8 +61,8 @@ pub fn invoice_with(cfg: &Config, month: &str, lock_held: bool) -> Result<Outcom
         .prices
         .as_deref()
         .ok_or_else(|| anyhow!("the config names no price book; add prices = \"prices.toml\" (an example ships as aggregate/prices.example.toml)").context(ConfigProblem))?;
-    let book =
-        PriceBook::load(&cfg.resolve(prices)).map_err(|e| anyhow!(e).context(ConfigProblem))?;
+    let book = PriceBook::load(&cfg.file(prices).map_err(|e| e.context(ConfigProblem))?)
+        .map_err(|e| anyhow!(e).context(ConfigProblem))?;
     let wh = crate::warehouse::Warehouse::open(cfg)?;
     let sink = wh.sink.as_ref();
     let _lock = match lock_held {

@@ -172,11 +172,16 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Reads a config file and applies `LINKMETER_*` overrides.
+    /// Reads a config file and applies `LINKMETER_*` overrides. Without a file, the whole
+    /// TOML may come from `LINKMETER_CONFIG_TOML` (an ECS task's environment, from SSM or
+    /// Secrets Manager); paths are then relative to the working directory.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("cannot read config {}; create one (see README \"Configuration\") or run `linkmeter demo` to see a working example", path.display())
-        })?;
+        let text = match env("LINKMETER_CONFIG_TOML") {
+            Some(t) if !path.exists() => t,
+            _ => std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read config {}; create one (see README \"Configuration\"), set LINKMETER_CONFIG_TOML, or run `linkmeter demo` to see a working example", path.display())
+            })?,
+        };
         let mut c: Config = toml::from_str(&text)
             .with_context(|| format!("config {} is not valid", path.display()))?;
         c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -268,9 +273,18 @@ impl Config {
         self.resolve(&self.warehouse)
     }
 
-    /// The inventory file.
-    pub fn inventory_path(&self) -> PathBuf {
-        self.resolve(&self.inventory)
+    /// The inventory file (downloaded first when it is an `s3://` URI).
+    pub fn inventory_path(&self) -> Result<PathBuf> {
+        self.file(&self.inventory)
+    }
+
+    /// A file the config names: a path relative to the config file, or an `s3://bucket/key`
+    /// URI (downloaded once), so a container can run from environment variables alone.
+    pub fn file(&self, p: &str) -> Result<PathBuf> {
+        match p.starts_with("s3://") {
+            true => crate::warehouse::local_copy(p, &self.s3),
+            false => Ok(self.resolve(p)),
+        }
     }
 }
 

@@ -70,6 +70,53 @@ impl Warehouse {
     }
 }
 
+/// A small file named by an `s3://bucket/key` URI (the inventory or price book of a container
+/// that has no files of its own), downloaded once per process into a private temp directory.
+pub fn local_copy(uri: &str, s3: &S3Config) -> Result<std::path::PathBuf> {
+    use std::sync::Mutex;
+    static DONE: Mutex<Vec<(String, std::path::PathBuf)>> = Mutex::new(Vec::new());
+    if let Some((_, p)) = DONE
+        .lock()
+        .expect("no panics while holding it")
+        .iter()
+        .find(|(u, _)| u == uri)
+    {
+        return Ok(p.clone());
+    }
+    let rest = uri.strip_prefix("s3://").unwrap_or(uri);
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| anyhow!("{uri:?} is not s3://BUCKET/KEY").context(ConfigProblem))?;
+    let store = s3_store(bucket, s3)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bytes = rt
+        .block_on(async {
+            use object_store::ObjectStoreExt;
+            store
+                .get(&object_store::path::Path::from(key))
+                .await?
+                .bytes()
+                .await
+        })
+        .with_context(|| {
+            format!(
+                "cannot download {uri}; check the URI and that the task role may s3:GetObject it"
+            )
+        })?;
+    let dir = std::env::temp_dir().join(format!("linkmeter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let name = key.rsplit('/').next().unwrap_or("file");
+    let path = dir.join(format!("{}-{name}", DONE.lock().expect("no panics").len()));
+    std::fs::write(&path, &bytes)?;
+    DONE.lock()
+        .expect("no panics while holding it")
+        .push((uri.to_string(), path.clone()));
+    Ok(path)
+}
+
 /// Hands object_store the credentials of the standard AWS chain. The chain's providers do not
 /// cache (the SDK caches in its clients), so this does: every request asking the instance
 /// metadata or STS again would be slow and get throttled.

@@ -155,3 +155,44 @@ fn run_stopped_by_sigterm_then_run_again_equals_an_uninterrupted_run() {
     assert_eq!(reports(&wh), reports(&e.join("clean")));
     assert_eq!(flows_fingerprint(&wh), flows_fingerprint(&e.join("clean")));
 }
+
+/// The deployment examples agree with the binary: the task runs `run`, gives it time to stop
+/// on SIGTERM, passes the config in LINKMETER_CONFIG_TOML, and that config is one `run` reads.
+#[test]
+fn deploy_examples_fit_the_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let task: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/ecs-task-definition.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &task["containerDefinitions"][0];
+    assert_eq!(c["command"], serde_json::json!(["run"]));
+    assert!(c["stopTimeout"].as_u64().unwrap() >= 30);
+    assert!(c["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "LINKMETER_CONFIG_TOML"));
+    let sched: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/scheduler.json")).unwrap())
+            .unwrap();
+    assert_eq!(sched["Target"]["EcsParameters"]["LaunchType"], "FARGATE");
+    // The example config parses (an invalid one would fail before --month is looked at).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+        .args(["run", "--month", "not-a-month"])
+        .current_dir(root) // no linkmeter.toml here: the variable is the config
+        .env_remove("LINKMETER_CONFIG")
+        .env(
+            "LINKMETER_CONFIG_TOML",
+            std::fs::read_to_string(root.join("deploy/linkmeter.toml")).unwrap(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not-a-month"), "{err}");
+    // The Dockerfile runs the binary as a non-root user with `run` as the default command.
+    let docker = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(docker.contains("USER 10001"));
+    assert!(docker.contains("CMD [\"run\"]"));
+}

@@ -696,3 +696,51 @@ fn s3_warehouse_ingest_invoice_and_sql_match_a_local_warehouse() {
     let out = ingest(&e, &s3cfg, &[]);
     assert!(out.contains(" 0 read,"), "{out}");
 }
+
+/// A container has no files of its own: the whole config comes from `LINKMETER_CONFIG_TOML`
+/// and the inventory and price book from S3.
+#[test]
+fn run_from_environment_alone_with_inventory_and_prices_in_s3() {
+    let rt = rt();
+    let c = client(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 4 --instances 1 --noise 1");
+    let e = d.join("estate");
+    let b = bucket("cfg");
+    rt.block_on(async {
+        c.create_bucket().bucket(&b).send().await.unwrap();
+        for f in ["inventory.toml", "prices.toml"] {
+            c.put_object()
+                .bucket(&b)
+                .key(format!("config/{f}"))
+                .body(std::fs::read(e.join(f)).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let toml = format!(
+        "warehouse = \"{}\"\ninventory = \"s3://{b}/config/inventory.toml\"\nprices = \"s3://{b}/config/prices.toml\"\n\n[s3]\nendpoint_url = \"{}\"\nforce_path_style = true\n\n[[sources]]\nname = \"flowlogs\"\nuri = \"{}\"\n",
+        d.join("wh").display(),
+        endpoint(),
+        e.join("flowlogs").display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
+        .args(["run", "--month", "2026-10"])
+        .current_dir(d)
+        .env_remove("LINKMETER_CONFIG")
+        .env("LINKMETER_CONFIG_TOML", toml)
+        .env("LINKMETER_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!d.join("linkmeter.toml").exists());
+    assert_matches_truth(&e, &d.join("wh"));
+    assert!(d.join("wh/reports/month=2026-10/finance-aws.csv").is_file());
+}
