@@ -65,7 +65,16 @@ pub struct Args {
     pub gb: Decimal,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::cmd_sql::OutFormat,
+    pub format: Format,
+}
+
+/// Output formats of `estimate`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// The worksheet as text.
+    Table,
+    /// One CSV row per meter, then the total.
+    Csv,
 }
 
 /// Runs `estimate`.
@@ -112,7 +121,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let cur = &book.currency;
     match a.format {
-        crate::cmd_sql::OutFormat::Csv => {
+        Format::Csv => {
             println!("meter,payer,quantity,unit,amount,currency,share_percent,formula");
             for l in &lines {
                 println!(
@@ -128,7 +137,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
             println!("total,,,,{total},{cur},100,");
         }
-        crate::cmd_sql::OutFormat::Table => {
+        Format::Table => {
             println!(
                 "estimate for {} in {} ({} h, rates of {month} from {}):",
                 plan.region,

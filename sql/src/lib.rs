@@ -137,6 +137,45 @@ pub const VIEWS: &[(&str, &str, &[&str])] = &[
         include_str!("../views/reconciliation.sql"),
         &["billable_flows", "broker_metrics"],
     ),
+    (
+        "account_usage",
+        include_str!("../views/account_usage.sql"),
+        &["billable_flows", "accounts"],
+    ),
+    (
+        "endpoint_usage",
+        include_str!("../views/endpoint_usage.sql"),
+        &["billable_flows", "connections", "accounts"],
+    ),
+    (
+        "unattributed_by_reason",
+        include_str!("../views/unattributed_by_reason.sql"),
+        &["flows"],
+    ),
+];
+
+/// One line on what each view answers (for `\d`).
+pub const VIEW_ABOUT: &[(&str, &str)] = &[
+    (
+        "billable_flows",
+        "attributed flow rows that count, observation-point rule applied",
+    ),
+    (
+        "reconciliation",
+        "flow-log bytes against broker metrics per cluster-hour and direction",
+    ),
+    (
+        "account_usage",
+        "billable GiB per month, account, cluster, auth scheme and direction",
+    ),
+    (
+        "endpoint_usage",
+        "per month and VPC endpoint: the account billed for it and its bytes",
+    ),
+    (
+        "unattributed_by_reason",
+        "bytes seen but not billable, per month and reason",
+    ),
 ];
 
 /// Where a warehouse is.
@@ -175,6 +214,8 @@ pub struct Catalog {
     pub ctx: SessionContext,
     /// Tables found and registered.
     pub tables: Vec<&'static str>,
+    /// Views registered (those whose tables exist).
+    pub views: Vec<&'static str>,
     root: String,
 }
 
@@ -278,6 +319,7 @@ impl Catalog {
             tables.push(t.name);
         }
         let mut have: Vec<&str> = tables.clone();
+        let mut views: Vec<&'static str> = Vec::new();
         for (name, sql, needs) in VIEWS {
             if !needs.iter().all(|n| have.contains(n)) {
                 continue;
@@ -289,10 +331,12 @@ impl Catalog {
             ctx.register_table(*name, plan.into_view())
                 .map_err(df(format!("registering view {name}")))?;
             have.push(name);
+            views.push(*name);
         }
         Ok(Catalog {
             ctx,
             tables,
+            views,
             root: at.display(),
         })
     }

@@ -1,0 +1,14 @@
+-- account_usage: billable GiB per month, client account (with its name and cost center),
+-- cluster, auth scheme and direction; the question finance asks first.
+SELECT substr(CAST(f.usage_hour AS VARCHAR), 1, 7) AS month,
+       f.client_account_id AS account_id,
+       a.account_name,
+       a.cost_center,
+       f.cluster_name,
+       f.auth_scheme,
+       f.direction,
+       CAST(SUM(f.bytes) AS BIGINT) AS bytes,
+       SUM(f.bytes) / 1073741824.0 AS gib
+FROM billable_flows f
+LEFT JOIN accounts a ON a.account_id = f.client_account_id
+GROUP BY 1, 2, 3, 4, 5, 6, 7
