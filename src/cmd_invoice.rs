@@ -72,7 +72,7 @@ pub fn invoice_with(cfg: &Config, month: &str, lock_held: bool) -> Result<Outcom
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (inv, cb, accounts, quality, previous) = rt.block_on(async {
+    let (inv, cb, accounts, quality, previous, hourly) = rt.block_on(async {
         rollup(&wh.location, sink, month)
             .await
             .context("running the rollups")?;
@@ -104,7 +104,25 @@ pub fn invoice_with(cfg: &Config, month: &str, lock_held: bool) -> Result<Outcom
                 }
             }
         }
-        Ok::<_, anyhow::Error>((inv, cb, accounts, quality, previous))
+        let mut hourly = Vec::new();
+        if cat.tables.contains(&"usage_hourly") {
+            let sql = format!(
+                "SELECT CAST(usage_hour AS VARCHAR), COALESCE(cluster_name, cluster_arn), CAST(SUM(bytes) AS BIGINT) \
+                 FROM usage_hourly WHERE month = '{}' GROUP BY 1, 2 ORDER BY 1, 2",
+                month.label()
+            );
+            for b in cat.query(&sql).await? {
+                let (h, c, by) = (
+                    linkmeter_aggregate::load::strings(&b, 0)?,
+                    linkmeter_aggregate::load::strings(&b, 1)?,
+                    linkmeter_aggregate::load::ints(&b, 2)?,
+                );
+                for k in 0..b.num_rows() {
+                    hourly.push((h[k].clone(), c[k].clone(), by[k].max(0) as u64));
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>((inv, cb, accounts, quality, previous, hourly))
     })?;
     let dir = format!("reports/month={}", month.label());
     let mut csvs = Vec::new();
@@ -144,6 +162,17 @@ pub fn invoice_with(cfg: &Config, month: &str, lock_held: bool) -> Result<Outcom
         );
         sink.put_bytes(&format!("{dir}/focus-{view}.csv"), focus.as_bytes())?;
     }
+    let page = linkmeter_reports::html::html(&linkmeter_reports::html::Report {
+        month: &month.label(),
+        currency: &book.currency,
+        aws: &inv,
+        chargeback: &cb,
+        accounts: &accounts,
+        hourly: &hourly,
+        quality: &quality,
+        bytes_per_gb: book.bytes_per_gb,
+    });
+    sink.put_bytes(&format!("{dir}/report.html"), page.as_bytes())?;
     let chargeback_csv = csvs.pop().expect("two views");
     let path = csvs.pop().expect("two views");
     Ok(Outcome {

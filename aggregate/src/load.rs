@@ -8,7 +8,8 @@ use linkmeter_sql::{Catalog, SqlError};
 use crate::invoice::{ConnectivityHour, EndpointHour, Usage};
 use crate::rollup::{Month, RollupError};
 
-pub(crate) fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
+/// A column as text (any type, cast), for the binary's own queries too.
+pub fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
     let a = cast(b.column(i), &DataType::Utf8).map_err(|e| RollupError::Arrow(e.to_string()))?;
     let s = a.as_string::<i32>();
     Ok((0..s.len())
@@ -22,7 +23,8 @@ pub(crate) fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupEr
         .collect())
 }
 
-pub(crate) fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
+/// A column as 64-bit integers (cast).
+pub fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
     let a = cast(b.column(i), &DataType::Int64).map_err(|e| RollupError::Arrow(e.to_string()))?;
     Ok(a.as_primitive::<Int64Type>().values().to_vec())
 }

@@ -3,3 +3,4 @@
 
 pub mod finance_csv;
 pub mod focus_csv;
+pub mod html;

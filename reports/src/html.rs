@@ -1,0 +1,384 @@
+//! The monthly HTML report next to the CSVs: one static file (inline SVG charts and CSS, no
+//! script, no server) that a person reads at a glance: cost per account and meter, hourly GB
+//! per cluster, and the data-quality picture (unattributed bytes, SKIPDATA, endpoint hours
+//! without evidence, hours where flow logs and broker metrics disagree).
+//!
+//! Amounts in tables are the invoice's exact cents; charts only place them on the page.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use linkmeter_aggregate::invoice::Invoice;
+use linkmeter_aggregate::price_book::Meter;
+use linkmeter_aggregate::quality::Quality;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+/// Everything the report shows.
+pub struct Report<'a> {
+    /// `YYYY-MM`.
+    pub month: &'a str,
+    /// Currency of the amounts.
+    pub currency: &'a str,
+    /// What AWS bills each account.
+    pub aws: &'a Invoice,
+    /// Owner-billed meters re-allocated to client accounts.
+    pub chargeback: &'a Invoice,
+    /// Account id → (name, cost center).
+    pub accounts: &'a BTreeMap<String, (String, String)>,
+    /// (hour, cluster, billable bytes) of the month.
+    pub hourly: &'a [(String, String, u64)],
+    /// Data quality.
+    pub quality: &'a Quality,
+    /// Bytes per GB of the price book.
+    pub bytes_per_gb: u64,
+}
+
+/// Escapes text for HTML content and attributes.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const METERS: [(Meter, &str); 4] = [
+    (Meter::MskConnectivityHours, "#4e79a7"),
+    (Meter::MskConnectivityGb, "#f28e2b"),
+    (Meter::EndpointAzHours, "#59a14f"),
+    (Meter::EndpointGb, "#e15759"),
+];
+const LINES: [&str; 6] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+];
+
+fn money(d: Decimal) -> String {
+    let s = format!("{:.2}", d);
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+    let neg = int.starts_with('-');
+    let digits = int.trim_start_matches('-');
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}{out}.{frac}", if neg { "-" } else { "" })
+}
+
+/// Per account: amount per meter, and the total.
+fn by_account(inv: &Invoice) -> Vec<(String, BTreeMap<Meter, Decimal>, Decimal)> {
+    let mut m: BTreeMap<String, BTreeMap<Meter, Decimal>> = BTreeMap::new();
+    for l in &inv.lines {
+        *m.entry(l.account.clone())
+            .or_default()
+            .entry(l.meter)
+            .or_default() += l.amount;
+    }
+    let mut v: Vec<_> = m
+        .into_iter()
+        .map(|(a, ms)| {
+            let t: Decimal = ms.values().copied().sum();
+            (a, ms, t)
+        })
+        .collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn cost_chart(r: &Report, out: &mut String) {
+    let rows = by_account(r.chargeback);
+    let max = rows
+        .iter()
+        .map(|x| x.2)
+        .max()
+        .unwrap_or_default()
+        .to_f64()
+        .unwrap_or(0.0)
+        .max(0.01);
+    let (label_w, bar_w, row_h) = (220.0, 560.0, 22.0);
+    let h = rows.len() as f64 * row_h + 40.0;
+    let _ = write!(
+        out,
+        "<svg role=\"img\" aria-label=\"cost per account and meter\" width=\"{}\" height=\"{h}\" viewBox=\"0 0 {} {h}\">",
+        label_w + bar_w + 120.0,
+        label_w + bar_w + 120.0
+    );
+    for (i, (acct, meters, total)) in rows.iter().enumerate() {
+        let y = 10.0 + i as f64 * row_h;
+        let name = r.accounts.get(acct).map(|a| a.0.as_str()).unwrap_or("");
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"lbl\">{} {}</text>",
+            label_w - 6.0,
+            y + 14.0,
+            esc(name),
+            esc(acct)
+        );
+        let mut x = label_w;
+        for (m, color) in METERS {
+            let v = meters.get(&m).copied().unwrap_or_default();
+            let w = v.to_f64().unwrap_or(0.0) / max * bar_w;
+            if w > 0.0 {
+                let _ = write!(
+                    out,
+                    "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"><title>{} {}: {} {}</title></rect>",
+                    row_h - 6.0,
+                    esc(acct),
+                    m,
+                    money(v),
+                    esc(r.currency)
+                );
+            }
+            x += w;
+        }
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" class=\"val\">{} {}</text>",
+            x + 6.0,
+            y + 14.0,
+            money(*total),
+            esc(r.currency)
+        );
+    }
+    let ly = h - 14.0;
+    let mut lx = label_w;
+    for (m, color) in METERS {
+        let _ = write!(
+            out,
+            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"{ly}\" class=\"lbl\">{m}</text>",
+            ly - 10.0,
+            lx + 16.0
+        );
+        lx += 150.0;
+    }
+    out.push_str("</svg>");
+}
+
+fn hourly_chart(r: &Report, out: &mut String) {
+    let mut hours: Vec<&str> = r.hourly.iter().map(|x| x.0.as_str()).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let mut clusters: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for (h, c, b) in r.hourly {
+        *clusters
+            .entry(c.as_str())
+            .or_default()
+            .entry(h.as_str())
+            .or_default() += b;
+    }
+    let gb = |b: u64| b as f64 / r.bytes_per_gb as f64;
+    let max = r
+        .hourly
+        .iter()
+        .map(|x| gb(x.2))
+        .fold(0.0f64, f64::max)
+        .max(0.001);
+    let (w, h, left, bottom) = (900.0, 260.0, 60.0, 30.0);
+    let n = hours.len().max(2) as f64 - 1.0;
+    let _ = write!(
+        out,
+        "<svg role=\"img\" aria-label=\"hourly GB per cluster\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\">",
+        h + bottom + 30.0,
+        h + bottom + 30.0
+    );
+    let _ = write!(
+        out,
+        "<line x1=\"{left}\" y1=\"{h}\" x2=\"{w}\" y2=\"{h}\" class=\"axis\"/><line x1=\"{left}\" y1=\"0\" x2=\"{left}\" y2=\"{h}\" class=\"axis\"/><text x=\"{}\" y=\"12\" text-anchor=\"end\" class=\"lbl\">{:.1}</text><text x=\"{}\" y=\"{h}\" text-anchor=\"end\" class=\"lbl\">0 GB</text>",
+        left - 4.0,
+        max,
+        left - 4.0
+    );
+    if let (Some(first), Some(last)) = (hours.first(), hours.last()) {
+        let _ = write!(
+            out,
+            "<text x=\"{left}\" y=\"{}\" class=\"lbl\">{}</text><text x=\"{w}\" y=\"{}\" text-anchor=\"end\" class=\"lbl\">{}</text>",
+            h + 16.0,
+            esc(first),
+            h + 16.0,
+            esc(last)
+        );
+    }
+    for (ci, (cluster, series)) in clusters.iter().enumerate() {
+        let color = LINES[ci % LINES.len()];
+        let pts: Vec<String> = hours
+            .iter()
+            .enumerate()
+            .map(|(i, hr)| {
+                let v = gb(series.get(hr).copied().unwrap_or(0));
+                format!(
+                    "{:.1},{:.1}",
+                    left + i as f64 / n * (w - left),
+                    h - v / max * (h - 10.0)
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline><rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" class=\"lbl\">{}</text>",
+            pts.join(" "),
+            esc(cluster),
+            left + ci as f64 * 180.0,
+            h + bottom + 6.0,
+            left + ci as f64 * 180.0 + 16.0,
+            h + bottom + 16.0,
+            esc(cluster)
+        );
+    }
+    out.push_str("</svg>");
+}
+
+/// The report as one HTML document.
+pub fn html(r: &Report) -> String {
+    let mut o = String::new();
+    let cur = esc(r.currency);
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>linkmeter {m}</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}\
+         h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
+         table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}}\
+         td.n,th.n{{text-align:right;font-variant-numeric:tabular-nums}}\
+         .lbl{{font-size:11px;fill:#333}}.val{{font-size:11px;fill:#555}}.axis{{stroke:#999}}\
+         .ok{{color:#2a7a2a}}.warn{{color:#b35900}}.kpi{{display:inline-block;margin-right:28px}}.kpi b{{font-size:20px;display:block}}\
+         </style></head><body><h1>MSK private connectivity — {m}</h1>",
+        m = esc(r.month)
+    );
+    let _ = write!(
+        o,
+        "<div class=\"kpi\"><b>{} {cur}</b>billed by AWS (aws view)</div><div class=\"kpi\"><b>{} {cur}</b>charged back to tenants</div><div class=\"kpi\"><b>{}</b>accounts</div>",
+        money(r.aws.total),
+        money(r.chargeback.total),
+        by_account(r.chargeback).len()
+    );
+    o.push_str("<h2>Cost per account and meter (chargeback view)</h2>");
+    cost_chart(r, &mut o);
+    o.push_str("<table><tr><th>account</th><th>name</th><th>cost center</th>");
+    for (m, _) in METERS {
+        let _ = write!(o, "<th class=\"n\">{m}</th>");
+    }
+    let _ = write!(o, "<th class=\"n\">total {cur}</th></tr>");
+    for (acct, meters, total) in by_account(r.chargeback) {
+        let (name, cc) = r.accounts.get(&acct).cloned().unwrap_or_default();
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&acct),
+            esc(&name),
+            esc(&cc)
+        );
+        for (m, _) in METERS {
+            let _ = write!(
+                o,
+                "<td class=\"n\">{}</td>",
+                money(meters.get(&m).copied().unwrap_or_default())
+            );
+        }
+        let _ = write!(o, "<td class=\"n\">{}</td></tr>", money(total));
+    }
+    let _ = write!(
+        o,
+        "<tr><th colspan=\"7\">total</th><th class=\"n\">{}</th></tr></table>",
+        money(r.chargeback.total)
+    );
+
+    o.push_str("<h2>Hourly GB per cluster (billable, both directions)</h2>");
+    if r.hourly.is_empty() {
+        o.push_str("<p>No billable traffic this month.</p>");
+    } else {
+        hourly_chart(r, &mut o);
+    }
+
+    let q = r.quality;
+    o.push_str("<h2>Unattributed bytes and coverage gaps</h2><table><tr><th>what</th><th class=\"n\">count</th><th class=\"n\">bytes</th></tr>");
+    if q.unattributed.is_empty() {
+        o.push_str("<tr><td class=\"ok\">no unattributed bytes</td><td></td><td></td></tr>");
+    }
+    for (reason, n, bytes) in &q.unattributed {
+        let _ = write!(
+            o,
+            "<tr><td>unattributed: {}</td><td class=\"n\">{n}</td><td class=\"n\">{bytes}</td></tr>",
+            esc(reason)
+        );
+    }
+    let _ = write!(
+        o,
+        "<tr><td class=\"{}\">SKIPDATA windows (AWS skipped records; the meter is incomplete there)</td><td class=\"n\">{}</td><td></td></tr>\
+         <tr><td class=\"{}\">provisioned endpoint-ENI hours without any flow-log record</td><td class=\"n\">{} of {}</td><td></td></tr></table>",
+        if q.skipdata_windows > 0 { "warn" } else { "ok" },
+        q.skipdata_windows,
+        if q.uncovered_endpoint_hours > 0 { "warn" } else { "ok" },
+        q.uncovered_endpoint_hours,
+        q.endpoint_hours
+    );
+    o.push_str("<h2>Flow logs against broker metrics</h2>");
+    if q.reconciliation.is_empty() {
+        o.push_str("<p>No broker metrics for this month.</p>");
+    } else {
+        o.push_str("<table><tr><th>cluster</th><th>direction</th><th class=\"n\">typical flow/broker ratio</th><th class=\"n\">hours compared</th><th class=\"n\">hours off</th><th>first hours off</th></tr>");
+        for rc in &q.reconciliation {
+            let first: Vec<String> = rc.flagged.iter().take(3).map(|f| esc(&f.0)).collect();
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.3}</td><td class=\"n\">{}</td><td class=\"n {}\">{}</td><td>{}</td></tr>",
+                esc(&rc.cluster),
+                esc(&rc.direction),
+                rc.median_ratio,
+                rc.hours,
+                if rc.flagged.is_empty() { "ok" } else { "warn" },
+                rc.flagged.len(),
+                first.join(", ")
+            );
+        }
+        o.push_str("</table>");
+    }
+    let _ = write!(
+        o,
+        "<p style=\"font-size:12px;color:#777\">linkmeter {} · amounts in {cur}, rounded to cents per line; lines sum to the totals · GB = {} bytes</p></body></html>",
+        env!("CARGO_PKG_VERSION"),
+        r.bytes_per_gb
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_money_has_separators() {
+        assert_eq!(
+            esc("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+        assert_eq!(money(Decimal::new(123456789, 2)), "1,234,567.89");
+        assert_eq!(money(Decimal::new(-5, 2)), "-0.05");
+    }
+
+    #[test]
+    fn an_empty_month_still_renders() {
+        let empty = Invoice {
+            lines: Vec::new(),
+            scaled_total: Decimal::ZERO,
+            exact_total: Decimal::ZERO,
+            total: Decimal::ZERO,
+        };
+        let q = Quality::default();
+        let accounts = BTreeMap::new();
+        let page = html(&Report {
+            month: "2026-10",
+            currency: "USD",
+            aws: &empty,
+            chargeback: &empty,
+            accounts: &accounts,
+            hourly: &[],
+            quality: &q,
+            bytes_per_gb: 1 << 30,
+        });
+        assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>"));
+        assert!(page.contains("No billable traffic this month."));
+        assert!(page.contains("No broker metrics for this month."));
+    }
+}
