@@ -94,6 +94,22 @@ fn run_twice_changes_nothing_and_each_exit_code_means_what_the_help_says() {
     assert!(out.contains("price book"), "{out}");
     let (c, out) = code(&e, &["run", "--month", "2026-13"]);
     assert_eq!(c, Some(2), "{out}");
+
+    // 1: fatal (the warehouse cannot be created: its parent is a file).
+    std::fs::write(e.join("blocker"), "not a directory").unwrap();
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml"))
+        .unwrap()
+        .replace(
+            "warehouse = \"warehouse\"",
+            "warehouse = \"blocker/warehouse\"",
+        );
+    std::fs::write(e.join("blocked.toml"), cfg).unwrap();
+    let (c, out) = code(
+        &e,
+        &["run", "--config", "blocked.toml", "--month", "2026-10"],
+    );
+    assert_eq!(c, Some(1), "{out}");
+    assert!(out.contains("blocker/warehouse"), "{out}");
 }
 
 #[test]
