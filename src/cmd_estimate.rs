@@ -106,7 +106,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         hours: a.hours,
         clusters: a.clusters,
         schemes: a.schemes,
-        connections: a.connections.unwrap_or(a.client_vpcs * a.clusters),
+        connections: match a.connections {
+            Some(c) => c,
+            None => a.client_vpcs.checked_mul(a.clusters).ok_or_else(|| {
+                anyhow!("--client-vpcs × --clusters is too large").context(ConfigProblem)
+            })?,
+        },
         azs: a.azs,
         gb: a.gb,
     };

@@ -590,6 +590,9 @@ pub fn print_summary(o: &Outcome) {
 pub fn stop_on_signals() -> Arc<std::sync::atomic::AtomicBool> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal ends the process at once (a stuck run can still be stopped); the
+        // first only raises the flag. The order of these two registrations is what does it.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
     stop

@@ -156,8 +156,43 @@ struct Session {
 
 impl Session {
     fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        if !self.write && !read_only(sql) {
-            bail!("linkmeter sql is read-only: only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and VALUES run; add --write to run this statement");
+        if !self.write {
+            if !read_only(sql) {
+                bail!("linkmeter sql is read-only: only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and VALUES run; add --write to run this statement");
+            }
+            // The first word is a hint; DataFusion's own check also covers EXPLAIN ANALYZE.
+            return Ok(self.rt.block_on(self.cat.query_read_only(sql))?);
+        }
+        // Even with --write, the warehouse's own files are not SQL's to change: no INSERT,
+        // and no COPY into the warehouse.
+        let upper = sql.to_ascii_uppercase();
+        if upper.contains("INSERT") && upper.contains("INTO") {
+            bail!("INSERT would add rows to the warehouse's tables behind ingest's back; use COPY (…) TO a file outside the warehouse");
+        }
+        if upper.trim_start().starts_with("COPY") {
+            let root = self.cat.root().trim_end_matches('/');
+            let abs = std::fs::canonicalize(root).map(|p| p.display().to_string());
+            let targets = sql.split('\'').skip(1).step_by(2);
+            for t in targets {
+                let t_abs = std::path::Path::new(t)
+                    .parent()
+                    .and_then(|p| {
+                        std::fs::canonicalize(if p.as_os_str().is_empty() {
+                            std::path::Path::new(".")
+                        } else {
+                            p
+                        })
+                        .ok()
+                    })
+                    .map(|p| p.display().to_string());
+                let inside = t.starts_with(root)
+                    || matches!((&abs, &t_abs), (Ok(a), Some(b)) if b.starts_with(a.as_str()));
+                if inside {
+                    bail!(
+                        "COPY must not write into the warehouse ({root}); write the file elsewhere"
+                    );
+                }
+            }
         }
         Ok(self.rt.block_on(self.cat.query(sql))?)
     }

@@ -106,8 +106,23 @@ pub fn local_copy(uri: &str, s3: &S3Config) -> Result<std::path::PathBuf> {
                 "cannot download {uri}; check the URI and that the task role may s3:GetObject it"
             )
         })?;
-    let dir = std::env::temp_dir().join(format!("linkmeter-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    // A directory only this process creates (create, not reuse; mode 0700), so nobody else on
+    // the host can put or swap a file there.
+    let dir = std::env::temp_dir().join(format!(
+        "linkmeter-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let name = key.rsplit('/').next().unwrap_or("file");
     let path = dir.join(format!("{}-{name}", DONE.lock().expect("no panics").len()));
     std::fs::write(&path, &bytes)?;

@@ -104,6 +104,18 @@ fn one_shot_outputs_views_and_the_read_only_guard() {
     assert!(std::fs::read_to_string(e.join("reasons.csv"))
         .unwrap()
         .contains("unknown_endpoint"));
+    // Nothing writes into the warehouse's tables: not through EXPLAIN ANALYZE, not with --write.
+    let flows_before = flows_fingerprint(&e.join("warehouse"));
+    for args in [
+        vec!["sql", "EXPLAIN ANALYZE INSERT INTO flows SELECT * FROM flows"],
+        vec!["sql", "--write", "INSERT INTO flows SELECT * FROM flows"],
+        vec!["sql", "--write", "COPY (SELECT * FROM flows) TO 'warehouse/flows/date=2026-10-01/x.parquet' STORED AS PARQUET"],
+    ] {
+        let o = linkmeter(&e, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stdout));
+    }
+    assert!(!e.join("warehouse/flows/date=2026-10-01/x.parquet").exists());
+    assert_eq!(flows_fingerprint(&e.join("warehouse")), flows_before);
     // A script of several statements from standard input: the last one's result is printed.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linkmeter"))
         .args(["sql", "--format", "csv"])

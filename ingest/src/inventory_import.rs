@@ -237,6 +237,9 @@ pub fn import(
                 })
                 .unwrap_or_default();
             if !prior.is_empty() {
+                if prior.iter().all(|p| p.off.is_some()) {
+                    problems.push(format!("cluster {arn}: AWS says {sc} is on, but every period the kept inventory has for it is closed (`off`); add the period it was turned on again"));
+                }
                 connectivity.extend(prior);
                 continue;
             }
@@ -341,6 +344,13 @@ pub fn import(
             to_service
         };
         let kept_id = old.map(|o| o.endpoint_id.as_str());
+        // A connection that is not (or no longer) available may have no endpoint at all: it is
+        // kept as the kept inventory has it, or noted, never a reason to fail the import.
+        let state = s(c, "State").unwrap_or("AVAILABLE");
+        if candidates.is_empty() && kept_id.is_none() && state != "AVAILABLE" {
+            report.notes.push(format!("{what} is {state} and has no endpoint in the JSON; left out (add it to the kept inventory if it carried traffic)"));
+            continue;
+        }
         let endpoint = match (candidates.as_slice(), kept_id) {
             (_, Some(id)) if seen.endpoints.contains_key(id) => &seen.endpoints[id],
             ([one], _) => *one,

@@ -280,6 +280,16 @@ pub fn ingest(
     let mut doomed: HashSet<usize> = HashSet::new();
     let mut seen_content: HashMap<String, usize> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
+        // Hashing local files reads them all: a stop request is honoured here too, before
+        // anything is written.
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            report.interrupted = true;
+            return Ok(report);
+        }
         let h = content_identity(&job.input).ok();
         let entry = seg_of
             .get(ids[i].as_str())

@@ -341,6 +341,32 @@ impl Catalog {
         })
     }
 
+    /// Runs one statement that may only read: DataFusion refuses DDL, DML (INSERT, COPY) and
+    /// statements, even wrapped in EXPLAIN ANALYZE.
+    pub async fn query_read_only(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let opts = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = self
+            .ctx
+            .sql_with_options(sql, opts)
+            .await
+            .map_err(df(format!(
+                "query failed (warehouse {}; read-only: add --write for other statements)",
+                self.root
+            )))?;
+        frame
+            .collect()
+            .await
+            .map_err(df("query failed while running"))
+    }
+
+    /// The warehouse's path or URL.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
     /// Runs one SQL statement and collects the result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
         let frame = self

@@ -28,14 +28,20 @@ counters AS (
 ),
 counter_steps AS (
     -- Bytes between consecutive scrapes, counted in the later scrape's hour; a smaller value
-    -- than the previous one is a broker restart, and counts from zero.
+    -- than the previous one is a broker restart, and counts from zero. After a gap of more
+    -- than 15 minutes between scrapes the step is left out: its bytes cannot be placed in
+    -- hours, and the hours around the gap show as metrics missing rather than as a spike.
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric,
            CASE WHEN prev IS NULL THEN NULL
+                WHEN period_start - prev_at > INTERVAL '15 minutes' THEN NULL
                 WHEN counter >= prev THEN counter - prev
                 ELSE counter END AS step
     FROM (
-        SELECT c.*, LAG(counter) OVER (
-            PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev
+        SELECT c.*,
+               LAG(counter) OVER (
+                   PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev,
+               LAG(period_start) OVER (
+                   PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev_at
         FROM counters c
     ) with_prev
 ),
@@ -48,16 +54,23 @@ points AS (
            CAST(round(step) AS BIGINT) AS bytes
     FROM counter_steps WHERE step IS NOT NULL
 ),
-broker_level AS (
-    -- Per broker: CloudWatch when it has the hour, else Prometheus (never both).
-    SELECT usage_hour, cluster_arn, cluster_name, broker_id,
-           CASE metric WHEN 'BytesInPerSec' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
-           COALESCE(SUM(CASE WHEN src = 'cloudwatch' AND topic IS NULL THEN bytes END),
-                    SUM(CASE WHEN src = 'prometheus' AND topic IS NULL THEN bytes END)) AS total_bytes,
-           COALESCE(SUM(CASE WHEN src = 'cloudwatch' AND topic IS NOT NULL THEN bytes END),
-                    SUM(CASE WHEN src = 'prometheus' AND topic IS NOT NULL THEN bytes END)) AS topic_bytes
+per_source AS (
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, metric,
+           MAX(CASE WHEN src = 'cloudwatch' THEN 1 ELSE 0 END) AS has_cloudwatch,
+           SUM(CASE WHEN src = 'cloudwatch' AND topic IS NULL THEN bytes END) AS cw_total,
+           SUM(CASE WHEN src = 'cloudwatch' AND topic IS NOT NULL THEN bytes END) AS cw_topics,
+           SUM(CASE WHEN src = 'prometheus' AND topic IS NULL THEN bytes END) AS prom_total,
+           SUM(CASE WHEN src = 'prometheus' AND topic IS NOT NULL THEN bytes END) AS prom_topics
     FROM points
     GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, metric
+),
+broker_level AS (
+    -- Per broker-hour one source: CloudWatch when it has any datapoint there, else Prometheus.
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id,
+           CASE metric WHEN 'BytesInPerSec' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
+           CASE WHEN has_cloudwatch = 1 THEN cw_total ELSE prom_total END AS total_bytes,
+           CASE WHEN has_cloudwatch = 1 THEN cw_topics ELSE prom_topics END AS topic_bytes
+    FROM per_source
 ),
 broker AS (
     SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, direction,

@@ -158,9 +158,11 @@ struct Origin {
     stream: Option<String>,
 }
 
-/// Decodes one `ExportMetricsServiceRequest` into datapoints.
-pub fn decode_request(b: &[u8]) -> Result<Vec<MetricPoint>, String> {
+/// Decodes one `ExportMetricsServiceRequest` into datapoints, and the reasons of the
+/// datapoints that could not be used (each is quarantined alone; the others are kept).
+pub fn decode_request(b: &[u8]) -> Result<(Vec<MetricPoint>, Vec<String>), String> {
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     let mut req = Pb::new(b);
     while let Some((f, v)) = req.next()? {
         let (1, Val::Bytes(rm)) = (f, v) else {
@@ -199,15 +201,20 @@ pub fn decode_request(b: &[u8]) -> Result<Vec<MetricPoint>, String> {
                 let (2, Val::Bytes(metric)) = (f, v) else {
                     continue;
                 };
-                metric_points(metric, &origin, &mut out)?;
+                metric_points(metric, &origin, &mut out, &mut bad)?;
             }
         }
     }
-    Ok(out)
+    Ok((out, bad))
 }
 
 /// `Metric { name = 1; unit = 3; summary = 11 }` → one point per Summary datapoint.
-fn metric_points(b: &[u8], origin: &Origin, out: &mut Vec<MetricPoint>) -> Result<(), String> {
+fn metric_points(
+    b: &[u8],
+    origin: &Origin,
+    out: &mut Vec<MetricPoint>,
+    bad: &mut Vec<String>,
+) -> Result<(), String> {
     let mut unit = None;
     let mut summaries = Vec::new();
     let mut p = Pb::new(b);
@@ -224,7 +231,10 @@ fn metric_points(b: &[u8], origin: &Origin, out: &mut Vec<MetricPoint>) -> Resul
             let (1, Val::Bytes(dp)) = (f, v) else {
                 continue;
             };
-            out.push(data_point(dp, origin, unit.as_deref())?);
+            match data_point(dp, origin, unit.as_deref()) {
+                Ok(p) => out.push(p),
+                Err(e) => bad.push(e),
+            }
         }
     }
     Ok(())
@@ -428,10 +438,18 @@ impl<R: Read> Decoder for OtelDecoder<R> {
                 break;
             }
             match decode_request(&msg) {
-                Ok(points) => {
+                Ok((points, errors)) => {
                     let pos = Position { line: index, offset: at };
                     for p in &points {
                         sink(Event::Metric(p, pos));
+                    }
+                    for reason in errors {
+                        sink(Event::Bad(BadInput {
+                            position: pos,
+                            reason: format!("message {index}: a datapoint {reason}"),
+                            raw: String::new(),
+                            records: 1,
+                        }));
                     }
                 }
                 Err(reason) => sink(Event::Bad(bad(
@@ -519,6 +537,17 @@ mod tests {
         let (ok, bad) = decode(&b);
         assert_eq!((ok.len(), bad.len()), (1, 1));
         assert!(bad[0].reason.contains("message 1"), "{}", bad[0].reason);
+        // One bad datapoint (a broker id that is not a number) costs only itself.
+        let needle = b"\x0a\x09Broker ID\x12\x03\x0a\x012";
+        let at = STREAM
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("broker 2's dimension is in the fixture");
+        let mut b = STREAM.to_vec();
+        b[at + needle.len() - 1] = b'x';
+        let (ok, bad) = decode(&b);
+        assert_eq!((ok.len(), bad.len()), (2, 1));
+        assert!(bad[0].reason.contains("Broker ID"), "{}", bad[0].reason);
         assert!(!looks_like(b"version account-id interface-id"));
         assert!(!looks_like(b"2 123456789012 eni-1 10.0.0.1"));
         assert!(!looks_like(b"{\"metric_name\":1}"));

@@ -208,9 +208,10 @@ pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
         ),
         None => host_broker,
     };
-    let cluster = label(&labels, &["cluster", "cluster_name"])
-        .map(str::to_string)
-        .or(host_cluster);
+    // The MSK broker host names the cluster for certain; a `cluster` label may be a
+    // Prometheus or Kubernetes cluster's name added by federation, so it comes last.
+    let cluster =
+        host_cluster.or_else(|| label(&labels, &["cluster_name", "cluster"]).map(str::to_string));
     let dims = labels
         .iter()
         .filter(|(k, _)| {

@@ -123,8 +123,28 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// A lock is stale when it names a process on this host that no longer exists.
+/// A lock is stale when it names a process on this host that no longer exists, or when it
+/// was taken on another host (a container: its pid and hostname are gone with it) more than
+/// 6 hours ago — the object-store lock's rule, since another host cannot be checked.
 fn is_stale(holder: &str) -> bool {
+    let since = holder
+        .rsplit("since ")
+        .next()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok());
+    let host = holder
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or("");
+    if host != hostname() {
+        return since.is_some_and(|t| {
+            chrono::Utc::now().signed_duration_since(t) > chrono::Duration::hours(6)
+        });
+    }
+    is_stale_here(holder)
+}
+
+fn is_stale_here(holder: &str) -> bool {
     let mut words = holder.split_whitespace();
     let (Some("pid"), Some(pid)) = (words.next(), words.next()) else {
         return false;
@@ -279,6 +299,23 @@ impl Sink for LocalSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_from_another_host_goes_stale_after_six_hours() {
+        let old = "pid 1 on some-container, run, since 2020-01-01T00:00:00Z";
+        assert!(is_stale(old), "a container killed long ago");
+        let fresh = format!(
+            "pid 1 on some-container, run, since {}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        assert!(!is_stale(&fresh), "another host's live run");
+        let mine = format!(
+            "pid {} on {}, run, since 2020-01-01T00:00:00Z",
+            std::process::id(),
+            hostname()
+        );
+        assert!(!is_stale(&mine), "a live process here, however old");
+    }
 
     #[test]
     fn one_writer_at_a_time_and_stale_locks_are_taken_over() {
