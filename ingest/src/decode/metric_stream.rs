@@ -4,13 +4,11 @@
 //! that is not a datapoint is quarantined with its line number and the reason.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::Read;
 
 use serde::Deserialize;
 
-use super::{
-    cut_raw, open_text, BadInput, DecodeError, DecodeStats, Decoder, Event, MetricPoint, Position,
-};
+use super::{metric_lines, DecodeError, DecodeStats, Decoder, Event, MetricPoint};
 
 /// Seconds each CloudWatch Metric Streams datapoint covers (streams deliver 1-minute
 /// statistics).
@@ -135,63 +133,20 @@ impl<R: Read> Decoder for MetricStreamDecoder<R> {
             .reader
             .take()
             .expect("decode is called once per decoder");
-        let (mut reader, gz) = open_text(raw, self.gzip)?;
-        let mut buf = Vec::with_capacity(1024);
-        let (mut line_no, mut offset) = (0u64, 0u64);
-        loop {
-            buf.clear();
-            let at = offset;
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    line_no += 1;
-                    offset += n as u64;
-                }
-                Err(e) => {
-                    sink(Event::Bad(BadInput {
-                        position: Position {
-                            line: line_no + 1,
-                            offset: at,
-                        },
-                        reason: format!(
-                            "{} stream is corrupt or cut off after {} bytes ({e}); the rest of the input cannot be read",
-                            if gz { "gzip" } else { "text" },
-                            at + buf.len() as u64
-                        ),
-                        raw: cut_raw(&buf),
-                        records: u64::from(!buf.is_empty()),
-                    }));
-                    break;
-                }
-            }
-            let pos = Position {
-                line: line_no,
-                offset: at,
-            };
-            let line = buf.trim_ascii();
-            if line.is_empty() {
-                continue;
-            }
-            let parsed = std::str::from_utf8(line)
-                .map_err(|_| "line is not UTF-8 text".to_string())
-                .and_then(parse_datapoint);
-            match parsed {
-                Ok(p) => sink(Event::Metric(&p, pos)),
-                Err(reason) => sink(Event::Bad(BadInput {
-                    position: pos,
-                    reason,
-                    raw: cut_raw(line),
-                    records: 1,
-                })),
-            }
-        }
-        Ok(DecodeStats { lines: line_no })
+        metric_lines(
+            raw,
+            self.gzip,
+            |_| false,
+            |l| parse_datapoint(l).map(Some),
+            sink,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::BadInput;
     use proptest::prelude::*;
 
     /// AWS's published sample (aws-facts.md §4.2, from the CloudWatch user guide's "JSON

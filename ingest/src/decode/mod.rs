@@ -180,6 +180,70 @@ impl MetricPoint {
     }
 }
 
+/// The line loop of the metric decoders: every non-blank line (after `skip`) goes to `parse`,
+/// whose answer becomes a datapoint, an ignored line, or a bad line with its position; a
+/// corrupt or cut-off stream ends with one bad entry saying where.
+pub(crate) fn metric_lines<R: std::io::Read>(
+    raw: R,
+    allow_gzip: bool,
+    skip: impl Fn(&[u8]) -> bool,
+    mut parse: impl FnMut(&str) -> Result<Option<MetricPoint>, String>,
+    sink: &mut dyn FnMut(Event<'_, '_>),
+) -> Result<DecodeStats, DecodeError> {
+    let (mut reader, gz) = open_text(raw, allow_gzip)?;
+    let mut buf = Vec::with_capacity(1024);
+    let (mut line_no, mut offset) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let at = offset;
+        match std::io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                line_no += 1;
+                offset += n as u64;
+            }
+            Err(e) => {
+                sink(Event::Bad(BadInput {
+                    position: Position {
+                        line: line_no + 1,
+                        offset: at,
+                    },
+                    reason: format!(
+                        "{} stream is corrupt or cut off after {} bytes ({e}); the rest of the input cannot be read",
+                        if gz { "gzip" } else { "text" },
+                        at + buf.len() as u64
+                    ),
+                    raw: cut_raw(&buf),
+                    records: u64::from(!buf.is_empty()),
+                }));
+                break;
+            }
+        }
+        let pos = Position {
+            line: line_no,
+            offset: at,
+        };
+        let line = buf.trim_ascii();
+        if line.is_empty() || skip(line) {
+            continue;
+        }
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| "line is not UTF-8 text".to_string())
+            .and_then(&mut parse);
+        match parsed {
+            Ok(Some(p)) => sink(Event::Metric(&p, pos)),
+            Ok(None) => sink(Event::Ignored(pos)),
+            Err(reason) => sink(Event::Bad(BadInput {
+                position: pos,
+                reason,
+                raw: cut_raw(line),
+                records: 1,
+            })),
+        }
+    }
+    Ok(DecodeStats { lines: line_no })
+}
+
 /// Opens text that may be gzip (recognized by its magic bytes when `allow_gzip`).
 pub(crate) fn open_text<'r, R: std::io::Read + 'r>(
     raw: R,

@@ -13,11 +13,9 @@
 //! The broker and cluster come from labels: `broker_id` (or the `b-N.` of `instance`) and
 //! `cluster` / `cluster_name` (or the name in an MSK broker host `b-N.NAME.xxxxxx.c2.kafka…`).
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 
-use super::{
-    cut_raw, open_text, BadInput, DecodeError, DecodeStats, Decoder, Event, MetricPoint, Position,
-};
+use super::{metric_lines, DecodeError, DecodeStats, Decoder, Event, MetricPoint};
 
 /// The byte counters of `kafka_server_BrokerTopicMetrics_Count` linkmeter keeps.
 const BYTE_COUNTERS: [&str; 4] = [
@@ -248,57 +246,15 @@ impl<R: Read> Decoder for PrometheusDecoder<R> {
             .reader
             .take()
             .expect("decode is called once per decoder");
-        let (mut reader, _) = open_text(raw, self.gzip)?;
-        let mut buf = Vec::with_capacity(512);
-        let (mut line_no, mut offset) = (0u64, 0u64);
-        loop {
-            buf.clear();
-            let at = offset;
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    line_no += 1;
-                    offset += n as u64;
-                }
-                Err(e) => {
-                    sink(Event::Bad(BadInput {
-                        position: Position { line: line_no + 1, offset: at },
-                        reason: format!("the input is corrupt or cut off after {} bytes ({e}); the rest cannot be read", at + buf.len() as u64),
-                        raw: cut_raw(&buf),
-                        records: u64::from(!buf.is_empty()),
-                    }));
-                    break;
-                }
-            }
-            let pos = Position {
-                line: line_no,
-                offset: at,
-            };
-            let line = buf.trim_ascii();
-            if line.is_empty() || line.starts_with(b"#") {
-                continue;
-            }
-            let parsed = std::str::from_utf8(line)
-                .map_err(|_| "line is not UTF-8 text".to_string())
-                .and_then(parse_line);
-            match parsed {
-                Ok(Some(p)) => sink(Event::Metric(&p, pos)),
-                Ok(None) => sink(Event::Ignored(pos)),
-                Err(reason) => sink(Event::Bad(BadInput {
-                    position: pos,
-                    reason,
-                    raw: cut_raw(line),
-                    records: 1,
-                })),
-            }
-        }
-        Ok(DecodeStats { lines: line_no })
+        // `#` lines are HELP, TYPE or comments.
+        metric_lines(raw, self.gzip, |l| l.starts_with(b"#"), parse_line, sink)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::BadInput;
 
     /// JMX exporter output as MSK open monitoring serves it (trailing commas in label sets are
     /// the exporter's), with the scraper's labels and timestamps added as /federate does.
