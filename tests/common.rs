@@ -213,6 +213,19 @@ pub fn generate(dir: &Path, out: &str, opts: &str) {
     ok(dir, &args);
 }
 
+/// A small generated estate (1 day, 6 accounts), ingested: (its temp dir, the estate).
+pub fn ingested_estate() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        tmp.path(),
+        "estate",
+        "--days 1 --accounts 6 --instances 1 --noise 1",
+    );
+    let e = tmp.path().join("estate");
+    ok(&e, &["ingest"]);
+    (tmp, e)
+}
+
 /// The "N read," count of inputs in an ingest summary.
 pub fn inputs_read(out: &str) -> u64 {
     out.split(" read,")

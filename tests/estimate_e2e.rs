@@ -13,28 +13,25 @@ use common::*;
 #[test]
 fn estimate_matches_hand_computed_figures() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = ok(
-        dir,
-        &[
-            "estimate",
-            "--prices",
-            "aggregate/prices.example.toml",
-            "--month",
-            "2026-10",
-            "--clusters",
-            "3",
-            "--schemes",
-            "2",
-            "--client-vpcs",
-            "4",
-            "--azs",
-            "2",
-            "--gb",
-            "1500000",
-            "--format",
-            "csv",
-        ],
-    );
+    // The plan of the figures above.
+    const PLAN: [&str; 15] = [
+        "estimate",
+        "--prices",
+        "aggregate/prices.example.toml",
+        "--month",
+        "2026-10",
+        "--clusters",
+        "3",
+        "--schemes",
+        "2",
+        "--client-vpcs",
+        "4",
+        "--azs",
+        "2",
+        "--gb",
+        "1500000",
+    ];
+    let out = ok(dir, &[&PLAN[..], &["--format", "csv"]].concat());
     let amounts: Vec<(String, String)> = out
         .lines()
         .skip(1)
@@ -57,26 +54,7 @@ fn estimate_matches_hand_computed_figures() {
             .collect::<Vec<_>>(),
         "{out}"
     );
-    let table = ok(
-        dir,
-        &[
-            "estimate",
-            "--prices",
-            "aggregate/prices.example.toml",
-            "--month",
-            "2026-10",
-            "--clusters",
-            "3",
-            "--schemes",
-            "2",
-            "--client-vpcs",
-            "4",
-            "--azs",
-            "2",
-            "--gb",
-            "1500000",
-        ],
-    );
+    let table = ok(dir, &PLAN);
     assert!(
         table.contains("the largest layer is endpoint_gb"),
         "{table}"

@@ -31,14 +31,7 @@ fn png_size(b: &[u8]) -> (u32, u32) {
 
 #[test]
 fn monthly_html_report_renders_in_headless_chromium() {
-    let tmp = tempfile::tempdir().unwrap();
-    generate(
-        tmp.path(),
-        "estate",
-        "--days 1 --accounts 6 --instances 1 --noise 1",
-    );
-    let e = tmp.path().join("estate");
-    ok(&e, &["ingest"]);
+    let (tmp, e) = ingested_estate();
     ok(&e, &["invoice", "--month", "2026-10"]);
     let dir = e.join("warehouse/reports/month=2026-10");
     let page = dir.join("report.html");

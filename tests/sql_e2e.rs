@@ -8,21 +8,9 @@ use std::path::Path;
 
 use common::*;
 
-fn estate() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    generate(
-        tmp.path(),
-        "estate",
-        "--days 1 --accounts 6 --instances 1 --noise 1",
-    );
-    let e = tmp.path().join("estate");
-    ok(&e, &["ingest"]);
-    (tmp, e)
-}
-
 #[test]
 fn one_shot_outputs_views_and_the_read_only_guard() {
-    let (_tmp, e) = estate();
+    let (_tmp, e) = ingested_estate();
     // The golden file, byte for byte.
     let out = ok(
         &e,
@@ -138,7 +126,7 @@ fn one_shot_outputs_views_and_the_read_only_guard() {
 
 #[test]
 fn interactive_mode_in_a_terminal() {
-    let (_tmp, e) = estate();
+    let (_tmp, e) = ingested_estate();
     // A real pseudo-terminal, driven like a person typing: each line after its prompt.
     let out = std::process::Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pty_drive.py"))
