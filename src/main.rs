@@ -44,7 +44,7 @@ enum Command {
     Ingest(cmd_ingest::Args),
     /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
     Generate(cmd_generate::Args),
-    /// Roll up a month, price it and write invoice lines and the finance CSV.
+    /// Roll up a month, price it and write invoice lines, the finance and FOCUS CSVs and the HTML report.
     Invoice(cmd_invoice::Args),
     /// Run SQL over the warehouse.
     Sql(cmd_sql::Args),
