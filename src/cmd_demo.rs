@@ -1,12 +1,13 @@
 //! `linkmeter demo`: the whole pipeline on a generated estate, in a fresh folder.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use linkmeter_sql::Catalog;
+use linkmeter_warehouse::Month;
 
 use crate::config::Config;
+use crate::Exit;
 
 /// Arguments of `demo`.
 #[derive(clap::Args)]
@@ -32,7 +33,7 @@ const TOP_TENANTS: &str =
      GROUP BY 1, 2 ORDER BY SUM(f.bytes) DESC LIMIT 5";
 
 /// Runs `demo`.
-pub fn run(a: Args) -> Result<ExitCode> {
+pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     if a.dir.exists() {
         if !a.dir.join("generated.toml").exists() {
             bail!(
@@ -59,27 +60,30 @@ pub fn run(a: Args) -> Result<ExitCode> {
     );
     println!("2/4 ingesting …");
     let cfg = Config::load(&a.dir.join("linkmeter.toml"))?;
-    let o = crate::cmd_ingest::ingest(&cfg, &crate::cmd_ingest::Selection::default())?;
-    crate::cmd_ingest::print_summary(&o);
+    let wh = crate::warehouse::open(&cfg, rt)?;
+    let _lock = rt.block_on(wh.lock("demo", None))?;
+    let stop = crate::cmd_ingest::stop_on_signals();
+    let sel = crate::cmd_ingest::Selection::default();
+    let o = crate::cmd_ingest::ingest(&cfg, &wh, rt, &sel, stop, "ingest")?;
+    crate::cmd_ingest::print_summary(&o, &wh.display());
     if !o.report.tally.balanced() {
         bail!("the conservation balance does not hold; this is a bug in linkmeter");
     }
     println!("3/4 top tenants by billable bytes:");
-    let wh = cfg.warehouse_path();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let top = rt.block_on(async {
         let cat = Catalog::open(&wh).await?;
         cat.query(TOP_TENANTS).await
     })?;
     println!("{}", linkmeter_sql::pretty(&top));
     println!("4/4 invoice for 2026-10 (MSK rates in prices.toml are placeholders) …");
-    let inv = crate::cmd_invoice::invoice(&cfg, "2026-10")?;
-    crate::cmd_invoice::print_summary(&inv, "2026-10");
+    let book = crate::cmd_invoice::price_book(&cfg, rt)?;
+    let month = Month::parse("2026-10").map_err(anyhow::Error::msg)?;
+    let (close, written) = crate::cmd_invoice::invoice(&cfg, &wh, rt, &book, month)?;
+    crate::cmd_invoice::print_summary(&close, &written, &book);
     let w = wh.display();
     println!("\nNext:");
-    println!("  open the finance CSV: {}", inv.csv);
+    println!("  open the finance CSV: {}", written.finance_aws);
+    println!("  open the report: {}", written.html);
     println!("  linkmeter sql -w {w} \"SELECT invoice_view, account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");
@@ -93,5 +97,5 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "  compare with the generator's truth: {}",
         a.dir.join("ground_truth.csv").display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,14 +1,15 @@
 //! `linkmeter estimate`: the layered cost worksheet of a planned estate, from the price book.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use linkmeter_aggregate::estimate::{estimate, Plan};
 use linkmeter_aggregate::price_book::PriceBook;
 use rust_decimal::Decimal;
 
-use crate::cmd_ingest::ConfigProblem;
+use linkmeter_warehouse::Month;
+
+use crate::{ConfigProblem, Exit};
 
 /// Arguments of `estimate`.
 #[derive(clap::Args)]
@@ -29,19 +30,14 @@ pub struct Args {
     #[arg(long)]
     pub prices: Option<PathBuf>,
     /// Configuration file, for its price book when --prices is not given.
-    #[arg(
-        long,
-        short,
-        env = "LINKMETER_CONFIG",
-        default_value = "linkmeter.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArg,
     /// Region.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
     /// Month whose rates apply (YYYY-MM; default: this month).
     #[arg(long)]
-    pub month: Option<String>,
+    pub month: Option<Month>,
     /// Hours in the month (AWS's pricing pages use 730).
     #[arg(long, default_value_t = 730)]
     pub hours: u32,
@@ -78,11 +74,11 @@ pub enum Format {
 }
 
 /// Runs `estimate`.
-pub fn run(a: Args) -> Result<ExitCode> {
+pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     let path = match &a.prices {
         Some(p) => p.clone(),
-        None => match crate::config::Config::load(&a.config) {
-            Ok(c) => c.file(c.prices.as_deref().unwrap_or("prices.toml"))?,
+        None => match crate::config::Config::load(&a.config.config) {
+            Ok(c) => c.file(c.prices.as_deref().unwrap_or("prices.toml"), rt)?,
             Err(_) => PathBuf::from("prices.toml"),
         },
     };
@@ -90,16 +86,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.gb.is_sign_negative() {
         return Err(anyhow!("--gb cannot be negative").context(ConfigProblem));
     }
-    let month = a
-        .month
-        .clone()
-        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m").to_string());
-    let at = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .map_err(|_| anyhow!("--month {month:?} is not YYYY-MM").context(ConfigProblem))?
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp();
+    let month = a.month.unwrap_or_else(Month::now);
+    let at = month.start_secs();
     let plan = Plan {
         region: a.region.clone(),
         at,
@@ -170,5 +158,5 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,11 +1,10 @@
 //! `linkmeter generate`: a synthetic estate for demos, tests and benchmarks.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use linkmeter_ingest::generate::{generate, GenOptions, GenSummary};
+use linkmeter_generate::{generate, GenOptions, GenSummary};
 
 /// Arguments of `generate`.
 #[derive(clap::Args)]
@@ -65,7 +64,7 @@ pub fn make(a: &Args) -> Result<GenSummary> {
 }
 
 /// Runs `generate`.
-pub fn run(a: Args) -> Result<ExitCode> {
+pub fn run(a: Args) -> Result<crate::Exit> {
     let s = make(&a)?;
     let text = format!(
         "wrote {} files, {} lines ({} MSK records, {} noise, {} to stay unattributed, {} coverage rows, {} malformed) for {} connections into {}\nnext: linkmeter ingest --config {}\n",
@@ -80,5 +79,5 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         _ => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::Exit::Ok)
 }

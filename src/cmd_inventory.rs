@@ -2,15 +2,14 @@
 //! what the flow logs in the warehouse show (`check`).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use linkmeter_ingest::inventory::Inventory;
 use linkmeter_ingest::inventory_import::{import, json_files, to_toml};
 use linkmeter_sql::Catalog;
 
-use crate::cmd_ingest::ConfigProblem;
-use crate::config::Config;
+use crate::config::ConfigArg;
+use crate::{ConfigProblem, Exit};
 
 /// Arguments of `inventory`.
 #[derive(clap::Args)]
@@ -63,25 +62,19 @@ are not endpoint ENIs of the inventory (flows unattributed as unknown_endpoint),
 and VPC seen, with how many interfaces (the endpoint's own or its clients') logged them, and (2) endpoint ENIs of the inventory that never carried traffic in the
 warehouse. Exit code 0 when both lists are empty, 3 otherwise.")]
 struct CheckArgs {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        env = "LINKMETER_CONFIG",
-        default_value = "linkmeter.toml"
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 /// Runs `inventory`.
-pub fn run(a: Args) -> Result<ExitCode> {
+pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     match a.cmd {
         Cmd::Import(i) => run_import(i),
-        Cmd::Check(c) => run_check(c),
+        Cmd::Check(c) => run_check(c, rt),
     }
 }
 
-fn run_import(a: ImportArgs) -> Result<ExitCode> {
+fn run_import(a: ImportArgs) -> Result<Exit> {
     let kept = match &a.merge {
         None => None,
         Some(p) => {
@@ -120,41 +113,22 @@ fn run_import(a: ImportArgs) -> Result<ExitCode> {
             if kept.is_some() { ", merged with the kept inventory" } else { "" }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-fn run_check(a: CheckArgs) -> Result<ExitCode> {
-    let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
-    let wh = crate::warehouse::Warehouse::open(&cfg)?.location;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+fn run_check(a: CheckArgs, rt: &tokio::runtime::Handle) -> Result<Exit> {
+    let cfg = a.config.load()?;
+    let wh = crate::warehouse::open_existing(&cfg, rt)?;
     let (unknown, idle) = rt.block_on(async {
-        let cat = Catalog::open_at(&wh).await?;
+        let cat = Catalog::open(&wh).await?;
         let need = ["flows", "endpoint_enis"];
         if let Some(t) = need.iter().find(|t| !cat.tables.contains(t)) {
-            return Err(anyhow!("the warehouse has no {t} table yet; run `linkmeter ingest` first"));
+            return Err(anyhow!(
+                "the warehouse has no {t} table yet; run `linkmeter ingest` first"
+            ));
         }
-        let unknown = cat
-            .query(
-                "SELECT CASE direction WHEN 'to_cluster' THEN dstaddr ELSE srcaddr END AS endpoint_address, \
-                        log_account_id, log_vpc_id, \
-                        CAST(COUNT(DISTINCT interface_id) AS BIGINT) AS interfaces_seen, MIN(interface_id) AS for_example, \
-                        CAST(COUNT(*) AS BIGINT) AS flow_rows, CAST(SUM(bytes) AS BIGINT) AS bytes, \
-                        MIN(usage_hour) AS first_hour, MAX(usage_hour) AS last_hour \
-                 FROM flows WHERE reason = 'unknown_endpoint' GROUP BY 1, 2, 3 ORDER BY 7 DESC",
-            )
-            .await?;
-        let idle = cat
-            .query(
-                "SELECT e.endpoint_eni, e.endpoint_id, e.az_id, e.connection_arn \
-                 FROM endpoint_enis e \
-                 LEFT JOIN (SELECT DISTINCT endpoint_eni FROM flows WHERE endpoint_eni IS NOT NULL) f \
-                   ON f.endpoint_eni = e.endpoint_eni \
-                 WHERE f.endpoint_eni IS NULL ORDER BY e.connection_arn, e.az_id",
-            )
-            .await?;
-        Ok::<_, anyhow::Error>((unknown, idle))
+        let (unknown, idle) = linkmeter_sql::INVENTORY_CHECKS;
+        Ok::<_, anyhow::Error>((cat.query(unknown).await?, cat.query(idle).await?))
     })?;
     let rows = |b: &[arrow::array::RecordBatch]| b.iter().map(|b| b.num_rows()).sum::<usize>();
     let (nu, ni) = (rows(&unknown), rows(&idle));
@@ -169,8 +143,8 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         println!("  an AZ without clients is normal (it still costs endpoint hours); otherwise check that flow logs are on for these ENIs or the clients' ENIs");
     }
     Ok(if nu + ni == 0 {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(crate::EXIT_QUARANTINED)
+        Exit::Quarantined
     })
 }

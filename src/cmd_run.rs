@@ -2,19 +2,14 @@
 //! invoices and reports of the previous month and the current one (late files restate the
 //! previous month), all under one warehouse lock, with exit codes a scheduler can act on.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use anyhow::{anyhow, Context, Result};
-use chrono::{Datelike, Utc};
-use linkmeter_ingest::warehouse::WarehouseError;
+use linkmeter_warehouse::Month;
 
-use crate::cmd_ingest::{ConfigProblem, Selection};
-use crate::config::Config;
-
-/// Exit code: another run holds the warehouse lock (nothing was done; try later).
-pub const EXIT_BUSY: u8 = 5;
+use crate::cmd_ingest::Selection;
+use crate::config::ConfigArg;
+use crate::{ConfigProblem, Exit};
 
 /// Arguments of `run`.
 #[derive(clap::Args)]
@@ -36,17 +31,11 @@ Exit codes:
   4  stopped by SIGTERM/SIGINT; what was read is committed, the next run continues
   5  another run holds the warehouse lock; nothing was done")]
 pub struct Args {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        env = "LINKMETER_CONFIG",
-        default_value = "linkmeter.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The month to treat as current (YYYY-MM; default: this month, UTC).
     #[arg(long)]
-    pub month: Option<String>,
+    pub month: Option<Month>,
     /// Largest share of this run's records that may be quarantined before it exits 3.
     #[arg(long, env = "LINKMETER_MAX_QUARANTINED", default_value_t = 0.01)]
     pub max_quarantined: f64,
@@ -55,17 +44,9 @@ pub struct Args {
     pub workers: Option<usize>,
 }
 
-/// The month before `YYYY-MM`.
-fn previous(month: &str) -> Result<String> {
-    let d = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .map_err(|_| anyhow!("--month {month:?} is not YYYY-MM").context(ConfigProblem))?;
-    let p = d - chrono::Months::new(1);
-    Ok(format!("{:04}-{:02}", p.year(), p.month()))
-}
-
 /// Runs `run`.
-pub fn run(a: Args) -> Result<ExitCode> {
-    let cfg = Config::load(&a.config).map_err(|e| e.context(ConfigProblem))?;
+pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
+    let cfg = a.config.load()?;
     if !(0.0..=1.0).contains(&a.max_quarantined) {
         return Err(anyhow!(
             "--max-quarantined {} is not a fraction between 0 and 1",
@@ -73,64 +54,51 @@ pub fn run(a: Args) -> Result<ExitCode> {
         )
         .context(ConfigProblem));
     }
-    let current = a
-        .month
-        .clone()
-        .unwrap_or_else(|| Utc::now().format("%Y-%m").to_string());
-    let months = [previous(&current)?, current];
-    if cfg.prices.is_none() {
-        return Err(anyhow!(
-            "the config names no price book; `run` invoices, so add prices = \"prices.toml\""
-        )
-        .context(ConfigProblem));
-    }
+    let current = a.month.unwrap_or_else(Month::now);
+    let months = [current.prev(), current];
+    let book = crate::cmd_invoice::price_book(&cfg, rt)
+        .context("`run` invoices, so it needs the price book")?;
     let stop = crate::cmd_ingest::stop_on_signals();
-    let wh = crate::warehouse::Warehouse::open(&cfg)?;
-    let _lock = match wh.sink.lock("run", None) {
+    let wh = crate::warehouse::open(&cfg, rt)?;
+    let _lock = match rt.block_on(wh.lock("run", None)) {
         Ok(l) => l,
-        Err(WarehouseError::Locked { path, holder }) => {
+        Err(linkmeter_warehouse::Error::Locked { path, holder }) => {
             eprintln!("another run holds the warehouse lock {path} ({holder}); nothing was done, try again later");
             tracing::warn!(message = "warehouse busy", lock = %path, holder = %holder);
-            return Ok(ExitCode::from(EXIT_BUSY));
+            return Ok(Exit::Busy);
         }
         Err(e) => return Err(e).context("taking the warehouse lock"),
     };
-    tracing::info!(message = "run started", months = ?months);
-    let o = crate::cmd_ingest::ingest(
-        &cfg,
-        &Selection {
-            workers: a.workers,
-            stop: Some(stop.clone()),
-            lock_held: true,
-            ..Selection::default()
-        },
-    )?;
-    crate::cmd_ingest::print_summary(&o);
+    tracing::info!(message = "run started", months = ?months.map(|m| m.label()));
+    let sel = Selection {
+        workers: a.workers,
+        ..Selection::default()
+    };
+    let o = crate::cmd_ingest::ingest(&cfg, &wh, rt, &sel, stop.clone(), "run")?;
+    crate::cmd_ingest::print_summary(&o, &wh.display());
     if !o.report.tally.balanced() {
         return Err(anyhow!("the conservation balance does not hold; this is a bug in linkmeter, please report it with the run id {}", o.run_id));
     }
     let interrupted = || {
         eprintln!("stopped by a signal: every input read so far is committed and no invoice is half written; the next run continues");
         tracing::warn!(message = "run interrupted");
-        Ok(ExitCode::from(crate::EXIT_INTERRUPTED))
+        Ok(Exit::Interrupted)
     };
     if o.report.interrupted {
         return interrupted();
     }
-    for month in &months {
+    for month in months {
         if stop.load(Ordering::Relaxed) {
             return interrupted();
         }
-        let inv = crate::cmd_invoice::invoice_with(&cfg, month, true)
-            .with_context(|| format!("invoicing {month}"))?;
-        crate::cmd_invoice::print_summary(&inv, month);
-        tracing::info!(message = "month invoiced", month = %month, lines = inv.invoice.lines.len());
+        let (close, written) = crate::cmd_invoice::invoice(&cfg, &wh, rt, &book, month)?;
+        crate::cmd_invoice::print_summary(&close, &written, &book);
+        tracing::info!(message = "month invoiced", month = %month, lines = close.invoice.lines.len());
     }
     let t = &o.report.tally;
-    let share = if t.records_in == 0 {
-        0.0
-    } else {
-        t.quarantined as f64 / t.records_in as f64
+    let share = match t.records_in {
+        0 => 0.0,
+        n => t.quarantined as f64 / n as f64,
     };
     if share > a.max_quarantined {
         eprintln!(
@@ -140,8 +108,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             share * 100.0,
             a.max_quarantined
         );
-        return Ok(ExitCode::from(crate::EXIT_QUARANTINED));
+        return Ok(Exit::Quarantined);
     }
     tracing::info!(message = "run finished", run_id = %o.run_id);
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

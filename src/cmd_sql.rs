@@ -5,13 +5,13 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use arrow::array::RecordBatch;
 use linkmeter_sql::Catalog;
 
 use crate::config::Config;
+use crate::Exit;
 
 /// Output formats.
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -41,13 +41,8 @@ pub struct Args {
     #[arg(long, short, env = "LINKMETER_WAREHOUSE")]
     pub warehouse: Option<String>,
     /// Configuration file, used when --warehouse is not given.
-    #[arg(
-        long,
-        short,
-        env = "LINKMETER_CONFIG",
-        default_value = "linkmeter.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutFormat,
@@ -148,7 +143,7 @@ fn write_parquet(batches: &[RecordBatch], path: &PathBuf) -> Result<()> {
 struct Session {
     place: String,
     cat: Catalog,
-    rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Handle,
     format: OutFormat,
     output: Option<PathBuf>,
     write: bool,
@@ -225,9 +220,8 @@ impl Session {
         let mut out = String::new();
         match name {
             None => {
-                for t in linkmeter_sql::TABLES
+                for t in linkmeter_warehouse::registry::TABLES
                     .iter()
-                    .chain(std::iter::once(&linkmeter_sql::INVOICE_TABLE))
                     .filter(|t| self.cat.tables.contains(&t.name))
                 {
                     out.push_str(&format!("  table {:<24} {}\n", t.name, t.about));
@@ -321,7 +315,7 @@ fn interactive(s: &Session) -> Result<()> {
 }
 
 /// Runs `sql`.
-pub fn run(a: Args) -> Result<ExitCode> {
+pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     let script = match (&a.query, &a.file) {
         (Some(q), None) => Some(q.clone()),
         (None, Some(f)) if f.as_os_str() == "-" => {
@@ -340,39 +334,32 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (None, None) => None,
         _ => bail!("give either a query or --file (not both); see `linkmeter sql --help`"),
     };
+    let config = &a.config.config;
     let cfg = match &a.warehouse {
         // The config still supplies [s3] settings when there is one.
-        Some(w) => match Config::load(&a.config) {
-            Ok(mut c) if a.config.exists() => {
+        Some(w) => match Config::load(config) {
+            Ok(mut c) if config.exists() => {
                 c.warehouse = w.clone();
                 c
             }
-            _ => Config::bare(w),
+            _ => Config::bare(w)?,
         },
-        None => {
-            Config::load(&a.config).context("no --warehouse given, so the config was needed")?
-        }
+        None => Config::load(config).context("no --warehouse given, so the config was needed")?,
     };
-    let wh = match cfg.warehouse.starts_with("s3://") {
-        true => crate::warehouse::Warehouse::open(&cfg)?.location,
-        // Reading never creates a local warehouse directory.
-        false => linkmeter_sql::Location::Local(cfg.warehouse_path()),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let cat = rt.block_on(Catalog::open_at(&wh))?;
+    // Reading never creates a local warehouse directory.
+    let wh = crate::warehouse::open_existing(&cfg, rt)?;
+    let cat = rt.block_on(Catalog::open(&wh))?;
     let s = Session {
         place: wh.display(),
         cat,
-        rt,
+        rt: rt.clone(),
         format: a.format,
         output: a.output.clone(),
         write: a.write,
     };
     let Some(script) = script else {
         interactive(&s)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     };
     let stmts = statements(&script);
     if stmts.is_empty() {
@@ -384,7 +371,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         last = s.run(stmt)?;
     }
     s.emit(&last)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

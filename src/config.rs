@@ -1,111 +1,184 @@
 //! `linkmeter.toml`: where the warehouse and inventory are, and the sources to ingest.
-//! Every setting can be overridden by a `LINKMETER_*` environment variable (documented on
-//! each field) and then by command-line flags.
+//!
+//! Each struct owns its defaults (`#[serde(default)]` with an `impl Default`), durations are
+//! `Duration`s, and every setting listed in [`ENV`] can be overridden by its `LINKMETER_*`
+//! environment variable (one overlay, applied to the TOML document before it is read), then by
+//! command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use linkmeter_ingest::decode::Content;
+use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
+use linkmeter_ingest::run::{Location, SourceSpec};
+use linkmeter_ingest::source::kafka::KafkaSettings;
+use linkmeter_ingest::source::kafka_auth::KafkaSecurity;
+use linkmeter_ingest::source::s3_read::S3Settings;
 use serde::Deserialize;
+
+use crate::ConfigContext;
+
+/// The `--config` argument, shared by every command that reads a config.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Configuration file (or set LINKMETER_CONFIG_TOML to the whole file's text).
+    #[arg(
+        long,
+        short,
+        env = "LINKMETER_CONFIG",
+        default_value = "linkmeter.toml"
+    )]
+    pub config: PathBuf,
+}
+
+impl ConfigArg {
+    /// Loads it (errors are configuration problems, exit code 2).
+    pub fn load(&self) -> Result<Config> {
+        Config::load(&self.config).config()
+    }
+}
 
 /// The configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Warehouse root directory (`LINKMETER_WAREHOUSE`). Relative to the config file.
+    /// Warehouse root directory or `s3://bucket/prefix` (relative to the config file).
     pub warehouse: String,
-    /// Inventory file (`LINKMETER_INVENTORY`). Relative to the config file.
+    /// Inventory file (relative to the config file, or `s3://bucket/key`).
     pub inventory: String,
-    /// Price book (`LINKMETER_PRICES`). Relative to the config file; needed by `invoice`.
+    /// Price book (relative to the config file, or `s3://bucket/key`); needed by `invoice`.
     #[serde(default)]
     pub prices: Option<String>,
     /// How far an hour's flow-log/broker-metric ratio may stray from the cluster's typical
-    /// ratio before the invoice summary flags it (`LINKMETER_RECONCILE_TOLERANCE`; default
-    /// 0.25 = 25 %).
-    #[serde(default)]
-    pub reconcile_tolerance: Option<f64>,
+    /// ratio before the invoice summary flags it (0.25 = 25 %).
+    #[serde(default = "default_tolerance")]
+    pub reconcile_tolerance: f64,
+    /// How long the warehouse lock on S3 lives without its holder renewing it before another
+    /// run may take it over (`lock_ttl_secs`; the holder renews every quarter of it).
+    #[serde(
+        rename = "lock_ttl_secs",
+        default = "default_lock_ttl",
+        deserialize_with = "secs::de"
+    )]
+    pub lock_ttl: Duration,
     /// Ingest settings.
     #[serde(default)]
     pub ingest: IngestSettings,
-    /// How to reach S3 or an S3-compatible store (for `s3://` sources).
+    /// How to reach S3 or an S3-compatible store (sources, warehouse, config files).
     #[serde(default)]
     pub s3: S3Config,
-    /// Where flow logs come from.
+    /// Where flow logs and metrics come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     #[serde(skip)]
     base: PathBuf,
 }
 
-/// `[ingest]` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestSettings {
-    /// Worker threads (`LINKMETER_WORKERS`); default: the number of cores.
-    #[serde(default)]
-    pub workers: Option<usize>,
-    /// Rows a worker buffers before it writes them (a segment); bounds memory.
-    #[serde(default = "default_flush_rows")]
-    pub flush_rows: usize,
-    /// Fail the run (exit code 3) when any input is quarantined (`LINKMETER_STRICT=1`).
-    #[serde(default)]
-    pub strict: bool,
+fn default_tolerance() -> f64 {
+    0.25
 }
 
-fn default_flush_rows() -> usize {
-    100_000
+fn default_lock_ttl() -> Duration {
+    linkmeter_warehouse::lock::LOCK_TTL
+}
+
+/// `[ingest]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Worker threads; default: the number of cores.
+    pub workers: Option<usize>,
+    /// Rows a worker buffers before it writes them (bounds memory).
+    pub flush_rows: usize,
+    /// Fail the run (exit code 3) when any input is quarantined.
+    pub strict: bool,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
             workers: None,
-            flush_rows: default_flush_rows(),
+            flush_rows: 100_000,
             strict: false,
         }
     }
 }
 
+impl IngestSettings {
+    /// Worker threads: `flag`, else the config, else the number of cores.
+    pub fn workers(&self, flag: Option<usize>) -> usize {
+        flag.or(self.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// Durations given in whole seconds or milliseconds in the file.
+mod secs {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+
+    pub fn de_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 /// `[s3]` settings. Credentials always come from the standard AWS chain (environment,
 /// profile, container or instance role), never from this file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct S3Config {
-    /// Region (`LINKMETER_S3_REGION`); default from the AWS chain (`AWS_REGION`, profile).
+    /// Region; default from the AWS chain (`AWS_REGION`, profile).
     pub region: Option<String>,
-    /// Endpoint of an S3-compatible store (`LINKMETER_S3_ENDPOINT_URL`), e.g. `http://127.0.0.1:9000`.
+    /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`.
     pub endpoint_url: Option<String>,
-    /// Path-style addressing (`LINKMETER_S3_FORCE_PATH_STYLE=1`); most S3-compatible stores need it.
-    #[serde(default)]
+    /// Path-style addressing; most S3-compatible stores need it.
     pub force_path_style: bool,
-    /// Attempts per request before an object counts as unreadable (default 8).
-    pub max_attempts: Option<u32>,
-    /// First retry backoff in milliseconds, doubled per retry with full jitter (default 200).
-    pub backoff_ms: Option<u64>,
-    /// Objects downloaded at once (default 16).
-    pub concurrency: Option<usize>,
-    /// Seconds to wait for a response or the next part of a body (default 60).
-    pub timeout_secs: Option<u64>,
+    /// Attempts per request before an object counts as unreadable.
+    pub max_attempts: u32,
+    /// First retry backoff, doubled per retry with full jitter (`backoff_ms`).
+    #[serde(rename = "backoff_ms", deserialize_with = "secs::de_ms")]
+    pub backoff: Duration,
+    /// Objects downloaded at once.
+    pub concurrency: usize,
+    /// Longest wait for a response or the next part of a body (`timeout_secs`).
+    #[serde(rename = "timeout_secs", deserialize_with = "secs::de")]
+    pub timeout: Duration,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        let d = S3Settings::default();
+        S3Config {
+            region: None,
+            endpoint_url: None,
+            force_path_style: false,
+            max_attempts: d.max_attempts,
+            backoff: d.base_backoff,
+            concurrency: d.concurrency,
+            timeout: d.timeout,
+        }
+    }
 }
 
 impl S3Config {
     /// The client settings.
-    pub fn settings(&self) -> linkmeter_ingest::source::s3_read::S3Settings {
-        let d = linkmeter_ingest::source::s3_read::S3Settings::default();
-        linkmeter_ingest::source::s3_read::S3Settings {
+    pub fn settings(&self) -> S3Settings {
+        S3Settings {
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
             force_path_style: self.force_path_style,
-            max_attempts: self.max_attempts.unwrap_or(d.max_attempts).max(1),
-            base_backoff: self
-                .backoff_ms
-                .map(std::time::Duration::from_millis)
-                .unwrap_or(d.base_backoff),
-            concurrency: self.concurrency.unwrap_or(d.concurrency).max(1),
-            timeout: self
-                .timeout_secs
-                .map(std::time::Duration::from_secs)
-                .unwrap_or(d.timeout),
-            ..d
+            max_attempts: self.max_attempts.max(1),
+            base_backoff: self.backoff,
+            concurrency: self.concurrency.max(1),
+            timeout: self.timeout,
+            ..S3Settings::default()
         }
     }
 }
@@ -116,10 +189,10 @@ impl S3Config {
 pub struct SourceConfig {
     /// A short name; part of each input's identity, so keep it stable.
     pub name: String,
-    /// A local file or directory (relative to the config file), `file:///abs/path`, or
-    /// `s3://bucket/prefix` (every object under the prefix).
+    /// A local file or directory (relative to the config file), `file:///abs/path`,
+    /// `s3://bucket/prefix` (every object under the prefix) or `kafka://host:port/topic`.
     pub uri: String,
-    /// Field list for text files without a header line (default: the v2 default format).
+    /// Field list for text without a header line (default: the v2 default format).
     #[serde(default)]
     pub format: Option<String>,
     /// Account to assume for records whose `account-id` is `unknown` and whose path has no
@@ -127,12 +200,46 @@ pub struct SourceConfig {
     #[serde(default)]
     pub account: Option<String>,
     /// What the inputs hold: `auto` (files and objects by their bytes; Kafka messages are
-    /// flow-log lines), `flow-logs` or `metric-stream` (CloudWatch Metric Streams JSON).
+    /// flow-log lines), `flow-logs`, `metric-stream`, `prometheus` or `opentelemetry`.
     #[serde(default)]
-    pub content: linkmeter_ingest::decode::Content,
+    pub content: Content,
     /// Settings of a `kafka://` source.
     #[serde(default)]
     pub kafka: KafkaSourceConfig,
+}
+
+/// `[sources.kafka]`: how a `kafka://host:port/topic` source consumes.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSourceConfig {
+    /// Consumer group (default `linkmeter-NAME`); offsets are committed there after each
+    /// durable write, for lag monitoring. The warehouse, not the group, says where to resume.
+    pub group: Option<String>,
+    /// Raw librdkafka options (TLS, SASL, tuning), applied before linkmeter's safety settings
+    /// (auto-commit and the automatic offset store stay off whatever is given here).
+    pub options: BTreeMap<String, String>,
+    /// Message bytes per input (one partition's offset range).
+    pub chunk_bytes: usize,
+    /// Message bytes read before they are written (bounds memory).
+    pub round_bytes: usize,
+    /// Time without anything from the broker before the run fails (`idle_timeout_secs`).
+    #[serde(rename = "idle_timeout_secs", deserialize_with = "secs::de")]
+    pub idle_timeout: Duration,
+    /// TLS and SASL (`[sources.kafka.security]`), applied after `options`.
+    pub security: KafkaSecurity,
+}
+
+impl Default for KafkaSourceConfig {
+    fn default() -> Self {
+        KafkaSourceConfig {
+            group: None,
+            options: BTreeMap::new(),
+            chunk_bytes: 8 << 20,
+            round_bytes: 256 << 20,
+            idle_timeout: Duration::from_secs(30),
+            security: KafkaSecurity::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for KafkaSourceConfig {
@@ -145,34 +252,84 @@ impl std::fmt::Debug for KafkaSourceConfig {
     }
 }
 
-/// `[sources.kafka]`: how a `kafka://host:port/topic` source consumes.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    /// Consumer group (default `linkmeter-NAME`); offsets are committed there after each
-    /// durable write, for lag monitoring. The warehouse, not the group, says where to resume.
-    pub group: Option<String>,
-    /// Raw librdkafka options (TLS, SASL, tuning), applied before linkmeter's safety settings
-    /// (auto-commit and the automatic offset store stay off whatever is given here).
-    #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
-    /// Message bytes per input (one partition's offset range; default 8 MiB).
-    pub chunk_bytes: Option<usize>,
-    /// Message bytes read before they are written (bounds memory; default 256 MiB).
-    pub round_bytes: Option<usize>,
-    /// Seconds without anything from the broker before the run fails (default 30).
-    pub idle_timeout_secs: Option<u64>,
-    /// TLS and SASL (`[sources.kafka.security]`), applied after `options`.
-    #[serde(default)]
-    pub security: linkmeter_ingest::source::kafka_auth::KafkaSecurity,
+/// The type of a setting an environment variable overrides.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Text,
+    Int,
+    Float,
+    Bool,
 }
+
+/// Every setting that a `LINKMETER_*` variable overrides: (variable, TOML path, type).
+const ENV: &[(&str, &str, Kind)] = &[
+    ("LINKMETER_WAREHOUSE", "warehouse", Kind::Text),
+    ("LINKMETER_INVENTORY", "inventory", Kind::Text),
+    ("LINKMETER_PRICES", "prices", Kind::Text),
+    (
+        "LINKMETER_RECONCILE_TOLERANCE",
+        "reconcile_tolerance",
+        Kind::Float,
+    ),
+    ("LINKMETER_LOCK_TTL_SECS", "lock_ttl_secs", Kind::Int),
+    ("LINKMETER_WORKERS", "ingest.workers", Kind::Int),
+    ("LINKMETER_FLUSH_ROWS", "ingest.flush_rows", Kind::Int),
+    ("LINKMETER_STRICT", "ingest.strict", Kind::Bool),
+    ("LINKMETER_S3_REGION", "s3.region", Kind::Text),
+    ("LINKMETER_S3_ENDPOINT_URL", "s3.endpoint_url", Kind::Text),
+    (
+        "LINKMETER_S3_FORCE_PATH_STYLE",
+        "s3.force_path_style",
+        Kind::Bool,
+    ),
+    ("LINKMETER_S3_MAX_ATTEMPTS", "s3.max_attempts", Kind::Int),
+    ("LINKMETER_S3_CONCURRENCY", "s3.concurrency", Kind::Int),
+    ("LINKMETER_S3_TIMEOUT_SECS", "s3.timeout_secs", Kind::Int),
+];
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Applies the `LINKMETER_*` variables that are set to a TOML document.
+fn overlay(doc: &mut toml::Table, get: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    for (var, path, kind) in ENV {
+        let Some(v) = get(var) else { continue };
+        let value = match kind {
+            Kind::Text => toml::Value::String(v),
+            Kind::Int => toml::Value::Integer(
+                v.parse()
+                    .map_err(|_| anyhow!("{var}={v:?} is not a whole number"))?,
+            ),
+            Kind::Float => toml::Value::Float(
+                v.parse()
+                    .map_err(|_| anyhow!("{var}={v:?} is not a number such as 0.25"))?,
+            ),
+            Kind::Bool => toml::Value::Boolean(match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => bail!("{var}={v:?} is not true or false (1/0, yes/no)"),
+            }),
+        };
+        let mut table = &mut *doc;
+        let mut parts = path.split('.').peekable();
+        while let Some(p) = parts.next() {
+            if parts.peek().is_none() {
+                table.insert(p.to_string(), value);
+                break;
+            }
+            table = table
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| anyhow!("[{p}] in the config is not a table"))?;
+        }
+    }
+    Ok(())
+}
+
 impl Config {
-    /// Reads a config file and applies `LINKMETER_*` overrides. Without a file, the whole
+    /// Reads a config file and applies the `LINKMETER_*` overlay. Without a file, the whole
     /// TOML may come from `LINKMETER_CONFIG_TOML` (an ECS task's environment, from SSM or
     /// Secrets Manager); paths are then relative to the working directory.
     pub fn load(path: &Path) -> Result<Config> {
@@ -182,79 +339,44 @@ impl Config {
                 format!("cannot read config {}; create one (see README \"Configuration\"), set LINKMETER_CONFIG_TOML, or run `linkmeter demo` to see a working example", path.display())
             })?,
         };
-        let mut c: Config = toml::from_str(&text)
+        let mut doc: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+        overlay(&mut doc, &env)?;
+        let mut c = Config::deserialize(doc)
             .with_context(|| format!("config {} is not valid", path.display()))?;
         c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if let Some(v) = env("LINKMETER_WAREHOUSE") {
-            c.warehouse = v;
-        }
-        if let Some(v) = env("LINKMETER_INVENTORY") {
-            c.inventory = v;
-        }
-        if let Some(v) = env("LINKMETER_PRICES") {
-            c.prices = Some(v);
-        }
-        if let Some(v) = env("LINKMETER_RECONCILE_TOLERANCE") {
-            c.reconcile_tolerance = Some(v.parse().map_err(|_| {
-                anyhow::anyhow!("LINKMETER_RECONCILE_TOLERANCE={v:?} is not a number such as 0.25")
-            })?);
-        }
-        if let Some(t) = c.reconcile_tolerance {
-            if !(t.is_finite() && t > 0.0) {
-                anyhow::bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
-            }
-        }
-        if let Some(v) = env("LINKMETER_WORKERS") {
-            c.ingest.workers = Some(
-                v.parse()
-                    .with_context(|| format!("LINKMETER_WORKERS={v:?} is not a whole number"))?,
-            );
-        }
-        if let Some(v) = env("LINKMETER_S3_REGION") {
-            c.s3.region = Some(v);
-        }
-        if let Some(v) = env("LINKMETER_S3_ENDPOINT_URL") {
-            c.s3.endpoint_url = Some(v);
-        }
-        if let Some(v) = env("LINKMETER_S3_FORCE_PATH_STYLE") {
-            c.s3.force_path_style = matches!(v.as_str(), "1" | "true" | "yes");
-        }
-        if let Some(v) = env("LINKMETER_STRICT") {
-            c.ingest.strict = matches!(v.as_str(), "1" | "true" | "yes");
+        c.check()
+            .with_context(|| format!("config {}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<()> {
+        let t = self.reconcile_tolerance;
+        if !(t.is_finite() && t > 0.0) {
+            bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
         }
         let mut names = std::collections::HashSet::new();
-        for s in &c.sources {
+        for s in &self.sources {
             if !names.insert(s.name.as_str()) {
                 bail!(
-                    "config {}: source name {:?} is used twice; names must be unique",
-                    path.display(),
+                    "source name {:?} is used twice; names must be unique",
                     s.name
                 );
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// A config for commands given only a warehouse (`sql --warehouse`): paths relative to
-    /// the current directory, `[s3]` from `LINKMETER_S3_*` and the AWS environment.
-    pub fn bare(warehouse: &str) -> Config {
-        let s3 = S3Config {
-            region: env("LINKMETER_S3_REGION"),
-            endpoint_url: env("LINKMETER_S3_ENDPOINT_URL"),
-            force_path_style: env("LINKMETER_S3_FORCE_PATH_STYLE")
-                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
-            ..S3Config::default()
-        };
-        Config {
-            warehouse: warehouse.to_string(),
-            inventory: String::new(),
-            prices: None,
-            reconcile_tolerance: None,
-            ingest: IngestSettings::default(),
-            s3,
-            sources: Vec::new(),
-            base: PathBuf::new(),
-        }
+    /// the current directory, `[s3]` from the `LINKMETER_S3_*` overlay.
+    pub fn bare(warehouse: &str) -> Result<Config> {
+        let mut doc = toml::Table::new();
+        doc.insert("warehouse".into(), toml::Value::String(String::new()));
+        doc.insert("inventory".into(), toml::Value::String(String::new()));
+        overlay(&mut doc, &env)?;
+        let mut c = Config::deserialize(doc).context("the LINKMETER_* settings are not valid")?;
+        c.warehouse = warehouse.to_string();
+        Ok(c)
     }
 
     /// Resolves a path from the config relative to the config file's directory.
@@ -268,71 +390,114 @@ impl Config {
         }
     }
 
-    /// The warehouse directory.
-    pub fn warehouse_path(&self) -> PathBuf {
-        self.resolve(&self.warehouse)
-    }
-
-    /// The inventory file (downloaded first when it is an `s3://` URI).
-    pub fn inventory_path(&self) -> Result<PathBuf> {
-        self.file(&self.inventory)
-    }
-
     /// A file the config names: a path relative to the config file, or an `s3://bucket/key`
     /// URI (downloaded once), so a container can run from environment variables alone.
-    pub fn file(&self, p: &str) -> Result<PathBuf> {
+    pub fn file(&self, p: &str, rt: &tokio::runtime::Handle) -> Result<PathBuf> {
         match p.starts_with("s3://") {
-            true => crate::warehouse::local_copy(p, &self.s3),
+            true => crate::warehouse::local_copy(p, &self.s3, rt),
             false => Ok(self.resolve(p)),
         }
     }
-}
 
-/// What a source URI points at.
-pub enum SourceKind {
-    /// A local file or directory.
-    Local(PathBuf),
-    /// An S3 bucket and key prefix.
-    S3 { bucket: String, prefix: String },
-    /// A Kafka topic.
-    Kafka { bootstrap: String, topic: String },
+    /// The sources to ingest (`only` names some; all when empty), ready for the pipeline.
+    pub fn sources(
+        &self,
+        only: &[String],
+        shard: Option<(u32, u32)>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<SourceSpec>> {
+        for name in only {
+            if !self.sources.iter().any(|s| &s.name == name) {
+                bail!("no source named {name:?} in the config");
+            }
+        }
+        self.sources
+            .iter()
+            .filter(|s| only.is_empty() || only.contains(&s.name))
+            .map(|s| s.spec(self, shard, rt))
+            .collect()
+    }
 }
 
 impl SourceConfig {
-    /// Classifies the URI; schemes that this build cannot read are refused with a reason.
-    pub fn kind(&self, cfg: &Config) -> Result<SourceKind> {
-        if let Some((scheme, _)) = self.uri.split_once("://") {
-            if scheme == "s3" {
-                let Some((bucket, prefix)) = linkmeter_ingest::source::s3::parse_uri(&self.uri)
-                else {
-                    bail!(
-                        "source {:?}: {:?} names no bucket; write s3://BUCKET/PREFIX",
-                        self.name,
-                        self.uri
-                    );
-                };
-                return Ok(SourceKind::S3 { bucket, prefix });
+    /// What the pipeline needs of this source; URIs and settings this build cannot use are
+    /// refused with a reason.
+    fn spec(
+        &self,
+        cfg: &Config,
+        shard: Option<(u32, u32)>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<SourceSpec> {
+        let format = Format::parse(self.format.as_deref().unwrap_or(DEFAULT_FORMAT))
+            .map_err(|e| anyhow!("source {:?}: format: {e}", self.name))?;
+        let at = match self.uri.split_once("://").map(|(s, _)| s) {
+            Some("s3") => {
+                let (bucket, prefix) = linkmeter_ingest::source::s3::parse_uri(&self.uri)
+                    .ok_or_else(|| anyhow!("source {:?}: {:?} names no bucket; write s3://BUCKET/PREFIX", self.name, self.uri))?;
+                Location::S3 { bucket, prefix }
             }
-            if scheme == "kafka" {
-                let Some((bootstrap, topic)) =
-                    linkmeter_ingest::source::kafka::parse_uri(&self.uri)
-                else {
-                    bail!(
-                        "source {:?}: {:?} is not kafka://HOST:PORT[,HOST:PORT]/TOPIC",
-                        self.name,
-                        self.uri
-                    );
-                };
-                return Ok(SourceKind::Kafka { bootstrap, topic });
-            }
-            if scheme != "file" {
-                bail!(
-                    "source {:?}: {scheme}:// sources are not supported; use a local path, file://, s3:// or kafka://",
-                    self.name
-                );
+            Some("kafka") => Location::Kafka(Box::new(self.kafka(cfg, shard, rt)?)),
+            Some("file") | None => Location::Files(cfg.resolve(&self.uri)),
+            Some(scheme) => bail!(
+                "source {:?}: {scheme}:// sources are not supported; use a local path, file://, s3:// or kafka://",
+                self.name
+            ),
+        };
+        Ok(SourceSpec {
+            name: self.name.clone(),
+            at,
+            format,
+            account: self.account.clone(),
+            content: self.content,
+        })
+    }
+
+    fn kafka(
+        &self,
+        cfg: &Config,
+        shard: Option<(u32, u32)>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<KafkaSettings> {
+        let (bootstrap, topic) =
+            linkmeter_ingest::source::kafka::parse_uri(&self.uri).ok_or_else(|| {
+                anyhow!(
+                    "source {:?}: {:?} is not kafka://HOST:PORT[,HOST:PORT]/TOPIC",
+                    self.name,
+                    self.uri
+                )
+            })?;
+        let k = &self.kafka;
+        // Certificate paths are relative to the config file, like every other path.
+        let mut security = k.security.clone();
+        for f in [
+            &mut security.ca_file,
+            &mut security.cert_file,
+            &mut security.key_file,
+        ] {
+            if let Some(p) = f.as_mut() {
+                *p = cfg.resolve(&p.to_string_lossy());
             }
         }
-        Ok(SourceKind::Local(cfg.resolve(&self.uri)))
+        // Settings that cannot work (a missing file or variable) are found before reading.
+        security
+            .options(|v| std::env::var(v).ok())
+            .map_err(|e| anyhow!("source {:?}: {e}", self.name))?;
+        Ok(KafkaSettings {
+            name: self.name.clone(),
+            bootstrap,
+            topic,
+            group: k
+                .group
+                .clone()
+                .unwrap_or_else(|| format!("linkmeter-{}", self.name)),
+            options: k.options.clone(),
+            security,
+            chunk_bytes: k.chunk_bytes.max(1),
+            round_bytes: k.round_bytes.max(1),
+            idle_timeout: k.idle_timeout,
+            shard,
+            rt: rt.clone(),
+        })
     }
 }
 
@@ -346,12 +511,42 @@ mod tests {
         let p = d.path().join("linkmeter.toml");
         std::fs::write(&p, "warehouse = \"wh\"\ninventory = \"inv.toml\"\n[[sources]]\nname = \"a\"\nuri = \"logs\"\n").unwrap();
         let c = Config::load(&p).unwrap();
-        assert_eq!(c.warehouse_path(), d.path().join("wh"));
-        assert!(
-            matches!(c.sources[0].kind(&c).unwrap(), SourceKind::Local(p) if p == d.path().join("logs"))
-        );
+        assert_eq!(c.resolve(&c.warehouse), d.path().join("wh"));
+        assert_eq!(c.ingest.flush_rows, 100_000, "defaults from the struct");
+        assert_eq!(c.reconcile_tolerance, 0.25);
         std::fs::write(&p, "warehouse = \"wh\"\ninventory = \"i\"\nwarehous = 1\n").unwrap();
         let e = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(e.contains("unknown field `warehous`"), "{e}");
+    }
+
+    #[test]
+    fn environment_variables_override_typed_settings() {
+        let mut doc: toml::Table =
+            toml::from_str("warehouse = \"wh\"\ninventory = \"i\"\n[s3]\nregion = \"eu-west-1\"\n")
+                .unwrap();
+        let vars: BTreeMap<&str, &str> = [
+            ("LINKMETER_WORKERS", "3"),
+            ("LINKMETER_S3_FORCE_PATH_STYLE", "yes"),
+            ("LINKMETER_S3_TIMEOUT_SECS", "7"),
+            ("LINKMETER_WAREHOUSE", "s3://b/w"),
+        ]
+        .into();
+        overlay(&mut doc, &|v| vars.get(v).map(|s| s.to_string())).unwrap();
+        let c = Config::deserialize(doc).unwrap();
+        assert_eq!(c.warehouse, "s3://b/w");
+        assert_eq!(c.ingest.workers, Some(3));
+        assert!(c.s3.force_path_style);
+        assert_eq!(
+            c.s3.region.as_deref(),
+            Some("eu-west-1"),
+            "the file's other settings stay"
+        );
+        assert_eq!(c.s3.timeout, Duration::from_secs(7));
+        let mut doc = toml::Table::new();
+        let e = overlay(&mut doc, &|v| {
+            (v == "LINKMETER_STRICT").then(|| "maybe".into())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("LINKMETER_STRICT=\"maybe\""), "{e}");
     }
 }

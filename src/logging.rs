@@ -16,11 +16,10 @@ pub fn init() {
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| {
-            if interactive() {
-                "warn".into()
-            } else {
-                "info".into()
-            }
+            // Libraries (delta-rs, DataFusion, the AWS SDK) log their own progress at info;
+            // only linkmeter's own events are worth a line by default.
+            let ours = if interactive() { "warn" } else { "info" };
+            format!("warn,linkmeter={ours},linkmeter_ingest={ours},linkmeter_warehouse={ours},linkmeter_aggregate={ours},linkmeter_reports={ours},linkmeter_sql={ours}")
         });
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -1,4 +1,8 @@
 //! The `linkmeter` command: meters bytes over Amazon MSK multi-VPC private connectivity.
+//!
+//! Each command parses its arguments, calls a library and prints. `main` owns the one tokio
+//! runtime; commands run on the main thread (outside the runtime) and hand it to the
+//! libraries, which block on it for I/O.
 
 mod cmd_demo;
 mod cmd_estimate;
@@ -9,17 +13,16 @@ mod cmd_invoice;
 mod cmd_run;
 mod cmd_sql;
 mod config;
+mod exit;
 mod logging;
+mod progress;
 mod warehouse;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code when `--strict` is set and input was quarantined.
-pub const EXIT_QUARANTINED: u8 = 3;
-/// Exit code when SIGTERM or Ctrl-C stopped a run between inputs.
-pub const EXIT_INTERRUPTED: u8 = 4;
+pub use exit::{ConfigContext, ConfigProblem, Exit};
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +43,7 @@ enum Command {
     Demo(cmd_demo::Args),
     /// The scheduled job: ingest everything, then invoice the previous and current month.
     Run(cmd_run::Args),
-    /// Read flow logs, attribute every byte, write the Parquet warehouse.
+    /// Read flow logs, attribute every byte, write the warehouse.
     Ingest(cmd_ingest::Args),
     /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
     Generate(cmd_generate::Args),
@@ -57,25 +60,36 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("linkmeter-io")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return Exit::Fatal.into();
+        }
+    };
+    // Commands run here, outside the runtime's threads, but inside its context (so locks
+    // released on drop and libraries find it).
+    let _in = rt.enter();
+    let rt = rt.handle().clone();
     let result = match cli.command {
-        Command::Demo(a) => cmd_demo::run(a),
-        Command::Run(a) => cmd_run::run(a),
-        Command::Ingest(a) => cmd_ingest::run(a),
+        Command::Demo(a) => cmd_demo::run(a, &rt),
+        Command::Run(a) => cmd_run::run(a, &rt),
+        Command::Ingest(a) => cmd_ingest::run(a, &rt),
         Command::Generate(a) => cmd_generate::run(a),
-        Command::Invoice(a) => cmd_invoice::run(a),
-        Command::Sql(a) => cmd_sql::run(a),
-        Command::Inventory(a) => cmd_inventory::run(a),
-        Command::Estimate(a) => cmd_estimate::run(a),
+        Command::Invoice(a) => cmd_invoice::run(a, &rt),
+        Command::Sql(a) => cmd_sql::run(a, &rt),
+        Command::Inventory(a) => cmd_inventory::run(a, &rt),
+        Command::Estimate(a) => cmd_estimate::run(a, &rt),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => code.into(),
         Err(e) => {
             eprintln!("Error: {e:#}");
-            if e.downcast_ref::<cmd_ingest::ConfigProblem>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit::of_error(&e).into()
         }
     }
 }

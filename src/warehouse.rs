@@ -6,73 +6,74 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_s3::config::ProvideCredentials;
-use linkmeter_ingest::warehouse::{LocalSink, ObjectSink, Sink};
-use linkmeter_sql::Location;
+use linkmeter_warehouse::Warehouse;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::CredentialProvider;
 
-use crate::cmd_ingest::ConfigProblem;
 use crate::config::{Config, S3Config};
+use crate::ConfigContext;
 
-/// An open warehouse: the writer side and where readers find it.
-pub struct Warehouse {
-    /// Writes files atomically.
-    pub sink: Box<dyn Sink>,
-    /// For the SQL catalog.
-    pub location: Location,
+/// Opens the warehouse of a config for writing (creating a local directory if needed).
+pub fn open(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Warehouse> {
+    open_spec(&cfg.warehouse, cfg, &cfg.s3, rt, true)
 }
 
-impl Warehouse {
-    /// The warehouse of a config (creating a local directory if needed).
-    pub fn open(cfg: &Config) -> Result<Warehouse> {
-        Self::open_spec(&cfg.warehouse, cfg, &cfg.s3)
-    }
+/// Opens the warehouse of a config for reading: a local directory must exist.
+pub fn open_existing(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Warehouse> {
+    open_spec(&cfg.warehouse, cfg, &cfg.s3, rt, false)
+}
 
-    /// A warehouse given as a path (relative to the config) or an `s3://` URL.
-    pub fn open_spec(spec: &str, cfg: &Config, s3: &S3Config) -> Result<Warehouse> {
-        if let Some(rest) = spec.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(anyhow!(
-                    "warehouse {spec:?} names no bucket; write s3://BUCKET/PREFIX"
-                )
-                .context(ConfigProblem));
-            }
-            let url = format!("s3://{bucket}/{}", prefix.trim_matches('/'));
-            let url = url.trim_end_matches('/').to_string();
-            let store: Arc<dyn object_store::ObjectStore> = Arc::new(s3_store(bucket, s3)?);
-            let sink = ObjectSink::new(store.clone(), &url, prefix)?;
-            return Ok(Warehouse {
-                sink: Box::new(sink),
-                location: Location::Object { url, store },
-            });
+/// A warehouse given as a path (relative to the config) or an `s3://` URL.
+fn open_spec(
+    spec: &str,
+    cfg: &Config,
+    s3: &S3Config,
+    rt: &tokio::runtime::Handle,
+    create: bool,
+) -> Result<Warehouse> {
+    let wh = if let Some(rest) = spec.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(anyhow!(
+                "warehouse {spec:?} names no bucket; write s3://BUCKET/PREFIX"
+            ))
+            .config();
         }
+        let url = format!("s3://{bucket}/{}", prefix.trim_matches('/'));
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(s3_store(bucket, s3, rt)?);
+        Warehouse::object(store, &url)
+            .config()?
+            .with_lock_ttl(cfg.lock_ttl)
+    } else {
         if let Some((scheme, _)) = spec.split_once("://") {
             if scheme != "file" {
                 return Err(anyhow!(
                     "warehouse {spec:?}: {scheme}:// is not supported; use a local path or s3://BUCKET/PREFIX"
-                )
-                .context(ConfigProblem));
+                ))
+                .config();
             }
         }
         let path = cfg.resolve(spec);
-        let sink = LocalSink::open(&path)
-            .with_context(|| format!("opening warehouse {}", path.display()))?;
-        Ok(Warehouse {
-            sink: Box::new(sink),
-            location: Location::Local(path),
-        })
-    }
-
-    /// The warehouse's path or URL.
-    pub fn display(&self) -> String {
-        self.location.display()
-    }
+        if !create && !path.is_dir() {
+            return Err(anyhow!(
+                "warehouse {} does not exist; run `linkmeter ingest` first or pass --warehouse",
+                path.display()
+            ))
+            .config();
+        }
+        Warehouse::local(&path).with_context(|| format!("opening warehouse {}", path.display()))?
+    };
+    rt.block_on(wh.check_layout()).config()?;
+    Ok(wh)
 }
 
 /// A small file named by an `s3://bucket/key` URI (the inventory or price book of a container
 /// that has no files of its own), downloaded once per process into a private temp directory.
-pub fn local_copy(uri: &str, s3: &S3Config) -> Result<std::path::PathBuf> {
+pub fn local_copy(
+    uri: &str,
+    s3: &S3Config,
+    rt: &tokio::runtime::Handle,
+) -> Result<std::path::PathBuf> {
     use std::sync::Mutex;
     static DONE: Mutex<Vec<(String, std::path::PathBuf)>> = Mutex::new(Vec::new());
     if let Some((_, p)) = DONE
@@ -87,11 +88,9 @@ pub fn local_copy(uri: &str, s3: &S3Config) -> Result<std::path::PathBuf> {
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| anyhow!("{uri:?} is not s3://BUCKET/KEY").context(ConfigProblem))?;
-    let store = s3_store(bucket, s3)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+        .ok_or_else(|| anyhow!("{uri:?} is not s3://BUCKET/KEY"))
+        .config()?;
+    let store = s3_store(bucket, s3, rt)?;
     let bytes = rt
         .block_on(async {
             use object_store::ObjectStoreExt;
@@ -174,10 +173,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// An S3 object store for one bucket with the `[s3]` settings.
-fn s3_store(bucket: &str, s3: &S3Config) -> Result<object_store::aws::AmazonS3> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+fn s3_store(
+    bucket: &str,
+    s3: &S3Config,
+    rt: &tokio::runtime::Handle,
+) -> Result<object_store::aws::AmazonS3> {
     let sdk = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
     let region = s3
         .region

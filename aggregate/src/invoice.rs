@@ -273,130 +273,131 @@ pub fn chargeback_view(
     endpoint_hours: &[EndpointHour],
     connectivity: &[ConnectivityHour],
 ) -> Result<Invoice, PriceError> {
-    type Slot = (i64, String, String); // hour, cluster, auth
-    let mut bytes_by: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
-    for u in usage {
-        *bytes_by
-            .entry((u.hour, u.cluster.clone(), u.auth.clone()))
-            .or_default()
-            .entry(u.client_account.clone())
-            .or_default() += Decimal::from(u.bytes);
-    }
-    let mut endpoints_by: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for h in endpoint_hours {
-        if seen.insert((
-            h.hour,
-            h.cluster.clone(),
-            h.auth.clone(),
-            h.endpoint_id.clone(),
-        )) {
-            *endpoints_by
-                .entry((h.hour, h.cluster.clone(), h.auth.clone()))
-                .or_default()
-                .entry(h.client_account.clone())
-                .or_default() += Decimal::ONE;
-        }
-    }
+    let w = Weights::of(usage, endpoint_hours);
     let items = price(book, usage, endpoint_hours, connectivity)?;
     // Shares like 1/3 are not exact in decimal, so the total is the aws view's, not the sum
     // of the shares: rounded once and spread over the lines, it is the same to the cent.
     let aws_scaled: Decimal = items.iter().map(|i| i.scaled).sum();
     let mut acc: BTreeMap<Key, (Decimal, Decimal)> = BTreeMap::new();
     for it in items {
+        w.allocate(book, it, &mut acc);
+    }
+    Ok(finish(acc, Decimal::from(book.bytes_per_gb), aws_scaled))
+}
+
+/// (hour, cluster, auth scheme): the slot an owner-billed meter is shared within.
+type Slot = (i64, String, String);
+
+/// What owner-billed meters are shared by, per slot and client account: billable bytes, and
+/// endpoints provisioned (each endpoint once per hour).
+struct Weights {
+    bytes: BTreeMap<Slot, BTreeMap<String, Decimal>>,
+    endpoints: BTreeMap<Slot, BTreeMap<String, Decimal>>,
+}
+
+impl Weights {
+    fn of(usage: &[Usage], endpoint_hours: &[EndpointHour]) -> Weights {
+        let mut bytes: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
+        for u in usage {
+            *bytes
+                .entry((u.hour, u.cluster.clone(), u.auth.clone()))
+                .or_default()
+                .entry(u.client_account.clone())
+                .or_default() += Decimal::from(u.bytes);
+        }
+        let mut endpoints: BTreeMap<Slot, BTreeMap<String, Decimal>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for h in endpoint_hours {
+            if seen.insert((
+                h.hour,
+                h.cluster.clone(),
+                h.auth.clone(),
+                h.endpoint_id.clone(),
+            )) {
+                *endpoints
+                    .entry((h.hour, h.cluster.clone(), h.auth.clone()))
+                    .or_default()
+                    .entry(h.client_account.clone())
+                    .or_default() += Decimal::ONE;
+            }
+        }
+        Weights { bytes, endpoints }
+    }
+
+    /// Adds one priced item to the chargeback lines by its meter's policy.
+    fn allocate(&self, book: &PriceBook, it: Item, acc: &mut BTreeMap<Key, (Decimal, Decimal)>) {
         let policy = match it.meter {
             Meter::MskConnectivityHours => book.connectivity_hours_policy,
             Meter::MskConnectivityGb => book.connectivity_gb_policy,
             _ => {
-                add(
-                    &mut acc,
-                    (
-                        it.payer,
-                        it.meter,
-                        it.cluster,
-                        it.auth,
-                        it.endpoint_id,
-                        "owner",
-                    ),
-                    it.qty,
-                    it.scaled,
+                let key = (
+                    it.payer,
+                    it.meter,
+                    it.cluster,
+                    it.auth,
+                    it.endpoint_id,
+                    "owner",
                 );
-                continue;
+                return add(acc, key, it.qty, it.scaled);
             }
         };
         if it.meter == Meter::MskConnectivityGb && policy == Policy::Proportional {
             // The bytes are one client account's own: it bears them whole.
-            add(
-                &mut acc,
-                (
-                    it.client.clone(),
-                    it.meter,
-                    it.cluster,
-                    it.auth,
-                    String::new(),
-                    "bytes",
-                ),
-                it.qty,
-                it.scaled,
+            let key = (
+                it.client.clone(),
+                it.meter,
+                it.cluster,
+                it.auth,
+                String::new(),
+                "bytes",
             );
-            continue;
+            return add(acc, key, it.qty, it.scaled);
         }
         let slot = (it.hour, it.cluster.clone(), it.auth.clone());
         let (weights, basis) = match policy {
             Policy::Owner => (None, "owner"),
-            Policy::Proportional => match bytes_by
+            Policy::Proportional => match self
+                .bytes
                 .get(&slot)
                 .filter(|m| m.values().any(|v| !v.is_zero()))
             {
                 Some(m) => (Some(m), "bytes"),
-                None => (endpoints_by.get(&slot), "even"),
+                None => (self.endpoints.get(&slot), "even"),
             },
-            Policy::Even => (endpoints_by.get(&slot), "even"),
+            Policy::Even => (self.endpoints.get(&slot), "even"),
         };
         match weights {
             Some(w) if !w.is_empty() => {
                 let sum: Decimal = w.values().copied().sum();
                 for (acct, wt) in w {
-                    let share = it.scaled * *wt / sum;
-                    let qty = it.qty * *wt / sum;
-                    add(
-                        &mut acc,
-                        (
-                            acct.clone(),
-                            it.meter,
-                            it.cluster.clone(),
-                            it.auth.clone(),
-                            String::new(),
-                            basis,
-                        ),
-                        qty,
-                        share,
+                    let key = (
+                        acct.clone(),
+                        it.meter,
+                        it.cluster.clone(),
+                        it.auth.clone(),
+                        String::new(),
+                        basis,
                     );
+                    add(acc, key, it.qty * *wt / sum, it.scaled * *wt / sum);
                 }
             }
             _ => {
-                let basis = if policy == Policy::Owner {
-                    "owner"
-                } else {
-                    "unallocated"
+                let basis = match policy {
+                    Policy::Owner => "owner",
+                    _ => "unallocated",
                 };
-                add(
-                    &mut acc,
-                    (
-                        it.payer,
-                        it.meter,
-                        it.cluster,
-                        it.auth,
-                        String::new(),
-                        basis,
-                    ),
-                    it.qty,
-                    it.scaled,
+                let key = (
+                    it.payer,
+                    it.meter,
+                    it.cluster,
+                    it.auth,
+                    String::new(),
+                    basis,
                 );
+                add(acc, key, it.qty, it.scaled);
             }
         }
     }
-    Ok(finish(acc, Decimal::from(book.bytes_per_gb), aws_scaled))
 }
 
 /// Rounds `scaled_total` to cents once and spreads it over the lines by their exact amounts.

@@ -1,7 +1,10 @@
-//! Rollups, the price book and invoices (DESIGN §6). So far: the price book and the exact
-//! money arithmetic (tiers, allocation to lines, rounding to cents); the rollup SQL and the
-//! invoice lines follow (see docs/state-of-play.md).
+//! Rollups, the price book and invoices (DESIGN §6): the month close runs the rollup SQL over
+//! the warehouse ([`rollup`]), loads the month's usage ([`load`]), prices both views with exact
+//! decimal money ([`price_book`], [`money`], [`invoice`]), writes `invoice_lines`
+//! ([`lines_table`]) and measures data quality ([`quality`]); [`close`] does all of it in order.
+//! [`estimate`] prices a planned estate from the price book alone.
 
+pub mod close;
 pub mod estimate;
 pub mod invoice;
 pub mod lines_table;

@@ -4,39 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use linkmeter_warehouse::registry::{AMOUNT_SCALE, INVOICE_LINES, PRICE_SCALE, QTY_SCALE};
+use linkmeter_warehouse::{Month, Warehouse};
 use rust_decimal::Decimal;
 
 use crate::invoice::Invoice;
-
-/// Scale of quantities (hours or GB) in the table.
-pub const QTY_SCALE: i8 = 9;
-/// Scale of unit prices and exact amounts.
-pub const PRICE_SCALE: i8 = 12;
-/// Scale of billed amounts (cents).
-pub const AMOUNT_SCALE: i8 = 2;
-
-/// The schema of `invoice_lines`.
-pub fn schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    // `month` and `view` are the Hive partition keys (in the path, not in the file).
-    Arc::new(Schema::new(vec![
-        s("cost_center"),
-        s("account_id"),
-        s("account_name"),
-        s("meter"),
-        s("cluster"),
-        s("auth_scheme"),
-        s("endpoint_id"),
-        Field::new("quantity", DataType::Decimal128(38, QTY_SCALE), false),
-        s("unit"),
-        Field::new("unit_price", DataType::Decimal128(38, PRICE_SCALE), false),
-        Field::new("exact_amount", DataType::Decimal128(38, PRICE_SCALE), false),
-        Field::new("amount", DataType::Decimal128(38, AMOUNT_SCALE), false),
-        s("currency"),
-        s("allocation_basis"),
-    ]))
-}
 
 /// `d` as a Decimal128 mantissa at `scale` (rounded half away from zero).
 pub fn to_i128(d: Decimal, scale: i8) -> i128 {
@@ -110,7 +82,27 @@ pub fn batch(
         rep(currency),
         col(&|l| l.allocation_basis.to_string()),
     ];
-    RecordBatch::try_new(schema(), cols).expect("columns match the invoice_lines schema")
+    RecordBatch::try_new(INVOICE_LINES.schema(), cols)
+        .expect("columns match the invoice_lines schema")
+}
+
+/// Replaces one month's lines of one view (`aws` or `chargeback`) in one commit.
+pub async fn write(
+    wh: &Warehouse,
+    month: Month,
+    view: &str,
+    batch: RecordBatch,
+) -> Result<(), linkmeter_warehouse::Error> {
+    let t = wh.table(&INVOICE_LINES).await?;
+    t.lock()
+        .await
+        .replace(
+            &[("month", month.label()), ("invoice_view", view.to_string())],
+            "invoice_lines",
+            &[batch],
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

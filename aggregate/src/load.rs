@@ -6,7 +6,8 @@ use arrow::datatypes::{DataType, Int64Type};
 use linkmeter_sql::{Catalog, SqlError};
 
 use crate::invoice::{ConnectivityHour, EndpointHour, Usage};
-use crate::rollup::{Month, RollupError};
+use crate::rollup::RollupError;
+use linkmeter_warehouse::Month;
 
 /// A column as text (any type, cast), for the binary's own queries too.
 pub fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {

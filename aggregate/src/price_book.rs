@@ -193,6 +193,128 @@ fn dec(v: &toml::Value, what: &str) -> Result<Decimal, String> {
     }
 }
 
+/// One `[[rates]]` entry, checked; `None` when it has no usable start.
+fn rate_of(i: usize, r: &RateEntry, p: &mut Vec<String>) -> Option<Rate> {
+    let who = format!("rates[{i}] ({} {} from {})", r.meter, r.region, r.from);
+    let from = time(&r.from)
+        .map_err(|e| p.push(format!("{who}: from: {e}")))
+        .ok();
+    let until = r
+        .until
+        .as_deref()
+        .map(time)
+        .transpose()
+        .map_err(|e| p.push(format!("{who}: until: {e}")))
+        .ok()
+        .flatten();
+    let tiers = tiers_of(&who, r, p);
+    check_tiers(&who, &tiers, p);
+    if r.scope.is_some() && r.meter != Meter::EndpointGb {
+        p.push(format!("{who}: scope applies to endpoint_gb tiers only"));
+    }
+    if let (Some(a), Some(b)) = (from, until) {
+        if b <= a {
+            p.push(format!("{who}: until is not after from"));
+        }
+    }
+    Some(Rate {
+        meter: r.meter,
+        region: r.region.clone(),
+        from: from?,
+        until,
+        tiers,
+        scope: r.scope.unwrap_or_default(),
+    })
+}
+
+/// A rate's price: one unbounded tier, or its `[[rates.tiers]]`.
+fn tiers_of(who: &str, r: &RateEntry, p: &mut Vec<String>) -> Vec<Tier> {
+    let mut tiers = Vec::new();
+    match (&r.price, r.tiers.is_empty()) {
+        (Some(v), true) => match dec(v, &format!("{who}: price")) {
+            Ok(price) => tiers.push(Tier { up_to: None, price }),
+            Err(e) => p.push(e),
+        },
+        (None, false) => {
+            if r.meter != Meter::EndpointGb {
+                p.push(format!(
+                    "{who}: only endpoint_gb is tiered; give a single price"
+                ));
+            }
+            for (k, t) in r.tiers.iter().enumerate() {
+                let price = dec(&t.price, &format!("{who}: tiers[{k}].price"))
+                    .map_err(|e| p.push(e))
+                    .ok();
+                let up = t
+                    .up_to_gb
+                    .as_ref()
+                    .map(|v| dec(v, &format!("{who}: tiers[{k}].up_to_gb")))
+                    .transpose()
+                    .map_err(|e| p.push(e))
+                    .ok()
+                    .flatten();
+                if let Some(price) = price {
+                    tiers.push(Tier { up_to: up, price });
+                }
+            }
+        }
+        (Some(_), false) => p.push(format!("{who}: give either price or tiers, not both")),
+        (None, true) => p.push(format!("{who}: no price")),
+    }
+    tiers
+}
+
+/// Tiers are priced non-negatively, bounded but for the last, and in increasing order.
+fn check_tiers(who: &str, tiers: &[Tier], p: &mut Vec<String>) {
+    for (k, t) in tiers.iter().enumerate() {
+        if t.price.is_sign_negative() {
+            p.push(format!("{who}: negative price {}", t.price));
+        }
+        let last = k + 1 == tiers.len();
+        match (t.up_to, last) {
+            (None, false) => p.push(format!(
+                "{who}: tier {k} has no up_to_gb but is not the last tier"
+            )),
+            (Some(_), true) => p.push(format!(
+                "{who}: the last tier must have no up_to_gb (it covers everything above)"
+            )),
+            _ => {}
+        }
+        if k > 0 {
+            if let (Some(prev), Some(cur)) = (tiers[k - 1].up_to, t.up_to) {
+                if cur <= prev {
+                    p.push(format!(
+                        "{who}: tiers out of order: up_to_gb {cur} after {prev}"
+                    ));
+                }
+            }
+        }
+        if let Some(u) = t.up_to {
+            if u <= Decimal::ZERO {
+                p.push(format!("{who}: tier up_to_gb must be positive"));
+            }
+        }
+    }
+}
+
+/// Sorts each meter and region's rates by start and refuses overlaps.
+fn check_overlaps(rates: &mut BTreeMap<(Meter, String), Vec<Rate>>, p: &mut Vec<String>) {
+    for ((meter, region), list) in rates.iter_mut() {
+        list.sort_by_key(|r| r.from);
+        for w in list.windows(2) {
+            // A rate without `until` runs until the next one starts; an explicit `until`
+            // past the next start is an overlap.
+            if w[0].from == w[1].from || w[0].until.is_some_and(|u| u > w[1].from) {
+                p.push(format!(
+                    "{meter} {region}: rates overlap (one from {} and one from {})",
+                    fmt_t(w[0].from),
+                    fmt_t(w[1].from)
+                ));
+            }
+        }
+    }
+}
+
 impl PriceBook {
     /// Reads and validates a price book file.
     pub fn load(path: &Path) -> Result<PriceBook, PriceError> {
@@ -222,115 +344,14 @@ impl PriceBook {
         }
         let mut rates: BTreeMap<(Meter, String), Vec<Rate>> = BTreeMap::new();
         for (i, r) in f.rates.iter().enumerate() {
-            let who = format!("rates[{i}] ({} {} from {})", r.meter, r.region, r.from);
-            let from = time(&r.from)
-                .map_err(|e| p.push(format!("{who}: from: {e}")))
-                .ok();
-            let until = r
-                .until
-                .as_deref()
-                .map(time)
-                .transpose()
-                .map_err(|e| p.push(format!("{who}: until: {e}")))
-                .ok()
-                .flatten();
-            let mut tiers = Vec::new();
-            match (&r.price, r.tiers.is_empty()) {
-                (Some(v), true) => match dec(v, &format!("{who}: price")) {
-                    Ok(price) => tiers.push(Tier { up_to: None, price }),
-                    Err(e) => p.push(e),
-                },
-                (None, false) => {
-                    if r.meter != Meter::EndpointGb {
-                        p.push(format!(
-                            "{who}: only endpoint_gb is tiered; give a single price"
-                        ));
-                    }
-                    for (k, t) in r.tiers.iter().enumerate() {
-                        let price = dec(&t.price, &format!("{who}: tiers[{k}].price"))
-                            .map_err(|e| p.push(e))
-                            .ok();
-                        let up = t
-                            .up_to_gb
-                            .as_ref()
-                            .map(|v| dec(v, &format!("{who}: tiers[{k}].up_to_gb")))
-                            .transpose()
-                            .map_err(|e| p.push(e))
-                            .ok()
-                            .flatten();
-                        if let Some(price) = price {
-                            tiers.push(Tier { up_to: up, price });
-                        }
-                    }
-                }
-                (Some(_), false) => p.push(format!("{who}: give either price or tiers, not both")),
-                (None, true) => p.push(format!("{who}: no price")),
-            }
-            for (k, t) in tiers.iter().enumerate() {
-                if t.price.is_sign_negative() {
-                    p.push(format!("{who}: negative price {}", t.price));
-                }
-                let last = k + 1 == tiers.len();
-                match (t.up_to, last) {
-                    (None, false) => p.push(format!(
-                        "{who}: tier {k} has no up_to_gb but is not the last tier"
-                    )),
-                    (Some(_), true) => p.push(format!(
-                        "{who}: the last tier must have no up_to_gb (it covers everything above)"
-                    )),
-                    _ => {}
-                }
-                if k > 0 {
-                    if let (Some(prev), Some(cur)) = (tiers[k - 1].up_to, t.up_to) {
-                        if cur <= prev {
-                            p.push(format!(
-                                "{who}: tiers out of order: up_to_gb {cur} after {prev}"
-                            ));
-                        }
-                    }
-                }
-                if let Some(u) = t.up_to {
-                    if u <= Decimal::ZERO {
-                        p.push(format!("{who}: tier up_to_gb must be positive"));
-                    }
-                }
-            }
-            if r.scope.is_some() && r.meter != Meter::EndpointGb {
-                p.push(format!("{who}: scope applies to endpoint_gb tiers only"));
-            }
-            if let (Some(a), Some(b)) = (from, until) {
-                if b <= a {
-                    p.push(format!("{who}: until is not after from"));
-                }
-            }
-            if let Some(from) = from {
+            if let Some(rate) = rate_of(i, r, &mut p) {
                 rates
                     .entry((r.meter, r.region.clone()))
                     .or_default()
-                    .push(Rate {
-                        meter: r.meter,
-                        region: r.region.clone(),
-                        from,
-                        until,
-                        tiers,
-                        scope: r.scope.unwrap_or_default(),
-                    });
+                    .push(rate);
             }
         }
-        for ((meter, region), list) in rates.iter_mut() {
-            list.sort_by_key(|r| r.from);
-            for w in list.windows(2) {
-                // A rate without `until` runs until the next one starts; an explicit `until`
-                // past the next start is an overlap.
-                if w[0].from == w[1].from || w[0].until.is_some_and(|u| u > w[1].from) {
-                    p.push(format!(
-                        "{meter} {region}: rates overlap (one from {} and one from {})",
-                        fmt_t(w[0].from),
-                        fmt_t(w[1].from)
-                    ));
-                }
-            }
-        }
+        check_overlaps(&mut rates, &mut p);
         if !p.is_empty() {
             return Err(PriceError::Invalid {
                 path: name.into(),

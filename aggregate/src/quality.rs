@@ -5,7 +5,8 @@
 use linkmeter_sql::Catalog;
 
 use crate::load::{ints, strings};
-use crate::rollup::{Month, RollupError};
+use crate::rollup::RollupError;
+use linkmeter_warehouse::Month;
 
 /// The month's data-quality figures.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -297,202 +297,234 @@ impl Inventory {
     /// returned, each naming its entry.
     pub fn index(self) -> Result<Index, Vec<String>> {
         let mut p: Vec<String> = Vec::new();
-        let mut accounts = HashSet::new();
-        for a in &self.accounts {
-            if !is_account_id(&a.id) {
-                p.push(format!("account {:?}: id is not 12 digits", a.id));
-            }
-            if !accounts.insert(a.id.as_str()) {
-                p.push(format!("account {}: listed twice", a.id));
-            }
-        }
-        struct C {
-            arn: String,
-            name: String,
-            region: String,
-            owner: String,
-            schemes: Vec<(AuthScheme, i64, Option<i64>)>,
-        }
-        let mut clusters: Vec<C> = Vec::new();
-        for c in &self.clusters {
-            let arn = match parse_arn(&c.arn) {
-                Ok(a) if a.kind == "cluster" => a,
-                Ok(_) => {
-                    p.push(format!("cluster {}: the ARN is not a cluster ARN", c.arn));
-                    continue;
-                }
-                Err(e) => {
-                    p.push(format!("cluster {}: {e}", c.arn));
-                    continue;
-                }
-            };
-            let name = c
-                .name
-                .clone()
-                .unwrap_or_else(|| arn.rest.split('/').next().unwrap_or("").to_string());
-            if clusters.iter().any(|o| o.arn == c.arn) {
-                p.push(format!("cluster {}: listed twice", c.arn));
-            }
-            let mut schemes = Vec::new();
-            for k in &c.connectivity {
-                let on = parse_time(&k.on)
-                    .map_err(|e| p.push(format!("cluster {name}, {} on: {e}", k.auth)))
-                    .ok();
-                let off = k
-                    .off
-                    .as_deref()
-                    .map(parse_time)
-                    .transpose()
-                    .map_err(|e| p.push(format!("cluster {name}, {} off: {e}", k.auth)))
-                    .ok()
-                    .flatten();
-                if let (Some(on), Some(off)) = (on, off) {
-                    if off <= on {
-                        p.push(format!(
-                            "cluster {name}: {} is turned off ({}) before it is turned on ({})",
-                            k.auth,
-                            k.off.as_deref().unwrap_or(""),
-                            k.on
-                        ));
-                    }
-                }
-                if let Some(on) = on {
-                    schemes.push((k.auth, on, off));
-                }
-            }
-            clusters.push(C {
-                arn: c.arn.clone(),
-                name,
-                region: arn.region,
-                owner: arn.account,
-                schemes,
-            });
-        }
-
+        let accounts = account_ids(&self.accounts, &mut p);
+        let clusters = cluster_specs(&self.clusters, &mut p);
         let mut index = Index::default();
         let mut conn_arns = HashSet::new();
         for c in &self.connections {
-            let who = format!("connection {}", c.arn);
-            match parse_arn(&c.arn) {
-                Ok(a) if a.kind == "vpc-connection" => {}
-                Ok(_) => p.push(format!("{who}: the ARN is not a vpc-connection ARN")),
-                Err(e) => p.push(format!("{who}: {e}")),
-            }
             if !conn_arns.insert(c.arn.as_str()) {
-                p.push(format!("{who}: listed twice"));
+                p.push(format!("connection {}: listed twice", c.arn));
             }
-            let cluster = clusters
-                .iter()
-                .find(|k| k.arn == c.cluster || k.name == c.cluster);
-            let Some(cluster) = cluster else {
-                p.push(format!(
-                    "{who}: cluster {:?} is not in [[clusters]]",
-                    c.cluster
-                ));
-                continue;
-            };
-            if !cluster.schemes.iter().any(|(a, _, _)| *a == c.auth) {
-                p.push(format!("{who}: auth scheme {} is not turned on for cluster {} (add it to that cluster's connectivity)", c.auth, cluster.name));
-            }
-            if !accounts.contains(c.client_account.as_str()) {
-                p.push(format!(
-                    "{who}: client account {:?} is not in [[accounts]]",
-                    c.client_account
-                ));
-            }
-            if !c.endpoint_id.starts_with("vpce-") {
-                p.push(format!(
-                    "{who}: endpoint_id {:?} is not a VPC endpoint id (vpce-…)",
-                    c.endpoint_id
-                ));
-            }
-            if !c.vpc_id.starts_with("vpc-") {
-                p.push(format!(
-                    "{who}: vpc_id {:?} is not a VPC id (vpc-…)",
-                    c.vpc_id
-                ));
-            }
-            let created = parse_time(&c.created)
-                .map_err(|e| p.push(format!("{who}: created: {e}")))
-                .ok();
-            let deleted = c
-                .deleted
-                .as_deref()
-                .map(parse_time)
-                .transpose()
-                .map_err(|e| p.push(format!("{who}: deleted: {e}")))
-                .ok()
-                .flatten();
-            if let (Some(cr), Some(de)) = (created, deleted) {
-                if de < cr {
-                    p.push(format!(
-                        "{who}: deleted ({}) before it was created ({})",
-                        c.deleted.as_deref().unwrap_or(""),
-                        c.created
-                    ));
-                }
-            }
-            let conn = index.conns.len();
-            index.conns.push(ConnInfo {
-                arn: c.arn.clone(),
-                cluster_arn: cluster.arn.clone(),
-                cluster_name: cluster.name.clone(),
-                region: cluster.region.clone(),
-                cluster_owner: cluster.owner.clone(),
-                auth: c.auth,
-                client_account: c.client_account.clone(),
-                vpc_id: c.vpc_id.clone(),
-                endpoint_id: c.endpoint_id.clone(),
-                created: created.unwrap_or(0),
-                deleted,
-            });
-            index.regions.insert(cluster.region.clone());
-            for e in &c.enis {
-                if !e.id.starts_with("eni-") {
-                    p.push(format!("{who}: ENI {:?} is not an ENI id (eni-…)", e.id));
-                }
-                if e.az_id.is_empty() {
-                    p.push(format!("{who}: ENI {} has no az_id", e.id));
-                }
-                let eni = index.enis.len();
-                if let Some(&other) = index.by_eni.get(&e.id) {
-                    p.push(format!(
-                        "{who}: ENI {} is also listed under connection {}",
-                        e.id, index.conns[index.enis[other].conn].arn
-                    ));
-                }
-                index.by_eni.insert(e.id.clone(), eni);
-                for ip in &e.ips {
-                    let vpc = index.by_vpc_ip.entry(c.vpc_id.clone()).or_default();
-                    if let Some(&other) = vpc.get(ip) {
-                        p.push(format!(
-                            "{who}: IP {ip} of ENI {} is also used by ENI {} in VPC {}",
-                            e.id, index.enis[other].id, c.vpc_id
-                        ));
-                    }
-                    vpc.insert(*ip, eni);
-                    index
-                        .by_account_ip
-                        .entry(c.client_account.clone())
-                        .or_default()
-                        .entry(*ip)
-                        .or_default()
-                        .push(eni);
-                    index.by_ip.entry(*ip).or_default().push(eni);
-                }
-                index.enis.push(EniInfo {
-                    id: e.id.clone(),
-                    az_id: e.az_id.clone(),
-                    ips: e.ips.clone(),
-                    conn,
-                });
-            }
+            index_connection(&mut index, c, &clusters, &accounts, &mut p);
         }
         if !p.is_empty() {
             return Err(p);
         }
         index.inventory = self;
         Ok(index)
+    }
+}
+
+/// The account ids, checked (12 digits, each once).
+fn account_ids<'a>(list: &'a [Account], p: &mut Vec<String>) -> HashSet<&'a str> {
+    let mut accounts = HashSet::new();
+    for a in list {
+        if !is_account_id(&a.id) {
+            p.push(format!("account {:?}: id is not 12 digits", a.id));
+        }
+        if !accounts.insert(a.id.as_str()) {
+            p.push(format!("account {}: listed twice", a.id));
+        }
+    }
+    accounts
+}
+
+/// A cluster as connections need it: its ARN parts and the schemes turned on, when.
+struct C {
+    arn: String,
+    name: String,
+    region: String,
+    owner: String,
+    schemes: Vec<(AuthScheme, i64, Option<i64>)>,
+}
+
+/// The clusters, checked (ARNs, connectivity times).
+fn cluster_specs(list: &[Cluster], p: &mut Vec<String>) -> Vec<C> {
+    let mut clusters: Vec<C> = Vec::new();
+    for c in list {
+        let arn = match parse_arn(&c.arn) {
+            Ok(a) if a.kind == "cluster" => a,
+            Ok(_) => {
+                p.push(format!("cluster {}: the ARN is not a cluster ARN", c.arn));
+                continue;
+            }
+            Err(e) => {
+                p.push(format!("cluster {}: {e}", c.arn));
+                continue;
+            }
+        };
+        let name = c
+            .name
+            .clone()
+            .unwrap_or_else(|| arn.rest.split('/').next().unwrap_or("").to_string());
+        if clusters.iter().any(|o| o.arn == c.arn) {
+            p.push(format!("cluster {}: listed twice", c.arn));
+        }
+        let mut schemes = Vec::new();
+        for k in &c.connectivity {
+            let on = parse_time(&k.on)
+                .map_err(|e| p.push(format!("cluster {name}, {} on: {e}", k.auth)))
+                .ok();
+            let off = k
+                .off
+                .as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(|e| p.push(format!("cluster {name}, {} off: {e}", k.auth)))
+                .ok()
+                .flatten();
+            if let (Some(on), Some(off)) = (on, off) {
+                if off <= on {
+                    p.push(format!(
+                        "cluster {name}: {} is turned off ({}) before it is turned on ({})",
+                        k.auth,
+                        k.off.as_deref().unwrap_or(""),
+                        k.on
+                    ));
+                }
+            }
+            if let Some(on) = on {
+                schemes.push((k.auth, on, off));
+            }
+        }
+        clusters.push(C {
+            arn: c.arn.clone(),
+            name,
+            region: arn.region,
+            owner: arn.account,
+            schemes,
+        });
+    }
+
+    clusters
+}
+
+/// Checks a connection and adds it, with its ENIs and their addresses, to the index.
+fn index_connection(
+    index: &mut Index,
+    c: &Connection,
+    clusters: &[C],
+    accounts: &HashSet<&str>,
+    p: &mut Vec<String>,
+) {
+    let who = format!("connection {}", c.arn);
+    match parse_arn(&c.arn) {
+        Ok(a) if a.kind == "vpc-connection" => {}
+        Ok(_) => p.push(format!("{who}: the ARN is not a vpc-connection ARN")),
+        Err(e) => p.push(format!("{who}: {e}")),
+    }
+    let cluster = clusters
+        .iter()
+        .find(|k| k.arn == c.cluster || k.name == c.cluster);
+    let Some(cluster) = cluster else {
+        p.push(format!(
+            "{who}: cluster {:?} is not in [[clusters]]",
+            c.cluster
+        ));
+        return;
+    };
+    if !cluster.schemes.iter().any(|(a, _, _)| *a == c.auth) {
+        p.push(format!("{who}: auth scheme {} is not turned on for cluster {} (add it to that cluster's connectivity)", c.auth, cluster.name));
+    }
+    if !accounts.contains(c.client_account.as_str()) {
+        p.push(format!(
+            "{who}: client account {:?} is not in [[accounts]]",
+            c.client_account
+        ));
+    }
+    if !c.endpoint_id.starts_with("vpce-") {
+        p.push(format!(
+            "{who}: endpoint_id {:?} is not a VPC endpoint id (vpce-…)",
+            c.endpoint_id
+        ));
+    }
+    if !c.vpc_id.starts_with("vpc-") {
+        p.push(format!(
+            "{who}: vpc_id {:?} is not a VPC id (vpc-…)",
+            c.vpc_id
+        ));
+    }
+    let created = parse_time(&c.created)
+        .map_err(|e| p.push(format!("{who}: created: {e}")))
+        .ok();
+    let deleted = c
+        .deleted
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(|e| p.push(format!("{who}: deleted: {e}")))
+        .ok()
+        .flatten();
+    if let (Some(cr), Some(de)) = (created, deleted) {
+        if de < cr {
+            p.push(format!(
+                "{who}: deleted ({}) before it was created ({})",
+                c.deleted.as_deref().unwrap_or(""),
+                c.created
+            ));
+        }
+    }
+    let conn = index.conns.len();
+    index.conns.push(ConnInfo {
+        arn: c.arn.clone(),
+        cluster_arn: cluster.arn.clone(),
+        cluster_name: cluster.name.clone(),
+        region: cluster.region.clone(),
+        cluster_owner: cluster.owner.clone(),
+        auth: c.auth,
+        client_account: c.client_account.clone(),
+        vpc_id: c.vpc_id.clone(),
+        endpoint_id: c.endpoint_id.clone(),
+        created: created.unwrap_or(0),
+        deleted,
+    });
+    index.regions.insert(cluster.region.clone());
+    index_enis(index, c, conn, p);
+}
+
+/// Adds a connection's ENIs to the index; an ENI or an IP within a VPC listed twice is a
+/// problem.
+fn index_enis(index: &mut Index, c: &Connection, conn: usize, p: &mut Vec<String>) {
+    let who = format!("connection {}", c.arn);
+    for e in &c.enis {
+        if !e.id.starts_with("eni-") {
+            p.push(format!("{who}: ENI {:?} is not an ENI id (eni-…)", e.id));
+        }
+        if e.az_id.is_empty() {
+            p.push(format!("{who}: ENI {} has no az_id", e.id));
+        }
+        let eni = index.enis.len();
+        if let Some(&other) = index.by_eni.get(&e.id) {
+            p.push(format!(
+                "{who}: ENI {} is also listed under connection {}",
+                e.id, index.conns[index.enis[other].conn].arn
+            ));
+        }
+        index.by_eni.insert(e.id.clone(), eni);
+        for ip in &e.ips {
+            let vpc = index.by_vpc_ip.entry(c.vpc_id.clone()).or_default();
+            if let Some(&other) = vpc.get(ip) {
+                p.push(format!(
+                    "{who}: IP {ip} of ENI {} is also used by ENI {} in VPC {}",
+                    e.id, index.enis[other].id, c.vpc_id
+                ));
+            }
+            vpc.insert(*ip, eni);
+            index
+                .by_account_ip
+                .entry(c.client_account.clone())
+                .or_default()
+                .entry(*ip)
+                .or_default()
+                .push(eni);
+            index.by_ip.entry(*ip).or_default().push(eni);
+        }
+        index.enis.push(EniInfo {
+            id: e.id.clone(),
+            az_id: e.az_id.clone(),
+            ips: e.ips.clone(),
+            conn,
+        });
     }
 }
 

@@ -213,17 +213,61 @@ pub fn import(
 ) -> Result<(Inventory, ImportReport), ImportError> {
     let seen = collect(files)?;
     let empty = Inventory::default();
-    let kept = kept.unwrap_or(&empty);
-    let mut report = ImportReport::default();
-    let mut problems = Vec::new();
-    let mut inv = Inventory::default();
+    let mut im = Importer {
+        seen: &seen,
+        kept: kept.unwrap_or(&empty),
+        report: ImportReport::default(),
+        problems: Vec::new(),
+        inv: Inventory::default(),
+    };
+    im.clusters();
+    im.connections();
+    im.accounts();
+    if !im.problems.is_empty() {
+        return Err(ImportError::Incomplete(im.problems));
+    }
+    Ok((im.inv, im.report))
+}
 
-    // Clusters: the schemes AWS says are on; when each was turned on/off comes from the
-    // hand-kept inventory (AWS does not say), else the cluster's creation time.
-    let mut imported_clusters = BTreeSet::new();
-    for (arn, c) in &seen.clusters {
-        imported_clusters.insert(arn.clone());
-        let old = kept.clusters.iter().find(|k| &k.arn == arn);
+/// The import in progress: what the JSON says, what the user keeps, and what came of it.
+struct Importer<'a> {
+    seen: &'a Seen,
+    kept: &'a Inventory,
+    report: ImportReport,
+    /// What stops the import (all of them are reported together).
+    problems: Vec<String>,
+    inv: Inventory,
+}
+
+impl<'a> Importer<'a> {
+    /// Clusters: the schemes AWS says are on; when each was turned on/off comes from the
+    /// hand-kept inventory (AWS does not say), else the cluster's creation time.
+    fn clusters(&mut self) {
+        let mut imported = BTreeSet::new();
+        let seen: &'a Seen = self.seen;
+        for (arn, c) in &seen.clusters {
+            imported.insert(arn.clone());
+            let old = self.kept.clusters.iter().find(|k| &k.arn == arn);
+            let connectivity = self.connectivity(arn, c, old);
+            self.inv.clusters.push(Cluster {
+                arn: arn.clone(),
+                name: old.and_then(|o| o.name.clone()),
+                connectivity,
+            });
+        }
+        for k in &self.kept.clusters {
+            if !imported.contains(&k.arn) {
+                self.report.notes.push(format!(
+                    "cluster {} kept from the kept inventory (not in the AWS JSON)",
+                    k.arn
+                ));
+                self.inv.clusters.push(k.clone());
+            }
+        }
+    }
+
+    /// A cluster's connectivity periods per scheme.
+    fn connectivity(&mut self, arn: &str, c: &Value, old: Option<&Cluster>) -> Vec<Connectivity> {
         let created = time(c.get("CreationTime"));
         let mut connectivity: Vec<Connectivity> = Vec::new();
         for sc in schemes(c) {
@@ -238,16 +282,16 @@ pub fn import(
                 .unwrap_or_default();
             if !prior.is_empty() {
                 if prior.iter().all(|p| p.off.is_some()) {
-                    problems.push(format!("cluster {arn}: AWS says {sc} is on, but every period the kept inventory has for it is closed (`off`); add the period it was turned on again"));
+                    self.problems.push(format!("cluster {arn}: AWS says {sc} is on, but every period the kept inventory has for it is closed (`off`); add the period it was turned on again"));
                 }
                 connectivity.extend(prior);
                 continue;
             }
             let Some(on) = created.clone() else {
-                problems.push(format!("cluster {arn}: {sc} is on but neither CreationTime nor the kept inventory says since when; add `connectivity` to the kept inventory"));
+                self.problems.push(format!("cluster {arn}: {sc} is on but neither CreationTime nor the kept inventory says since when; add `connectivity` to the kept inventory"));
                 continue;
             };
-            report.notes.push(format!(
+            self.report.notes.push(format!(
                 "cluster {arn}: {sc} connectivity taken as on since the cluster's creation ({on}); set the real time in the kept inventory if it was turned on later"
             ));
             connectivity.push(Connectivity {
@@ -257,63 +301,102 @@ pub fn import(
             });
         }
         // Schemes turned off since: keep their history from the kept inventory.
-        if let Some(o) = old {
-            for p in &o.connectivity {
-                if !connectivity.iter().any(|c| c.auth == p.auth) {
-                    if p.off.is_none() {
-                        report.notes.push(format!(
-                            "cluster {arn}: {} is off now but the kept inventory has no `off` time; set it",
-                            p.auth
-                        ));
-                    }
-                    connectivity.push(p.clone());
+        for p in old.map(|o| o.connectivity.as_slice()).unwrap_or_default() {
+            if !connectivity.iter().any(|c| c.auth == p.auth) {
+                if p.off.is_none() {
+                    self.report.notes.push(format!(
+                        "cluster {arn}: {} is off now but the kept inventory has no `off` time; set it",
+                        p.auth
+                    ));
                 }
+                connectivity.push(p.clone());
             }
         }
-        inv.clusters.push(Cluster {
-            arn: arn.clone(),
-            name: old.and_then(|o| o.name.clone()),
-            connectivity,
-        });
+        connectivity
     }
-    for k in &kept.clusters {
-        if !imported_clusters.contains(&k.arn) {
-            report.notes.push(format!(
-                "cluster {} kept from the kept inventory (not in the AWS JSON)",
-                k.arn
-            ));
-            inv.clusters.push(k.clone());
+
+    /// Connections, with their endpoint and its ENIs; kept ones AWS no longer lists stay.
+    fn connections(&mut self) {
+        let mut imported = BTreeSet::new();
+        let seen: &'a Seen = self.seen;
+        for (arn, c) in &seen.connections {
+            imported.insert(arn.clone());
+            if let Some(conn) = self.connection(arn, c) {
+                self.inv.connections.push(conn);
+            }
+        }
+        for k in &self.kept.connections {
+            if !imported.contains(&k.arn) {
+                if k.deleted.is_none() {
+                    self.report.notes.push(format!("connection {} kept from the kept inventory but not in the AWS JSON: if it was deleted, set `deleted`", k.arn));
+                }
+                self.inv.connections.push(k.clone());
+            }
         }
     }
 
-    // Connections, with their endpoint and its ENIs.
-    let mut imported_conns = BTreeSet::new();
-    for (arn, c) in &seen.connections {
-        imported_conns.insert(arn.clone());
-        let old = kept.connections.iter().find(|k| &k.arn == arn);
+    /// One connection, or `None` (with a problem or a note) when it cannot be imported.
+    fn connection(&mut self, arn: &str, c: &Value) -> Option<Connection> {
+        let old = self.kept.connections.iter().find(|k| k.arn == arn);
         let what = format!("connection {arn}");
         let Some(scheme) = s(c, "Authentication").and_then(auth) else {
-            problems.push(format!(
+            self.problems.push(format!(
                 "{what}: Authentication is missing or not SASL_IAM, SASL_SCRAM or TLS"
             ));
-            continue;
+            return None;
         };
         let (Some(cluster), Some(vpc)) = (s(c, "TargetClusterArn"), s(c, "VpcId")) else {
-            problems.push(format!("{what}: TargetClusterArn or VpcId is missing"));
-            continue;
+            self.problems
+                .push(format!("{what}: TargetClusterArn or VpcId is missing"));
+            return None;
         };
         let client_account = match parse_arn(arn) {
             Ok(a) => a.account,
             Err(e) => {
-                problems.push(format!("{what}: {e}"));
-                continue;
+                self.problems.push(format!("{what}: {e}"));
+                return None;
             }
         };
         let Some(created) = time(c.get("CreationTime")).or_else(|| old.map(|o| o.created.clone()))
         else {
-            problems.push(format!("{what}: no CreationTime"));
-            continue;
+            self.problems.push(format!("{what}: no CreationTime"));
+            return None;
         };
+        let endpoint = self.endpoint(&what, c, vpc, &client_account, old)?;
+        let endpoint_id = s(endpoint, "VpcEndpointId").unwrap_or_default().to_string();
+        let enis = self.enis(&what, endpoint, &endpoint_id);
+        if let Some(st) = s(c, "State") {
+            if matches!(
+                st,
+                "DELETING" | "INACTIVE" | "DEACTIVATING" | "REJECTED" | "FAILED"
+            ) && old.and_then(|o| o.deleted.as_ref()).is_none()
+            {
+                self.report.notes.push(format!("{what} is {st}; set `deleted` in the kept inventory once you know when it stopped"));
+            }
+        }
+        Some(Connection {
+            arn: arn.to_string(),
+            cluster: cluster.to_string(),
+            auth: scheme,
+            client_account,
+            vpc_id: vpc.to_string(),
+            endpoint_id,
+            created,
+            deleted: old.and_then(|o| o.deleted.clone()),
+            enis,
+        })
+    }
+
+    /// A connection's endpoint: the interface endpoint in its VPC with its subnets.
+    fn endpoint(
+        &mut self,
+        what: &str,
+        c: &Value,
+        vpc: &str,
+        client_account: &str,
+        old: Option<&Connection>,
+    ) -> Option<&'a Value> {
+        let seen: &'a Seen = self.seen;
         let subnets: BTreeSet<&str> = arr(c, "Subnets")
             .chain(arr(c, "ClientSubnets"))
             .filter_map(Value::as_str)
@@ -348,27 +431,31 @@ pub fn import(
         // kept as the kept inventory has it, or noted, never a reason to fail the import.
         let state = s(c, "State").unwrap_or("AVAILABLE");
         if candidates.is_empty() && kept_id.is_none() && state != "AVAILABLE" {
-            report.notes.push(format!("{what} is {state} and has no endpoint in the JSON; left out (add it to the kept inventory if it carried traffic)"));
-            continue;
+            self.report.notes.push(format!("{what} is {state} and has no endpoint in the JSON; left out (add it to the kept inventory if it carried traffic)"));
+            return None;
         }
-        let endpoint = match (candidates.as_slice(), kept_id) {
-            (_, Some(id)) if seen.endpoints.contains_key(id) => &seen.endpoints[id],
-            ([one], _) => *one,
+        match (candidates.as_slice(), kept_id) {
+            (_, Some(id)) if seen.endpoints.contains_key(id) => Some(&seen.endpoints[id]),
+            ([one], _) => Some(*one),
             ([], _) => {
-                problems.push(format!("{what}: no interface endpoint in {vpc} with the connection's subnets among the describe-vpc-endpoints output (run it in the client account {client_account})"));
-                continue;
+                self.problems.push(format!("{what}: no interface endpoint in {vpc} with the connection's subnets among the describe-vpc-endpoints output (run it in the client account {client_account})"));
+                None
             }
             (many, _) => {
                 let ids: Vec<&str> = many.iter().filter_map(|e| s(e, "VpcEndpointId")).collect();
-                problems.push(format!("{what}: several endpoints in {vpc} could be its own ({}); set endpoint_id for it in the kept inventory", ids.join(", ")));
-                continue;
+                self.problems.push(format!("{what}: several endpoints in {vpc} could be its own ({}); set endpoint_id for it in the kept inventory", ids.join(", ")));
+                None
             }
-        };
-        let endpoint_id = s(endpoint, "VpcEndpointId").unwrap_or_default().to_string();
+        }
+    }
+
+    /// An endpoint's ENIs with their AZ ids and addresses.
+    fn enis(&mut self, what: &str, endpoint: &Value, endpoint_id: &str) -> Vec<Eni> {
+        let seen: &'a Seen = self.seen;
         let mut enis = Vec::new();
         for id in arr(endpoint, "NetworkInterfaceIds").filter_map(Value::as_str) {
             let Some(n) = seen.enis.get(id) else {
-                problems.push(format!("{what}: endpoint {endpoint_id}'s ENI {id} is not in the describe-network-interfaces output"));
+                self.problems.push(format!("{what}: endpoint {endpoint_id}'s ENI {id} is not in the describe-network-interfaces output"));
                 continue;
             };
             let az_id = s(n, "AvailabilityZoneId")
@@ -382,7 +469,7 @@ pub fn import(
                     seen.az_name_to_id.get(&key).cloned()
                 });
             let Some(az_id) = az_id else {
-                problems.push(format!("{what}: no Availability Zone id for ENI {id}; add the output of `ec2 describe-subnets` for its subnet"));
+                self.problems.push(format!("{what}: no Availability Zone id for ENI {id}; add the output of `ec2 describe-subnets` for its subnet"));
                 continue;
             };
             let mut ips: Vec<IpAddr> = arr(n, "PrivateIpAddresses")
@@ -403,64 +490,37 @@ pub fn import(
                 ips,
             });
         }
-        if let Some(st) = s(c, "State") {
-            if matches!(
-                st,
-                "DELETING" | "INACTIVE" | "DEACTIVATING" | "REJECTED" | "FAILED"
-            ) && old.and_then(|o| o.deleted.as_ref()).is_none()
-            {
-                report.notes.push(format!("{what} is {st}; set `deleted` in the kept inventory once you know when it stopped"));
-            }
-        }
-        inv.connections.push(Connection {
-            arn: arn.clone(),
-            cluster: cluster.to_string(),
-            auth: scheme,
-            client_account,
-            vpc_id: vpc.to_string(),
-            endpoint_id,
-            created,
-            deleted: old.and_then(|o| o.deleted.clone()),
-            enis,
-        });
-    }
-    for k in &kept.connections {
-        if !imported_conns.contains(&k.arn) {
-            if k.deleted.is_none() {
-                report.notes.push(format!("connection {} kept from the kept inventory but not in the AWS JSON: if it was deleted, set `deleted`", k.arn));
-            }
-            inv.connections.push(k.clone());
-        }
+        enis
     }
 
-    // Accounts: names and cost centers are the user's; new ones get their id as a name.
-    inv.accounts = kept.accounts.clone();
-    let mut ids: BTreeSet<String> = inv
-        .connections
-        .iter()
-        .map(|c| c.client_account.clone())
-        .collect();
-    ids.extend(
-        inv.clusters
+    /// Accounts: names and cost centers are the user's; new ones get their id as a name.
+    fn accounts(&mut self) {
+        self.inv.accounts = self.kept.accounts.clone();
+        let mut ids: BTreeSet<String> = self
+            .inv
+            .connections
             .iter()
-            .filter_map(|c| parse_arn(&c.arn).ok().map(|a| a.account)),
-    );
-    for id in ids {
-        if !inv.accounts.iter().any(|a| a.id == id) {
-            report.notes.push(format!(
-                "account {id} has no name: add name and cost_center to the kept inventory"
-            ));
-            inv.accounts.push(Account {
-                id: id.clone(),
-                name: id,
-                cost_center: None,
-            });
+            .map(|c| c.client_account.clone())
+            .collect();
+        ids.extend(
+            self.inv
+                .clusters
+                .iter()
+                .filter_map(|c| parse_arn(&c.arn).ok().map(|a| a.account)),
+        );
+        for id in ids {
+            if !self.inv.accounts.iter().any(|a| a.id == id) {
+                self.report.notes.push(format!(
+                    "account {id} has no name: add name and cost_center to the kept inventory"
+                ));
+                self.inv.accounts.push(Account {
+                    id: id.clone(),
+                    name: id,
+                    cost_center: None,
+                });
+            }
         }
     }
-    if !problems.is_empty() {
-        return Err(ImportError::Incomplete(problems));
-    }
-    Ok((inv, report))
 }
 
 /// The inventory as TOML, with a header saying where it came from.

@@ -1,16 +1,19 @@
-//! linkmeter ingest: sources, decoders, attribution and the Parquet warehouse writer.
+//! linkmeter ingest: sources, decoders, attribution, and the pipeline that writes their rows
+//! into the warehouse.
 //!
-//! A record's path: [`source`] → [`decode`] → [`attribute`] → [`warehouse`]; [`pipeline`]
-//! drives it and keeps the conservation balance in a [`summary::Tally`].
+//! A record's path: [`source`] → [`decode`] → [`attribute`] (with the [`inventory`]) →
+//! [`rows`] → the warehouse (`linkmeter_warehouse`); [`pipeline`] drives it and keeps the
+//! conservation balance in a [`summary::Tally`]; [`run`] is a whole run over every source.
 
 pub mod attribute;
 pub mod decode;
 pub mod fields;
-pub mod generate;
 pub mod hours;
 pub mod inventory;
 pub mod inventory_import;
+pub mod inventory_tables;
 pub mod pipeline;
+pub mod rows;
+pub mod run;
 pub mod source;
 pub mod summary;
-pub mod warehouse;

@@ -231,30 +231,8 @@ fn hourly_chart(r: &Report, out: &mut String) {
 }
 
 /// The report as one HTML document.
-pub fn html(r: &Report) -> String {
-    let mut o = String::new();
-    let cur = esc(r.currency);
-    let _ = write!(
-        o,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>linkmeter {m}</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}\
-         h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
-         table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}}\
-         td.n,th.n{{text-align:right;font-variant-numeric:tabular-nums}}\
-         .lbl{{font-size:11px;fill:#333}}.val{{font-size:11px;fill:#555}}.axis{{stroke:#999}}\
-         .ok{{color:#2a7a2a}}.warn{{color:#b35900}}.kpi{{display:inline-block;margin-right:28px}}.kpi b{{font-size:20px;display:block}}\
-         </style></head><body><h1>MSK private connectivity — {m}</h1>",
-        m = esc(r.month)
-    );
-    let _ = write!(
-        o,
-        "<div class=\"kpi\"><b>{} {cur}</b>billed by AWS (aws view)</div><div class=\"kpi\"><b>{} {cur}</b>charged back to tenants</div><div class=\"kpi\"><b>{}</b>accounts</div>",
-        money(r.aws.total),
-        money(r.chargeback.total),
-        by_account(r.chargeback).len()
-    );
-    o.push_str("<h2>Cost per account and meter (chargeback view)</h2>");
-    cost_chart(r, &mut o);
+/// The chargeback view per account and meter, with totals.
+fn account_table(r: &Report, cur: &str, o: &mut String) {
     o.push_str("<table><tr><th>account</th><th>name</th><th>cost center</th>");
     for (m, _) in METERS {
         let _ = write!(o, "<th class=\"n\">{m}</th>");
@@ -283,15 +261,10 @@ pub fn html(r: &Report) -> String {
         "<tr><th colspan=\"7\">total</th><th class=\"n\">{}</th></tr></table>",
         money(r.chargeback.total)
     );
+}
 
-    o.push_str("<h2>Hourly GB per cluster (billable, both directions)</h2>");
-    if r.hourly.is_empty() {
-        o.push_str("<p>No billable traffic this month.</p>");
-    } else {
-        hourly_chart(r, &mut o);
-    }
-
-    let q = r.quality;
+/// Unattributed bytes, coverage gaps and the reconciliation against broker metrics.
+fn quality(q: &Quality, o: &mut String) {
     o.push_str("<h2>Unattributed bytes and coverage gaps</h2><table><tr><th>what</th><th class=\"n\">count</th><th class=\"n\">bytes</th></tr>");
     if q.unattributed.is_empty() {
         o.push_str("<tr><td class=\"ok\">no unattributed bytes</td><td></td><td></td></tr>");
@@ -334,6 +307,42 @@ pub fn html(r: &Report) -> String {
         }
         o.push_str("</table>");
     }
+}
+
+pub fn html(r: &Report) -> String {
+    let mut o = String::new();
+    let cur = esc(r.currency);
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>linkmeter {m}</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}\
+         h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px}}\
+         table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}}\
+         td.n,th.n{{text-align:right;font-variant-numeric:tabular-nums}}\
+         .lbl{{font-size:11px;fill:#333}}.val{{font-size:11px;fill:#555}}.axis{{stroke:#999}}\
+         .ok{{color:#2a7a2a}}.warn{{color:#b35900}}.kpi{{display:inline-block;margin-right:28px}}.kpi b{{font-size:20px;display:block}}\
+         </style></head><body><h1>MSK private connectivity — {m}</h1>",
+        m = esc(r.month)
+    );
+    let _ = write!(
+        o,
+        "<div class=\"kpi\"><b>{} {cur}</b>billed by AWS (aws view)</div><div class=\"kpi\"><b>{} {cur}</b>charged back to tenants</div><div class=\"kpi\"><b>{}</b>accounts</div>",
+        money(r.aws.total),
+        money(r.chargeback.total),
+        by_account(r.chargeback).len()
+    );
+    o.push_str("<h2>Cost per account and meter (chargeback view)</h2>");
+    cost_chart(r, &mut o);
+    account_table(r, &cur, &mut o);
+
+    o.push_str("<h2>Hourly GB per cluster (billable, both directions)</h2>");
+    if r.hourly.is_empty() {
+        o.push_str("<p>No billable traffic this month.</p>");
+    } else {
+        hourly_chart(r, &mut o);
+    }
+
+    quality(r.quality, &mut o);
     let _ = write!(
         o,
         "<p style=\"font-size:12px;color:#777\">linkmeter {} · amounts in {cur}, rounded to cents per line; lines sum to the totals · GB = {} bytes</p></body></html>",

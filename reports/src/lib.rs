@@ -1,6 +1,9 @@
-//! Reports for finance: the chargeback CSV (DESIGN §6). FOCUS CSV, terminal summary with
-//! data-quality lines and the HTML report follow (issues #3 and #7).
+//! Reports of a closed month (DESIGN §6): the finance CSV per view ([`finance_csv`]), the
+//! FOCUS CSV ([`focus_csv`]), the HTML report ([`html`]) and the terminal summary
+//! ([`summary`]); [`write`] puts the files in the warehouse under `reports/month=YYYY-MM/`.
 
 pub mod finance_csv;
 pub mod focus_csv;
 pub mod html;
+pub mod summary;
+pub mod write;

@@ -83,6 +83,48 @@ fn prepare(batch: &RecordBatch, columns: &[(usize, Column)]) -> Result<Vec<(Colu
     Ok(out)
 }
 
+/// The file's columns as flow-log fields (underscores for dashes), or why the file cannot be
+/// metered (every row is then quarantined).
+fn columns_of(schema: &arrow::datatypes::SchemaRef) -> Result<Vec<(usize, Column)>, String> {
+    let mut columns = Vec::new();
+    let mut names = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let col = match lookup(f.name()) {
+            Some(field) => Column::Field(field),
+            None => Column::Unknown(f.name().clone()),
+        };
+        names.push(f.name().replace('_', "-"));
+        columns.push((i, col));
+    }
+    match Format::parse(&names.join(" ")) {
+        Err(e) => Err(format!("unusable columns: {e}")),
+        Ok(f) if !f.missing_for_metering().is_empty() => Err(format!(
+            "columns lack fields needed for metering ({}); every row of this file is quarantined",
+            f.missing_for_metering().join(", ")
+        )),
+        Ok(_) => Ok(columns),
+    }
+}
+
+/// Fills a record from row `r` of the prepared columns (strings borrowed from the arrays).
+fn fill<'a>(rec: &mut FlowRecord<'a>, cols: &'a [(Column, Col)], r: usize) -> Result<(), String> {
+    for (col, c) in cols {
+        match c {
+            Col::Int(a) if !a.is_null(r) => {
+                let v = a.as_primitive::<Int64Type>().value(r);
+                if let Column::Field(f) = col {
+                    int_field(rec, *f, v, &format!("{f:?}"))?;
+                }
+            }
+            Col::Str(a) if !a.is_null(r) => {
+                super::set_field(rec, col, a.as_string::<i32>().value(r))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn int_field(rec: &mut FlowRecord<'_>, f: Field, v: i64, name: &str) -> Result<(), String> {
     let range = |ok: bool| {
         if ok {
@@ -151,30 +193,13 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             }
         };
         let total_rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let schema = builder.schema().clone();
-        let mut columns = Vec::new();
-        let mut names = Vec::new();
-        for (i, f) in schema.fields().iter().enumerate() {
-            let col = match lookup(f.name()) {
-                Some(field) => Column::Field(field),
-                None => Column::Unknown(f.name().clone()),
-            };
-            names.push(f.name().replace('_', "-"));
-            columns.push((i, col));
-        }
-        let format = Format::parse(&names.join(" ")).map_err(|e| e.to_string());
-        let problem = match &format {
-            Err(e) => Some(format!("unusable columns: {e}")),
-            Ok(f) if !f.missing_for_metering().is_empty() => Some(format!(
-                "columns lack fields needed for metering ({}); every row of this file is quarantined",
-                f.missing_for_metering().join(", ")
-            )),
-            Ok(_) => None,
+        let columns = match columns_of(builder.schema()) {
+            Ok(c) => c,
+            Err(reason) => {
+                sink(Event::Bad(bad_file(reason, total_rows, 1)));
+                return Ok(DecodeStats::default());
+            }
         };
-        if let Some(reason) = problem {
-            sink(Event::Bad(bad_file(reason, total_rows, 1)));
-            return Ok(DecodeStats::default());
-        }
         let reader = match builder.with_batch_size(8192).build() {
             Ok(r) => r,
             Err(e) => {
@@ -217,41 +242,7 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                     offset: row_no - 1,
                 };
                 let mut rec = FlowRecord::default();
-                let mut err: Option<String> = None;
-                for (col, c) in &cols {
-                    let res = match c {
-                        Col::Int(a) => {
-                            if a.is_null(r) {
-                                Ok(())
-                            } else {
-                                let v = a.as_primitive::<Int64Type>().value(r);
-                                match col {
-                                    Column::Field(f) => {
-                                        int_field(&mut rec, *f, v, &format!("{f:?}"))
-                                    }
-                                    Column::Unknown(_) => Ok(()),
-                                }
-                            }
-                        }
-                        Col::Str(a) => {
-                            if a.is_null(r) {
-                                Ok(())
-                            } else {
-                                let s = a.as_string::<i32>().value(r);
-                                super::set_field(&mut rec, col, s)
-                            }
-                        }
-                    };
-                    if let Err(e) = res {
-                        err = Some(e);
-                        break;
-                    }
-                }
-                let res = match err {
-                    Some(e) => Err(e),
-                    None => check_record(&rec),
-                };
-                match res {
+                match fill(&mut rec, &cols, r).and_then(|()| check_record(&rec)) {
                     Ok(()) => sink(Event::Record(&rec, pos)),
                     Err(reason) => sink(Event::Bad(BadInput {
                         position: pos,

@@ -10,6 +10,7 @@ pub mod flow_text;
 pub mod metric_stream;
 pub mod otel;
 pub mod prometheus;
+pub mod route;
 
 use std::net::IpAddr;
 

@@ -3,13 +3,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{account_from_key, InputRef, Source, SourceError};
+use super::{account_from_key, Batch, InputRef, Source, SourceError};
 
 /// A file or a directory tree of flow-log files.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     name: String,
     root: PathBuf,
+    listed: bool,
 }
 
 impl FileSource {
@@ -18,6 +19,7 @@ impl FileSource {
         FileSource {
             name: name.to_string(),
             root: root.to_path_buf(),
+            listed: false,
         }
     }
 }
@@ -45,7 +47,17 @@ impl Source for FileSource {
         &self.name
     }
 
-    fn list(&self) -> Result<Vec<InputRef>, SourceError> {
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+        if std::mem::replace(&mut self.listed, true) {
+            return Ok(None);
+        }
+        Ok(Some(Batch::listing(self.list()?, None)))
+    }
+}
+
+impl FileSource {
+    /// Every file, in name order.
+    pub fn list(&self) -> Result<Vec<InputRef>, SourceError> {
         let err = |source| SourceError::List {
             name: self.name.clone(),
             path: self.root.display().to_string(),

@@ -21,7 +21,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::kafka_auth::{configure, KafkaContext, KafkaSecurity};
-use super::{Fetch, InputRef, Location, SourceError};
+use super::{Batch, Fetch, InputRef, Location, Source, SourceError};
 
 /// Splits `kafka://host:port[,host:port]/topic` into bootstrap servers and topic.
 pub fn parse_uri(uri: &str) -> Option<(String, String)> {
@@ -55,6 +55,8 @@ pub struct KafkaSettings {
     pub idle_timeout: Duration,
     /// Only the partitions `p` with `p % n == i` (for `--shard i/n`).
     pub shard: Option<(u32, u32)>,
+    /// The runtime that signs MSK IAM tokens (the AWS credential chain is async).
+    pub rt: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for KafkaSettings {
@@ -138,18 +140,24 @@ struct Chunk {
     line_offsets: Vec<(u64, i64)>,
 }
 
-/// (first line of a message, its offset), sorted by line.
-pub type LineOffsets = Arc<Vec<(u64, i64)>>;
+/// Where each message of a stream input starts, so lineage can name a record's message offset
+/// instead of a byte offset in the joined text.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LineOffsets(Vec<(u64, i64)>);
 
-/// Inputs read in one round, ready for the pipeline.
-#[derive(Debug)]
-pub struct Round {
-    /// The inputs, each with its line → offset map.
-    pub inputs: Vec<(InputRef, LineOffsets)>,
-    /// Opens them.
-    pub fetch: Arc<dyn Fetch>,
-    /// Per partition, the offset after the last one read (to commit once written).
-    pub next: BTreeMap<i32, i64>,
+impl LineOffsets {
+    /// From (first line of a message, its offset) pairs, sorted by line.
+    pub fn new(pairs: Vec<(u64, i64)>) -> Self {
+        LineOffsets(pairs)
+    }
+
+    /// The offset of the message that holds `line` (0 before the first message).
+    pub fn offset_of(&self, line: u64) -> u64 {
+        let i = self.0.partition_point(|(l, _)| *l <= line);
+        i.checked_sub(1)
+            .map(|i| self.0[i].1.max(0) as u64)
+            .unwrap_or(0)
+    }
 }
 
 /// Serves the inputs of a round from memory.
@@ -205,6 +213,78 @@ fn err(s: &KafkaSettings, what: &str) -> impl Fn(KafkaError) -> SourceError {
     }
 }
 
+/// A consumer with the source's raw options, then its security settings, then the forced
+/// delivery settings; with MSK IAM, polled until its first token exists.
+fn consumer(s: &KafkaSettings) -> Result<BaseConsumer<KafkaContext>, SourceError> {
+    let mut cfg = ClientConfig::new();
+    for (k, v) in &s.options {
+        cfg.set(k, v);
+    }
+    let context = configure(&s.security, &mut cfg, &s.rt).map_err(|e| SourceError::Remote {
+        name: s.name.clone(),
+        message: e.to_string(),
+    })?;
+    cfg.set("bootstrap.servers", &s.bootstrap)
+        .set("group.id", &s.group)
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in FORCED {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer<KafkaContext> = cfg
+        .create_with_context(context)
+        .map_err(err(s, "cannot create a consumer"))?;
+    if s.security.iam() {
+        // librdkafka asks for the OAUTHBEARER token through an event that only polling
+        // serves: without a first poll, every request waits for a token that never comes.
+        let t0 = Instant::now();
+        while !consumer
+            .context()
+            .token_set
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            if t0.elapsed() > s.idle_timeout {
+                return Err(SourceError::Remote {
+                    name: s.name.clone(),
+                    message: "no MSK IAM token could be made (see the warnings before this); check the AWS credentials and region".into(),
+                });
+            }
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+    }
+    Ok(consumer)
+}
+
+/// Assigns each partition from the end of the ranges the warehouse holds without a gap from
+/// its low watermark; ranges before that start are dropped from `covered`.
+fn assign(
+    s: &KafkaSettings,
+    consumer: &BaseConsumer<KafkaContext>,
+    parts: &[i32],
+    covered: &mut BTreeMap<i32, Vec<(i64, i64)>>,
+) -> Result<(), SourceError> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in parts {
+        let start = match covered.get(&p) {
+            None => Offset::Beginning,
+            Some(r) => match consumer.fetch_watermarks(&s.topic, p, s.idle_timeout) {
+                Ok((low, _)) => Offset::Offset(start_offset(r, low)),
+                // Reading from the start is always right, only slower: held ranges are skipped.
+                Err(_) => Offset::Beginning,
+            },
+        };
+        // Ranges before the start are behind us; only those after a gap are checked
+        // against each message.
+        if let (Offset::Offset(o), Some(r)) = (start, covered.get_mut(&p)) {
+            r.retain(|(_, b)| *b >= o);
+        }
+        tpl.add_partition_offset(&s.topic, p, start)
+            .map_err(err(s, "cannot assign a partition"))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(err(s, "cannot assign the partitions"))
+}
+
 impl KafkaReader {
     /// Connects, finds the partitions and positions each after what the warehouse holds
     /// (`held`: the input keys committed in the warehouse).
@@ -212,41 +292,7 @@ impl KafkaReader {
         s: KafkaSettings,
         held: impl Iterator<Item = &'a str>,
     ) -> Result<KafkaReader, SourceError> {
-        let mut cfg = ClientConfig::new();
-        for (k, v) in &s.options {
-            cfg.set(k, v);
-        }
-        let context = configure(&s.security, &mut cfg).map_err(|e| SourceError::Remote {
-            name: s.name.clone(),
-            message: e.to_string(),
-        })?;
-        cfg.set("bootstrap.servers", &s.bootstrap)
-            .set("group.id", &s.group)
-            .set("auto.offset.reset", "earliest");
-        for (k, v) in FORCED {
-            cfg.set(*k, *v);
-        }
-        let consumer: BaseConsumer<KafkaContext> = cfg
-            .create_with_context(context)
-            .map_err(err(&s, "cannot create a consumer"))?;
-        if s.security.iam() {
-            // librdkafka asks for the OAUTHBEARER token through an event that only polling
-            // serves: without a first poll, every request waits for a token that never comes.
-            let t0 = Instant::now();
-            while !consumer
-                .context()
-                .token_set
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                if t0.elapsed() > s.idle_timeout {
-                    return Err(SourceError::Remote {
-                        name: s.name.clone(),
-                        message: "no MSK IAM token could be made (see the warnings before this); check the AWS credentials and region".into(),
-                    });
-                }
-                let _ = consumer.poll(Duration::from_millis(100));
-            }
-        }
+        let consumer = consumer(&s)?;
         let md = consumer
             .fetch_metadata(Some(&s.topic), s.idle_timeout)
             .map_err(err(&s, "cannot read the topic's metadata"))?;
@@ -287,27 +333,7 @@ impl KafkaReader {
                 covered.entry(p).or_default().push((a, b));
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        for &p in &parts {
-            let start = match covered.get(&p) {
-                None => Offset::Beginning,
-                Some(r) => match consumer.fetch_watermarks(&s.topic, p, s.idle_timeout) {
-                    Ok((low, _)) => Offset::Offset(start_offset(r, low)),
-                    // Reading from the start is always right, only slower: held ranges are skipped.
-                    Err(_) => Offset::Beginning,
-                },
-            };
-            // Ranges before the start are behind us; only those after a gap are checked
-            // against each message.
-            if let (Offset::Offset(o), Some(r)) = (start, covered.get_mut(&p)) {
-                r.retain(|(_, b)| *b >= o);
-            }
-            tpl.add_partition_offset(&s.topic, p, start)
-                .map_err(err(&s, "cannot assign a partition"))?;
-        }
-        consumer
-            .assign(&tpl)
-            .map_err(err(&s, "cannot assign the partitions"))?;
+        assign(&s, &consumer, &parts, &mut covered)?;
         Ok(KafkaReader {
             cluster,
             eof: parts.iter().map(|p| (*p, false)).collect(),
@@ -324,7 +350,7 @@ impl KafkaReader {
         self.eof.values().all(|e| *e)
     }
 
-    fn close(&mut self, p: i32, out: &mut Vec<(InputRef, LineOffsets)>, mem: &MemoryFetch) {
+    fn close(&mut self, p: i32, out: &mut Vec<(InputRef, Arc<LineOffsets>)>, mem: &MemoryFetch) {
         let Some(c) = self.open.remove(&p) else {
             return;
         };
@@ -358,13 +384,13 @@ impl KafkaReader {
                 size,
                 account_hint: None,
             },
-            Arc::new(c.line_offsets),
+            Arc::new(LineOffsets::new(c.line_offsets)),
         ));
     }
 
     /// Reads the next round: up to `round_bytes` of messages, or to the end of every
     /// partition. `None` once every partition is at its end and nothing is left.
-    pub fn next_round(&mut self) -> Result<Option<Round>, SourceError> {
+    pub fn next_round(&mut self) -> Result<Option<Batch>, SourceError> {
         self.read_round(None)
     }
 
@@ -375,14 +401,14 @@ impl KafkaReader {
         &mut self,
         flush: Duration,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<Option<Round>, SourceError> {
+    ) -> Result<Option<Batch>, SourceError> {
         self.read_round(Some((flush, stop)))
     }
 
     fn read_round(
         &mut self,
         follow: Option<(Duration, &std::sync::atomic::AtomicBool)>,
-    ) -> Result<Option<Round>, SourceError> {
+    ) -> Result<Option<Batch>, SourceError> {
         let mem = Arc::new(MemoryFetch::default());
         let mut inputs = Vec::new();
         let mut bytes = 0usize;
@@ -467,9 +493,9 @@ impl KafkaReader {
         if inputs.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Round {
-            inputs,
-            fetch: mem,
+        Ok(Some(Batch {
+            inputs: inputs.into_iter().map(|(i, l)| (i, Some(l))).collect(),
+            fetch: Some(mem),
             next: self.next.clone(),
         }))
     }
@@ -483,6 +509,32 @@ impl KafkaReader {
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
             tracing::warn!(message = "could not commit offsets to the consumer group (the warehouse checkpoint is what counts)", error = %e);
         }
+    }
+}
+
+impl Source for KafkaReader {
+    fn name(&self) -> &str {
+        &self.s.name
+    }
+
+    fn is_stream(&self) -> bool {
+        true
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+        self.next_round()
+    }
+
+    fn follow(
+        &mut self,
+        wait: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Batch>, SourceError> {
+        self.follow_round(wait, stop)
+    }
+
+    fn committed(&mut self, batch: &Batch) {
+        self.commit(&batch.next);
     }
 }
 

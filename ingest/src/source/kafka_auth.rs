@@ -249,16 +249,16 @@ pub fn msk_iam_token(
 pub struct IamSigner {
     region: String,
     creds: SharedCredentialsProvider,
-    rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Handle,
 }
 
 impl IamSigner {
-    /// Loads the AWS chain (environment, profile, ECS task role, instance role).
-    pub fn new(region: Option<&str>) -> Result<IamSigner, SecurityError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SecurityError(format!("cannot start a runtime for IAM: {e}")))?;
+    /// Loads the AWS chain (environment, profile, ECS task role, instance role); its requests
+    /// run on `rt`.
+    pub fn new(
+        region: Option<&str>,
+        rt: tokio::runtime::Handle,
+    ) -> Result<IamSigner, SecurityError> {
         let sdk = in_thread(
             &rt,
             aws_config::defaults(aws_config::BehaviorVersion::latest()).load(),
@@ -293,7 +293,7 @@ impl IamSigner {
 
 /// Runs a future on `rt` from a thread of its own, so that it works whether or not the caller
 /// is inside another runtime.
-fn in_thread<F: std::future::Future + Send>(rt: &tokio::runtime::Runtime, f: F) -> F::Output
+fn in_thread<F: std::future::Future + Send>(rt: &tokio::runtime::Handle, f: F) -> F::Output
 where
     F::Output: Send,
 {
@@ -339,6 +339,7 @@ impl ConsumerContext for KafkaContext {}
 pub fn configure(
     sec: &KafkaSecurity,
     cfg: &mut ClientConfig,
+    rt: &tokio::runtime::Handle,
 ) -> Result<KafkaContext, SecurityError> {
     if *sec == KafkaSecurity::default() {
         return Ok(KafkaContext::default());
@@ -347,7 +348,7 @@ pub fn configure(
         cfg.set(k, v);
     }
     let iam = if sec.iam() {
-        Some(IamSigner::new(sec.region.as_deref())?)
+        Some(IamSigner::new(sec.region.as_deref(), rt.clone())?)
     } else {
         None
     };

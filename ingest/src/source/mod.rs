@@ -1,6 +1,7 @@
-//! Sources: where inputs come from. A source lists its inputs, each with a stable identity
-//! (the key that names its output files and its checkpoint entry); a [`Fetch`] opens them as
-//! byte streams for decoding.
+//! Sources: where inputs come from. A [`Source`] yields batches of inputs, each input with a
+//! stable identity (the key its checkpoint entry is found by); a [`Fetch`] opens them as byte
+//! streams for decoding. Files and S3 objects come in one batch (their listing); a Kafka topic
+//! in rounds of messages, whose offsets the source commits once the warehouse has the round.
 
 pub mod file;
 pub mod kafka;
@@ -9,8 +10,12 @@ pub mod layout;
 pub mod s3;
 pub mod s3_read;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Where an input's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +87,51 @@ pub enum SourceError {
     Remote { name: String, message: String },
 }
 
-/// The role of a source: list the inputs it has now.
+/// Inputs of one source, ready for the pipeline.
+#[derive(Debug)]
+pub struct Batch {
+    /// The inputs; stream inputs with where each of their messages starts.
+    pub inputs: Vec<(InputRef, Option<Arc<kafka::LineOffsets>>)>,
+    /// Opens them when they are not local files.
+    pub fetch: Option<Arc<dyn Fetch>>,
+    /// A stream's position after the batch (partition → next offset), committed to the
+    /// consumer group once the batch is in the warehouse.
+    pub next: BTreeMap<i32, i64>,
+}
+
+impl Batch {
+    /// A listing of files or objects.
+    pub fn listing(inputs: Vec<InputRef>, fetch: Option<Arc<dyn Fetch>>) -> Batch {
+        Batch {
+            inputs: inputs.into_iter().map(|i| (i, None)).collect(),
+            fetch,
+            next: BTreeMap::new(),
+        }
+    }
+}
+
+/// The role of a source: yield batches of inputs, each with a stable identity.
 pub trait Source {
     /// The source's name from the config.
     fn name(&self) -> &str;
-    /// Every input, in a stable order.
-    fn list(&self) -> Result<Vec<InputRef>, SourceError>;
+    /// Whether it is a stream (read in rounds, followed with `--follow`).
+    fn is_stream(&self) -> bool {
+        false
+    }
+    /// The next inputs: files and objects as one listing, a stream's next round; `None` once
+    /// caught up.
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError>;
+    /// Follow mode: whatever arrives within `wait` (`None` if nothing did, or for sources that
+    /// are not streams).
+    fn follow(
+        &mut self,
+        _wait: Duration,
+        _stop: &AtomicBool,
+    ) -> Result<Option<Batch>, SourceError> {
+        Ok(None)
+    }
+    /// The batch is committed to the warehouse.
+    fn committed(&mut self, _batch: &Batch) {}
 }
 
 /// Finds the account id in an AWS flow-log key (`AWSLogs/123456789012/…` or the

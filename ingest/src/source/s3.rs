@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use super::layout::{key_in, prefix_window, Window};
-use super::s3_read::{S3Error, S3Store};
-use super::{account_from_key, InputRef, Location, Source, SourceError};
+use super::s3_read::{S3Error, S3Fetch, S3Store};
+use super::{account_from_key, Batch, Fetch, InputRef, Location, Source, SourceError};
 
 /// Splits `s3://bucket/prefix` into bucket and prefix. The prefix names a directory (a
 /// trailing `/` is implied), so `s3://b/logs` never picks up `logs-old/…`.
@@ -42,6 +42,7 @@ pub struct S3Source {
     prefix: String,
     store: Arc<S3Store>,
     range: Option<Window>,
+    listed: bool,
 }
 
 impl S3Source {
@@ -60,6 +61,7 @@ impl S3Source {
             prefix: prefix.to_string(),
             store,
             range,
+            listed: false,
         }
     }
 
@@ -140,7 +142,18 @@ impl Source for S3Source {
         &self.name
     }
 
-    fn list(&self) -> Result<Vec<InputRef>, SourceError> {
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+        if std::mem::replace(&mut self.listed, true) {
+            return Ok(None);
+        }
+        let fetch: Arc<dyn Fetch> = Arc::new(S3Fetch(self.store.clone()));
+        Ok(Some(Batch::listing(self.list()?, Some(fetch))))
+    }
+}
+
+impl S3Source {
+    /// Every object under the prefix (in the key-time range, when one is set), by key.
+    pub fn list(&self) -> Result<Vec<InputRef>, SourceError> {
         let objects = self.list_objects().map_err(|e| SourceError::Remote {
             name: self.name.clone(),
             message: e.to_string(),

@@ -73,9 +73,6 @@ pub struct S3Stats {
 /// Errors setting up or using S3.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
-    /// The async runtime could not start.
-    #[error("cannot start the S3 client runtime: {0}")]
-    Runtime(#[source] std::io::Error),
     /// A request failed for good.
     #[error("{what}: {message}")]
     Request {
@@ -90,9 +87,8 @@ pub enum S3Error {
 #[derive(Debug)]
 pub struct S3Store {
     inner: Arc<Inner>,
-    // Only the store owns the runtime: tasks hold `Inner`, so the runtime is never dropped
-    // from inside one of its own tasks.
-    rt: tokio::runtime::Runtime,
+    /// The process's runtime, which the downloads run on.
+    rt: tokio::runtime::Handle,
 }
 
 /// What download tasks share.
@@ -177,14 +173,12 @@ fn backoff(s: &S3Settings, attempt: u32, salt: u64) -> Duration {
 
 impl S3Store {
     /// Connects with the standard AWS credential chain (environment, profile, container or
-    /// instance role); credentials are never logged.
-    pub fn connect(settings: S3Settings) -> Result<Arc<S3Store>, S3Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("linkmeter-s3")
-            .enable_all()
-            .build()
-            .map_err(S3Error::Runtime)?;
+    /// instance role); credentials are never logged. Requests run on `rt`; call from a thread
+    /// outside it (the client blocks on it for listings and reads).
+    pub fn connect(
+        settings: S3Settings,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Arc<S3Store>, S3Error> {
         let conf = rt.block_on(async {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 // linkmeter retries itself, to count and report what was retried.
@@ -419,13 +413,7 @@ impl Fetch for S3Fetch {
             }
         };
         let rx = ready.unwrap_or_else(|| {
-            spawn_download(
-                self.0.rt.handle(),
-                &self.0.inner,
-                (bucket, key),
-                input,
-                None,
-            )
+            spawn_download(&self.0.rt, &self.0.inner, (bucket, key), input, None)
         });
         Box::new(ChannelReader {
             rx,
@@ -435,7 +423,7 @@ impl Fetch for S3Fetch {
 
     fn plan(&self, inputs: Vec<InputRef>) {
         let inner = self.0.inner.clone();
-        let handle = self.0.rt.handle().clone();
+        let handle = self.0.rt.clone();
         let permits = Arc::new(Semaphore::new(inner.settings.concurrency.max(1)));
         self.0.rt.spawn(async move {
             for input in inputs {

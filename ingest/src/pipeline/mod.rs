@@ -1,0 +1,247 @@
+//! Ingest: source → decode → attribute → warehouse, idempotent and crash-safe.
+//!
+//! Inputs are written in **segments**: a worker buffers the rows of consecutive inputs and
+//! writes them together (one file per table partition per segment), because flow-log inputs
+//! are small and per-file costs dominated when every input had its own files. The warehouse's
+//! commit protocol (`linkmeter_warehouse::segment`) makes a segment count only once its inputs
+//! are in the `inputs` checkpoint, which is committed after its rows. A run:
+//!
+//! 1. **recovers** ([`recover`]): removes the files of segments an earlier run did not finish;
+//! 2. **plans** ([`plan`], a pure function of what is listed and what is committed): an input
+//!    whose content and inventory match its checkpoint is skipped; every other input is read,
+//!    and so is every other input of a segment that held one of them, because that segment is
+//!    **superseded** (its checkpoint rows, then its files, are removed before anything is
+//!    written);
+//! 3. **writes** ([`workers`]): each worker fills a segment ([`writer`]) input by input
+//!    ([`input`]) and commits it when full.
+//!
+//! So a crash leaves at worst orphan rows that the next run removes before writing (never
+//! counted twice after recovery) or inputs with no checkpoint (read again): reruns converge to
+//! the same contents.
+
+mod identity;
+mod input;
+pub mod plan;
+mod recover;
+mod workers;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use linkmeter_warehouse::Warehouse;
+
+use crate::decode::{BadInput, Content};
+use crate::fields::Format;
+use crate::inventory::Index;
+use crate::source::kafka::LineOffsets;
+use crate::source::{Fetch, InputRef};
+use crate::summary::Tally;
+
+pub use identity::{input_id, shard_tag};
+
+/// Errors that stop a run (bad input never does: it is quarantined).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The warehouse could not be written or read.
+    #[error(transparent)]
+    Warehouse(#[from] linkmeter_warehouse::Error),
+    /// An input must be re-read, but rows written together with it belong to inputs that this
+    /// run does not list, so replacing them would lose data.
+    #[error("an input changed, but its rows were written in segment {segment} together with {count} input(s) this run does not list (for example {example}); run ingest once over everything (no --source, --since/--until or --shard), or restore the missing files, so nothing is lost")]
+    Unlisted {
+        /// The segment.
+        segment: String,
+        /// How many of its inputs are not listed.
+        count: usize,
+        /// One of them.
+        example: String,
+    },
+}
+
+/// One input with the settings of the source it came from.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The input.
+    pub input: InputRef,
+    /// Opens the input when it is not a local file.
+    pub fetch: Option<Arc<dyn Fetch>>,
+    /// For stream inputs: where each message starts, so lineage records the message's offset
+    /// in `source_offset` instead of a byte offset.
+    pub line_offsets: Option<Arc<LineOffsets>>,
+    /// Format for text files without a header line.
+    pub format: Format,
+    /// Account to assume when neither the record nor the path names one.
+    pub account: Option<String>,
+    /// What the input holds (by its bytes unless the source says).
+    pub content: Content,
+}
+
+/// Generation of the decoders: 1 read flow logs only, 2 added CloudWatch metric streams (JSON),
+/// 3 Prometheus text and OpenTelemetry 1.0.0. An input an older generation quarantined whole is
+/// read again.
+pub const DECODERS: u64 = 3;
+
+/// Run-wide settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Identifies this run in lineage columns and the `runs` table.
+    pub run_id: String,
+    /// Re-ingest inputs even when their checkpoint says they are unchanged.
+    pub force: bool,
+    /// Worker threads.
+    pub workers: usize,
+    /// Buffered rows per worker before they are written out (bounds memory).
+    pub flush_rows: usize,
+    /// Most inputs in one segment.
+    pub segment_inputs: usize,
+    /// This run is shard `i` of `n` (its run id ends in [`shard_tag`]); it recovers only
+    /// its own shard's unfinished segments, since other shards may be writing theirs now.
+    pub shard: Option<(u32, u32)>,
+    /// Which call of [`ingest`] this is within the run (a stream is written in rounds): part
+    /// of segment names, so rounds never collide.
+    pub round: u32,
+    /// Raised (SIGTERM) to stop: workers take no new input, commit what they hold, and the
+    /// run returns with [`Report::interrupted`] set. The rest is read by the next run.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            run_id: crate::run::run_id(None),
+            force: false,
+            workers: 2,
+            flush_rows: 100_000,
+            segment_inputs: 4096,
+            shard: None,
+            round: 0,
+            stop: None,
+        }
+    }
+}
+
+impl Options {
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Input bytes read so far (compressed where the input is).
+    pub bytes_read: AtomicU64,
+    /// Inputs finished (read or skipped).
+    pub inputs_done: AtomicU64,
+    /// Records decoded so far.
+    pub records: AtomicU64,
+    /// Input bytes listed (set once the sources are listed).
+    pub bytes_total: AtomicU64,
+    /// Inputs listed.
+    pub inputs_total: AtomicU64,
+}
+
+/// A quarantine entry with the input it came from, for the run summary.
+#[derive(Debug, Clone)]
+pub struct QuarantineSample {
+    /// The input's URI.
+    pub uri: String,
+    /// The entry.
+    pub bad: BadInput,
+}
+
+/// How many quarantine entries a run keeps to show the user.
+pub const SAMPLES: usize = 20;
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The conservation balance.
+    pub tally: Tally,
+    /// The first quarantine entries (up to [`SAMPLES`]), to show the user.
+    pub samples: Vec<QuarantineSample>,
+    /// Segments rolled back because an earlier run died while writing them.
+    pub rolled_back: u64,
+    /// Committed segments replaced because one of their inputs changed.
+    pub superseded: u64,
+    /// Stopped before every input was read (see [`Options::stop`]).
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// Adds another call's report (a later round of a stream) to this one.
+    pub fn merge(&mut self, r: Report) {
+        self.tally.merge(&r.tally);
+        self.rolled_back += r.rolled_back;
+        self.superseded += r.superseded;
+        self.interrupted |= r.interrupted;
+        let room = SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(r.samples.into_iter().take(room));
+    }
+}
+
+/// Ingests every job into the warehouse. Blocking: call it from a thread outside the runtime
+/// (`rt` runs the warehouse's I/O).
+pub fn ingest(
+    jobs: &[Job],
+    ix: &Index,
+    wh: &Warehouse,
+    rt: &tokio::runtime::Handle,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Report, IngestError> {
+    let mut report = Report::default();
+    let (committed, rolled_back) = recover::recover(wh, rt, opts.shard)?;
+    report.rolled_back = rolled_back;
+    let Some(listed) = identity::identify(jobs, opts) else {
+        report.interrupted = true;
+        return Ok(report);
+    };
+    let inventory_hash = format!("{:016x}", ix.hash);
+    let plan = plan::plan(
+        &listed,
+        &committed,
+        &plan::PlanOptions {
+            force: opts.force,
+            inventory_hash: &inventory_hash,
+            decoders: DECODERS,
+        },
+    )?;
+    rt.block_on(linkmeter_warehouse::segment::supersede(wh, &plan.supersede))?;
+    report.superseded = plan.supersede.len() as u64;
+    report.tally.inputs_skipped = (jobs.len() - plan.todo.len()) as u64;
+    let mut read = vec![false; jobs.len()];
+    for &i in &plan.todo {
+        read[i] = true;
+    }
+    for (j, _) in jobs.iter().zip(&read).filter(|(_, r)| !**r) {
+        progress
+            .bytes_read
+            .fetch_add(j.input.size, Ordering::Relaxed);
+    }
+    progress
+        .inputs_done
+        .fetch_add(report.tally.inputs_skipped, Ordering::Relaxed);
+    let done = workers::run(
+        &workers::Work {
+            jobs,
+            listed: &listed,
+            order: &plan.todo,
+            ix,
+            wh,
+            rt,
+            opts,
+            inventory_hash: &inventory_hash,
+        },
+        progress,
+    )?;
+    report.interrupted = done.interrupted;
+    report.tally.merge(&done.tally);
+    report.samples = done.samples;
+    Ok(report)
+}
+#[cfg(test)]
+mod tests;

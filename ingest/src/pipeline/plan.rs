@@ -1,0 +1,318 @@
+//! The planner: which listed inputs to read and which committed segments they supersede. A pure
+//! function of what the sources list and what the checkpoint holds, so every rule is tested
+//! without files.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use linkmeter_warehouse::inputs::{Committed, InputRow};
+
+use super::identity::time_key;
+use super::IngestError;
+
+/// One listed input, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Stable id (a hash of the key).
+    pub id: String,
+    /// Source name and path.
+    pub key: String,
+    /// Where it is.
+    pub uri: String,
+    /// Its content's identity and size, or `None` when it could not be read to find out.
+    pub content: Option<(String, u64)>,
+}
+
+/// Settings the plan depends on.
+#[derive(Debug, Clone)]
+pub struct PlanOptions<'a> {
+    /// Read every input, whatever its checkpoint says.
+    pub force: bool,
+    /// The current inventory's hash: an input attributed with another is read again.
+    pub inventory_hash: &'a str,
+    /// The decoders' generation: an input an older one quarantined whole is read again.
+    pub decoders: u64,
+}
+
+/// What to do.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Indexes of the inputs to read, in reading order (by the time in AWS file names, then
+    /// by key, so consecutive inputs share hours).
+    pub todo: Vec<usize>,
+    /// Committed segments whose rows are replaced (every listed input of them is in `todo`).
+    pub supersede: BTreeSet<String>,
+}
+
+/// Plans a run.
+pub fn plan(
+    listed: &[Listed],
+    committed: &Committed,
+    o: &PlanOptions,
+) -> Result<Plan, IngestError> {
+    let segments = committed.segments();
+    let by_content: HashMap<&str, &InputRow> = committed
+        .inputs
+        .values()
+        .map(|r| (r.content_hash.as_str(), r))
+        .collect();
+    let index_of: HashMap<&str, usize> = listed
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.id.as_str(), i))
+        .collect();
+    let all_listed = |seg: &str| {
+        segments
+            .get(seg)
+            .is_none_or(|m| m.iter().all(|r| index_of.contains_key(r.input_id.as_str())))
+    };
+    let mut todo: HashSet<usize> = HashSet::new();
+    let mut doomed: BTreeSet<String> = BTreeSet::new();
+    let mut seen_content: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in listed.iter().enumerate() {
+        let entry = committed.inputs.get(&l.id);
+        let Some((hash, _)) = l.content.as_ref() else {
+            match entry {
+                // Unreadable now, but ingested before: keep its rows rather than replace them
+                // with a quarantine entry because of a passing error.
+                Some(_) => {
+                    tracing::warn!(message = "input unreadable; keeping the rows of its previous ingest", input = %l.uri)
+                }
+                None => {
+                    todo.insert(i);
+                }
+            }
+            continue;
+        };
+        // The same bytes under another identity (a renamed source, a moved root, two sources
+        // listing one file) are one input, not two.
+        if let Some(&first) = seen_content.get(hash.as_str()) {
+            tracing::warn!(message = "same content as another input of this run; ingested once", input = %l.uri, first = %listed[first].uri);
+            continue;
+        }
+        seen_content.insert(hash, i);
+        if let Some(other) = by_content.get(hash.as_str()) {
+            if other.input_id != l.id && !index_of.contains_key(other.input_id.as_str()) && !o.force
+            {
+                tracing::warn!(message = "already ingested under another identity; skipped", input = %l.uri, as_input = %other.source_uri);
+                continue;
+            }
+        }
+        let same = |r: &InputRow| r.content_hash == *hash && r.inventory_hash == o.inventory_hash;
+        // Re-reading for newer decoders is a bonus, never a reason to fail: not when the
+        // segment also holds inputs this run does not list (they could not be replaced).
+        let older_quarantine = |r: &InputRow| {
+            r.decoders < o.decoders
+                && r.records > 0
+                && r.quarantined == r.records
+                && all_listed(&r.segment_id)
+        };
+        let unchanged = !o.force && entry.is_some_and(|r| same(r) && !older_quarantine(r));
+        if !unchanged {
+            todo.insert(i);
+            if let Some(r) = entry {
+                doomed.insert(r.segment_id.clone());
+            }
+        }
+    }
+    for seg in &doomed {
+        let members = segments
+            .get(seg.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let unlisted: Vec<&&InputRow> = members
+            .iter()
+            .filter(|r| !index_of.contains_key(r.input_id.as_str()))
+            .collect();
+        if let Some(first) = unlisted.first() {
+            // Replacing the segment would drop rows of inputs this run cannot read again.
+            return Err(IngestError::Unlisted {
+                segment: seg.clone(),
+                count: unlisted.len(),
+                example: first.source_uri.clone(),
+            });
+        }
+        todo.extend(
+            members
+                .iter()
+                .filter_map(|r| index_of.get(r.input_id.as_str())),
+        );
+    }
+    let mut todo: Vec<usize> = todo.into_iter().collect();
+    todo.sort_by(|&a, &b| {
+        time_key(&listed[a].key)
+            .cmp(time_key(&listed[b].key))
+            .then(listed[a].key.cmp(&listed[b].key))
+    });
+    Ok(Plan {
+        todo,
+        supersede: doomed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INV: &str = "inv1";
+
+    fn listed(name: &str, content: &str) -> Listed {
+        Listed {
+            id: format!("id-{name}"),
+            key: format!("src/{name}"),
+            uri: format!("file:///{name}"),
+            content: Some((content.to_string(), 10)),
+        }
+    }
+
+    fn row(name: &str, content: &str, seg: &str) -> InputRow {
+        InputRow {
+            segment_id: seg.into(),
+            input_id: format!("id-{name}"),
+            input_key: format!("src/{name}"),
+            source_uri: format!("file:///{name}"),
+            content_hash: content.into(),
+            inventory_hash: INV.into(),
+            records: 5,
+            decoders: 3,
+            ..Default::default()
+        }
+    }
+
+    fn committed(rows: &[InputRow]) -> Committed {
+        Committed {
+            inputs: rows
+                .iter()
+                .map(|r| (r.input_id.clone(), r.clone()))
+                .collect(),
+        }
+    }
+
+    fn run(l: &[Listed], c: &Committed) -> Result<Plan, IngestError> {
+        plan(
+            l,
+            c,
+            &PlanOptions {
+                force: false,
+                inventory_hash: INV,
+                decoders: 3,
+            },
+        )
+    }
+
+    #[test]
+    fn new_inputs_are_read_and_unchanged_ones_skipped() {
+        let l = [listed("a", "h1"), listed("b", "h2")];
+        let p = run(&l, &committed(&[row("a", "h1", "s1")])).unwrap();
+        assert_eq!(p.todo, vec![1]);
+        assert!(p.supersede.is_empty());
+    }
+
+    #[test]
+    fn a_changed_input_supersedes_its_segment_and_every_input_in_it_is_read() {
+        let l = [listed("a", "h1-new"), listed("b", "h2"), listed("c", "h3")];
+        let c = committed(&[
+            row("a", "h1", "s1"),
+            row("b", "h2", "s1"),
+            row("c", "h3", "s2"),
+        ]);
+        let p = run(&l, &c).unwrap();
+        assert_eq!(p.todo, vec![0, 1], "b shares a's segment; c is untouched");
+        assert_eq!(p.supersede, BTreeSet::from(["s1".to_string()]));
+    }
+
+    #[test]
+    fn an_inventory_change_or_force_reads_everything() {
+        let l = [listed("a", "h1")];
+        let c = committed(&[row("a", "h1", "s1")]);
+        let p = plan(
+            &l,
+            &c,
+            &PlanOptions {
+                force: false,
+                inventory_hash: "inv2",
+                decoders: 3,
+            },
+        )
+        .unwrap();
+        assert_eq!((p.todo.len(), p.supersede.len()), (1, 1));
+        let p = plan(
+            &l,
+            &c,
+            &PlanOptions {
+                force: true,
+                inventory_hash: INV,
+                decoders: 3,
+            },
+        )
+        .unwrap();
+        assert_eq!((p.todo.len(), p.supersede.len()), (1, 1));
+    }
+
+    #[test]
+    fn replacing_a_segment_with_unlisted_inputs_is_refused() {
+        let l = [listed("a", "h1-new")];
+        let c = committed(&[row("a", "h1", "s1"), row("b", "h2", "s1")]);
+        let e = run(&l, &c).unwrap_err().to_string();
+        assert!(
+            e.contains("s1") && e.contains("file:///b") && e.contains("does not list"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn same_content_twice_or_under_another_name_is_read_once() {
+        let l = [listed("a", "h1"), listed("a-copy", "h1")];
+        assert_eq!(run(&l, &committed(&[])).unwrap().todo, vec![0]);
+        // Renamed since the last run (the old name is not listed): skipped.
+        let p = run(
+            &[listed("renamed", "h1")],
+            &committed(&[row("a", "h1", "s1")]),
+        )
+        .unwrap();
+        assert!(p.todo.is_empty());
+    }
+
+    #[test]
+    fn unreadable_inputs_keep_their_rows_or_are_read_to_be_quarantined() {
+        let mut gone = listed("a", "");
+        gone.content = None;
+        assert!(run(
+            std::slice::from_ref(&gone),
+            &committed(&[row("a", "h1", "s1")])
+        )
+        .unwrap()
+        .todo
+        .is_empty());
+        assert_eq!(run(&[gone], &committed(&[])).unwrap().todo, vec![0]);
+    }
+
+    #[test]
+    fn inputs_an_older_decoder_quarantined_whole_are_read_again_when_possible() {
+        let mut r = row("a", "h1", "s1");
+        (r.decoders, r.quarantined) = (1, r.records);
+        let p = run(&[listed("a", "h1")], &committed(&[r.clone()])).unwrap();
+        assert_eq!((p.todo.clone(), p.supersede.len()), (vec![0], 1));
+        // Not when its segment holds an input this run does not list.
+        let p = run(
+            &[listed("a", "h1")],
+            &committed(&[r.clone(), row("b", "h2", "s1")]),
+        )
+        .unwrap();
+        assert!(p.todo.is_empty());
+        // Not when it was partly good.
+        r.quarantined = 1;
+        assert!(run(&[listed("a", "h1")], &committed(&[r]))
+            .unwrap()
+            .todo
+            .is_empty());
+    }
+
+    #[test]
+    fn inputs_are_read_in_time_order() {
+        let l = [
+            listed("x_20261001T1000Z_a.log.gz", "h1"),
+            listed("y_20261001T0900Z_b.log.gz", "h2"),
+        ];
+        assert_eq!(run(&l, &committed(&[])).unwrap().todo, vec![1, 0]);
+    }
+}

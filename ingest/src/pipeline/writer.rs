@@ -1,0 +1,131 @@
+//! A worker's open segment: the rows of the inputs read since its last commit, buffered per
+//! table partition, written out as files of the segment when the buffer is full, and committed
+//! with the inputs' checkpoint rows (see `linkmeter_warehouse::segment`).
+
+use std::collections::BTreeMap;
+
+use linkmeter_warehouse::inputs::InputRow;
+use linkmeter_warehouse::registry::{BROKER_METRICS, COVERAGE, FLOWS, QUARANTINE};
+use linkmeter_warehouse::segment::Segment;
+use linkmeter_warehouse::{time, Error, Warehouse};
+
+use super::Options;
+use crate::inventory::Index;
+use crate::rows::{CoverageBuilder, FlowsBuilder, MetricsBuilder, QuarantineBuilder};
+
+/// A worker's segment writer.
+pub(super) struct SegmentWriter<'a> {
+    pub(super) wh: &'a Warehouse,
+    pub(super) rt: &'a tokio::runtime::Handle,
+    pub(super) ix: &'a Index,
+    pub(super) run_id: String,
+    round: u32,
+    worker: usize,
+    seq: u32,
+    segment: Option<Segment>,
+    /// `flows` rows by clock hour (Unix seconds).
+    pub(super) flows: BTreeMap<i64, FlowsBuilder>,
+    /// `coverage` rows by day.
+    pub(super) coverage: BTreeMap<String, CoverageBuilder>,
+    /// `broker_metrics` rows by day.
+    pub(super) metrics: BTreeMap<String, MetricsBuilder>,
+    pub(super) quarantine: QuarantineBuilder,
+    /// Rows buffered since the last flush.
+    pub(super) buffered: usize,
+    pub(super) flush_rows: usize,
+    max_inputs: usize,
+    members: Vec<InputRow>,
+}
+
+impl<'a> SegmentWriter<'a> {
+    pub(super) fn new(
+        wh: &'a Warehouse,
+        rt: &'a tokio::runtime::Handle,
+        ix: &'a Index,
+        opts: &Options,
+        worker: usize,
+    ) -> Self {
+        SegmentWriter {
+            wh,
+            rt,
+            ix,
+            run_id: opts.run_id.clone(),
+            round: opts.round,
+            worker,
+            seq: 0,
+            segment: None,
+            flows: BTreeMap::new(),
+            coverage: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+            quarantine: QuarantineBuilder::default(),
+            buffered: 0,
+            flush_rows: opts.flush_rows.max(1),
+            max_inputs: opts.segment_inputs.max(1),
+            members: Vec::new(),
+        }
+    }
+
+    /// The id of the segment being filled: unique per run, round, worker and sequence, and
+    /// starting with the run id (which names the shard).
+    pub(super) fn id(&self) -> String {
+        match self.round {
+            0 => format!("{}-w{}-{:05}", self.run_id, self.worker, self.seq),
+            r => format!("{}-r{r}-w{}-{:05}", self.run_id, self.worker, self.seq),
+        }
+    }
+
+    /// Whether the segment should be committed before the next input.
+    pub(super) fn full(&self) -> bool {
+        self.buffered >= self.flush_rows || self.members.len() >= self.max_inputs
+    }
+
+    /// Adds an input's checkpoint row (committed with the segment).
+    pub(super) fn add_member(&mut self, row: InputRow) {
+        self.members.push(row);
+    }
+
+    /// Writes the buffered rows as files of the open segment (not visible until committed).
+    pub(super) fn flush(&mut self) -> Result<(), Error> {
+        self.buffered = 0;
+        let id = self.id();
+        let seg = self.segment.get_or_insert_with(|| Segment::new(id));
+        let (wh, rt) = (self.wh, self.rt);
+        for (hour, mut b) in std::mem::take(&mut self.flows) {
+            if !b.is_empty() {
+                let (d, h) = time::day_hour(hour);
+                rt.block_on(seg.write(wh, &FLOWS, &[("date", d), ("hour", h)], &[b.finish()]))?;
+            }
+        }
+        for (date, mut b) in std::mem::take(&mut self.coverage) {
+            if !b.is_empty() {
+                rt.block_on(seg.write(wh, &COVERAGE, &[("date", date)], &[b.finish()]))?;
+            }
+        }
+        for (date, mut b) in std::mem::take(&mut self.metrics) {
+            if !b.is_empty() {
+                rt.block_on(seg.write(wh, &BROKER_METRICS, &[("date", date)], &[b.finish()]))?;
+            }
+        }
+        if !self.quarantine.is_empty() {
+            let batch = self
+                .quarantine
+                .finish(chrono::Utc::now().timestamp_micros());
+            rt.block_on(seg.write(wh, &QUARANTINE, &[], &[batch]))?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and commits the segment with its inputs' checkpoint rows.
+    pub(super) fn commit(&mut self) -> Result<(), Error> {
+        if self.members.is_empty() && self.segment.is_none() && self.buffered == 0 {
+            return Ok(());
+        }
+        self.flush()?;
+        let id = self.id();
+        let seg = self.segment.take().unwrap_or_else(|| Segment::new(id));
+        self.rt.block_on(seg.commit(self.wh, &self.members))?;
+        self.members.clear();
+        self.seq += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! End to end: generate → ingest → invoice (the real binary). The finance CSV sums exactly to
+//! the invoice total, the chargeback CSV to the same total, money columns are Decimal128, and
+//! a rerun writes a byte-identical CSV.
+
+use linkmeter_test_support::*;
+
+#[test]
+fn invoice_csv_sums_to_total_and_reruns_are_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "e", "--days 2 --accounts 6 --noise 1");
+    ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
+    // September first (endpoints exist from mid-September, traffic only in October), so
+    // October's summary can show movers against it.
+    ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-09",
+        ],
+    );
+    let out = ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert!(
+        out.contains("top movers against the previous month"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SKIPDATA windows (AWS skipped records; the meter is incomplete there): 1"),
+        "{out}"
+    );
+    for reason in [
+        "rejected",
+        "unexpected_port",
+        "unknown_endpoint",
+        "outside_connection_lifetime",
+    ] {
+        assert!(
+            out.contains(&format!("unattributed {reason}: ")),
+            "{reason} missing:\n{out}"
+        );
+    }
+    let total: String = out
+        .split("total ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let csv_path = d.join("e/warehouse/reports/month=2026-10/finance-aws.csv");
+    let csv1 = std::fs::read_to_string(&csv_path).unwrap();
+    // Sum the amount column in integer cents: exact, no floating point.
+    let cents = |s: &str| -> i64 {
+        let (a, b) = s.split_once('.').unwrap();
+        a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap()
+    };
+    let sum: i64 = csv1
+        .lines()
+        .skip(1)
+        .map(|l| cents(l.split(',').nth(11).unwrap()))
+        .sum();
+    assert_eq!(
+        sum,
+        cents(&total),
+        "CSV rows sum to the printed total {total}"
+    );
+    let wh = d.join("e/warehouse");
+    let types = strings(&query(&wh, "SELECT DISTINCT arrow_typeof(amount), arrow_typeof(unit_price), arrow_typeof(quantity) FROM invoice_lines"), 0);
+    assert_eq!(types, vec!["Decimal128(38, 2)"]);
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT CAST(SUM(amount) * 100 AS BIGINT) FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'aws'"
+        ) as i64,
+        sum
+    );
+    // Every meter is billed.
+    let meters = strings(
+        &query(
+            &wh,
+            "SELECT DISTINCT meter FROM invoice_lines WHERE month = '2026-10' ORDER BY 1",
+        ),
+        0,
+    );
+    assert_eq!(
+        meters,
+        vec![
+            "endpoint_az_hours",
+            "endpoint_gb",
+            "msk_connectivity_gb",
+            "msk_connectivity_hours"
+        ]
+    );
+
+    // The chargeback view re-allocates without creating or losing a cent.
+    let cb =
+        std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/finance-chargeback.csv"))
+            .unwrap();
+    let cb_sum: i64 = cb
+        .lines()
+        .skip(1)
+        .map(|l| cents(l.split(',').nth(11).unwrap()))
+        .sum();
+    assert_eq!(cb_sum, sum);
+    // Connectivity hours go to the clients; only a (cluster, auth scheme) with no client
+    // connection at all stays with the owner, marked `unallocated`.
+    let owner_kept = strings(&query(&wh, "SELECT DISTINCT allocation_basis FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'chargeback' AND meter = 'msk_connectivity_hours' AND account_id = '900000000001'"), 0);
+    assert!(
+        owner_kept.iter().all(|b| b == "unallocated"),
+        "{owner_kept:?}"
+    );
+    let moved = scalar(&wh, "SELECT COUNT(*) FROM invoice_lines WHERE month = '2026-10' AND invoice_view = 'chargeback' AND meter = 'msk_connectivity_hours' AND allocation_basis = 'even'");
+    assert!(moved > 0);
+    // The FOCUS export bills the same total, in GiB (bytes_per_gb = 2^30).
+    let focus =
+        std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/focus-aws.csv")).unwrap();
+    let header: Vec<&str> = focus.lines().next().unwrap().split(',').collect();
+    let billed = header.iter().position(|c| *c == "BilledCost").unwrap();
+    let unit = header.iter().position(|c| *c == "PricingUnit").unwrap();
+    let focus_sum: i64 = focus
+        .lines()
+        .skip(1)
+        .map(|l| cents(l.split(',').nth(billed).unwrap()))
+        .sum();
+    assert_eq!(focus_sum, sum);
+    assert!(focus
+        .lines()
+        .skip(1)
+        .any(|l| l.split(',').nth(unit) == Some("GiB")));
+
+    ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv_path).unwrap(),
+        csv1,
+        "byte-identical on rerun"
+    );
+
+    // No price book in the config: a configuration error naming the fix.
+    let cfg = std::fs::read_to_string(d.join("e/linkmeter.toml"))
+        .unwrap()
+        .replace("prices = \"prices.toml\"\n", "");
+    std::fs::write(d.join("e/noprices.toml"), cfg).unwrap();
+    let out = linkmeter(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/noprices.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prices = \\\"prices.toml\\\"")
+            || String::from_utf8_lossy(&out.stderr).contains("prices = \"prices.toml\"")
+    );
+    let out = linkmeter(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "October",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"));
+}

@@ -1,0 +1,796 @@
+//! End to end against a real Kafka-protocol broker (Tansu, started by `.ci/test`; its address
+//! is in `KAFKA_BOOTSTRAP`): a 4-partition topic filled with generated flow-log lines (one to
+//! three per message) and poison messages, consumed in batch mode by the real binary, and
+//! compared with the same lines ingested from local files; reruns, appended messages, and runs
+//! killed with SIGKILL at random points.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use linkmeter_test_support::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const PARTITIONS: i32 = 4;
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").expect(
+        "KAFKA_BOOTSTRAP is not set: run the tests with .ci/test, which starts a Kafka-protocol broker",
+    )
+}
+
+fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("lm-{tag}-{}-{}", std::process::id(), n % 1_000_000_000)
+}
+
+/// Extra client options (TLS) for the test's own producer and admin client.
+type Opts<'a> = &'a [(&'a str, String)];
+
+fn client(bootstrap: &str, opts: Opts) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in opts {
+        c.set(*k, v);
+    }
+    c
+}
+
+fn create_topic(bootstrap: &str, opts: Opts, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap, opts).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    for r in res {
+        r.unwrap();
+    }
+}
+
+/// Sends messages (partition, payload) in order and waits until all are acknowledged.
+fn produce(topic: &str, msgs: &[(i32, Vec<u8>)]) {
+    produce_to(&bootstrap(), &[], topic, msgs)
+}
+
+fn produce_to(bootstrap: &str, opts: Opts, topic: &str, msgs: &[(i32, Vec<u8>)]) {
+    let p: BaseProducer = client(bootstrap, opts)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for (part, payload) in msgs {
+        loop {
+            match p.send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(*part)
+                    .payload(payload),
+            ) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
+                        "{e}"
+                    );
+                    p.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Default-format (v2) data lines of a generated estate.
+fn v2_lines(estate: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in walk(&estate.join("flowlogs")) {
+        let text = gunzip(&f);
+        if text.starts_with("version account-id interface-id") {
+            out.extend(text.lines().skip(1).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// Groups lines into messages of 1–3 lines spread over the partitions.
+fn messages(lines: &[String]) -> Vec<(i32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut k = 0usize;
+    while i < lines.len() {
+        let n = 1 + k % 3;
+        let body = lines[i..(i + n).min(lines.len())].join("\n");
+        out.push(((k % PARTITIONS as usize) as i32, body.into_bytes()));
+        i += n;
+        k += 1;
+    }
+    out
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    topic: String,
+    lines: Vec<String>,
+    bootstrap: String,
+}
+
+const POISON: [&[u8]; 3] = [
+    b"\xff\xfe\x00 not text at all",
+    b"2 123456789012 eni-0badbadbadbadbad0 10.1.1.1",
+    b"{\"metric_name\":\"BytesInPerSec\"}",
+];
+
+fn setup(tag: &str) -> Setup {
+    setup_on(tag, &bootstrap(), &[])
+}
+
+fn setup_on(tag: &str, bootstrap: &str, opts: Opts) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let dir = d.join("estate");
+    let lines = v2_lines(&dir);
+    assert!(lines.len() > 5000, "{}", lines.len());
+    let topic = unique(tag);
+    create_topic(bootstrap, opts, &topic);
+    // Poison first, at offsets 0, 1, 2 of partition 0.
+    let mut msgs: Vec<(i32, Vec<u8>)> = POISON.iter().map(|p| (0, p.to_vec())).collect();
+    msgs.extend(messages(&lines));
+    produce_to(bootstrap, opts, &topic, &msgs);
+    // The same lines as local files (no header): the reference ingest.
+    let files = dir.join("as-files");
+    std::fs::create_dir_all(&files).unwrap();
+    // (Poison goes last: a file whose first line is binary is rejected whole, rightly, while
+    // a Kafka message is judged alone.)
+    let mut ordered = msgs[POISON.len()..].to_vec();
+    ordered.extend(msgs[..POISON.len()].iter().cloned());
+    for (p, chunk) in ordered.chunks(ordered.len() / 3 + 1).enumerate() {
+        let mut body = Vec::new();
+        for (_, m) in chunk {
+            body.extend_from_slice(m);
+            body.push(b'\n');
+        }
+        std::fs::write(files.join(format!("part-{p}.log")), body).unwrap();
+    }
+    Setup {
+        _tmp: tmp,
+        dir,
+        topic,
+        lines,
+        bootstrap: bootstrap.to_string(),
+    }
+}
+
+fn config(s: &Setup, name: &str, uri: &str, extra: &str) -> PathBuf {
+    let p = s.dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "warehouse = \"{name}-wh\"\ninventory = \"inventory.toml\"\n\n\
+             [[sources]]\nname = \"stream\"\nuri = \"{uri}\"\naccount = \"210001010101\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn kafka_config(s: &Setup, name: &str, extra: &str) -> PathBuf {
+    let uri = format!("kafka://{}/{}", s.bootstrap, s.topic);
+    config(
+        s,
+        name,
+        &uri,
+        &format!(
+            "[sources.kafka]\ngroup = \"{}\"\nchunk_bytes = 20000\nround_bytes = 200000\n{extra}",
+            unique("g")
+        ),
+    )
+}
+
+/// What the warehouse says, independent of how inputs were cut: per hour, status, reason,
+/// connection and direction, rows and bytes.
+fn totals(wh: &Path) -> BTreeMap<String, (u64, u64)> {
+    let b = query(
+        wh,
+        "SELECT CAST(usage_hour AS VARCHAR) || '|' || status || '|' || COALESCE(reason, '') || '|' || \
+         COALESCE(connection_arn, '') || '|' || direction, CAST(COUNT(*) AS BIGINT), CAST(SUM(bytes) AS BIGINT) \
+         FROM flows GROUP BY 1",
+    );
+    let (k, n, v) = (strings(&b, 0), u64s(&b, 1), u64s(&b, 2));
+    (0..k.len()).map(|i| (k[i].clone(), (n[i], v[i]))).collect()
+}
+
+/// Bytes of the lines, without the generator's malformed ones (they name eni-0badbad…).
+fn line_bytes(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| !l.contains("badbad"))
+        .filter_map(|l| l.split(' ').nth(9).and_then(|b| b.parse::<u64>().ok()))
+        .sum()
+}
+
+#[test]
+fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
+    let s = setup("batch");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let cfg = kafka_config(&s, "kafka", "");
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    let (kwh, fwh) = (s.dir.join("kafka-wh"), s.dir.join("files-wh"));
+    assert_eq!(
+        totals(&kwh),
+        totals(&fwh),
+        "Kafka and file ingest of the same lines"
+    );
+    // Every line in, every byte accounted for.
+    let runs = query(
+        &kwh,
+        "SELECT records_in, bytes_in, records_quarantined FROM runs",
+    );
+    let r: Vec<u64> = (0..3).map(|c| u64s(&runs, c)[0]).collect();
+    assert_eq!(r[0], s.lines.len() as u64 + POISON.len() as u64);
+    assert_eq!(r[1], line_bytes(&s.lines));
+    // The poison messages and the generator's malformed lines, as from files.
+    let from_files = scalar(&fwh, "SELECT CAST(records_quarantined AS BIGINT) FROM runs");
+    assert_eq!(r[2], from_files);
+    assert!(r[2] >= POISON.len() as u64);
+    // Poison is quarantined with its partition and offset.
+    let q = query(
+        &kwh,
+        &format!(
+            "SELECT \"offset\" FROM quarantine WHERE source_uri LIKE '%/{}/0/%' ORDER BY 1 LIMIT 3",
+            s.topic
+        ),
+    );
+    assert_eq!(
+        u64s(&q, 0),
+        vec![0, 1, 2],
+        "the poison messages' offsets in partition 0"
+    );
+    // Several inputs per partition (offset ranges), none overlapping.
+    let ranges = strings(&query(&kwh, "SELECT input_key FROM inputs ORDER BY 1"), 0);
+    assert!(ranges.len() > PARTITIONS as usize, "{ranges:?}");
+
+    // A rerun finds nothing new.
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(inputs_read(&out), 0, "{out}");
+    assert_eq!(totals(&kwh), totals(&fwh));
+
+    // Appended messages: only they are read.
+    let extra: Vec<String> = s.lines[..500].to_vec();
+    produce(&s.topic, &messages(&extra));
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(inputs_read(&out) > 0, "{out}");
+    let bytes = scalar(&kwh, "SELECT CAST(SUM(bytes_in) AS BIGINT) FROM runs");
+    assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
+}
+
+#[test]
+fn kafka_runs_killed_at_random_points_end_with_the_same_totals() {
+    let s = setup("kill");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let cfg = kafka_config(&s, "killed", "");
+    // Kill runs after varying delays; each restart resumes where the warehouse says.
+    let mut rng = 0x2545F4914F6CDD1Du64 ^ std::process::id() as u64;
+    for _ in 0..5 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = 100 + rng % 500;
+        let mut child = std::process::Command::new(bin())
+            .args(["ingest", "--config", cfg.to_str().unwrap()])
+            .current_dir(&s.dir)
+            .env("LINKMETER_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    // A finished run leaves a row in `runs`: fewer rows than runs means some were cut short.
+    let kwh = s.dir.join("killed-wh");
+    let finished = if kwh.join("runs").is_dir() {
+        scalar(&kwh, "SELECT CAST(COUNT(*) AS BIGINT) FROM runs")
+    } else {
+        0
+    };
+    assert!(
+        finished < 5,
+        "every killed run had finished; nothing was tested"
+    );
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(totals(&kwh), totals(&s.dir.join("files-wh")));
+    let q = scalar(&kwh, "SELECT CAST(COUNT(*) AS BIGINT) FROM quarantine");
+    let from_files = scalar(
+        &s.dir.join("files-wh"),
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM quarantine",
+    );
+    assert_eq!(q, from_files, "each bad message quarantined once");
+    // Offsets covered exactly once: the committed ranges of each partition do not overlap.
+    let keys = strings(&query(&kwh, "SELECT input_key FROM inputs"), 0);
+    let mut by_part: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+    for k in &keys {
+        let (_, rest) = k.split_once(&format!("{}/", s.topic)).unwrap();
+        let v: Vec<&str> = rest.split(['/', '-']).collect();
+        by_part
+            .entry(v[0].parse().unwrap())
+            .or_default()
+            .push((v[1].parse().unwrap(), v[2].parse().unwrap()));
+    }
+    for (p, mut r) in by_part {
+        r.sort();
+        for w in r.windows(2) {
+            assert!(
+                w[0].1 < w[1].0,
+                "partition {p}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
+
+/// Bytes in `flows`, read while another process may be writing: a reader sees the latest
+/// committed version of the table and never fails for a commit in progress.
+fn flow_bytes(wh: &Path) -> Option<u64> {
+    if !wh.join("flows").join("_delta_log").is_dir() {
+        return Some(0);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let w = linkmeter_warehouse::Warehouse::local(wh).unwrap();
+    rt.block_on(async {
+        let cat = linkmeter_sql::Catalog::open(&w)
+            .await
+            .expect("a reader opens the warehouse during a write");
+        let b = cat
+            .query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM flows")
+            .await
+            .expect("a reader queries the warehouse during a write");
+        u64s(&b, 0).first().copied()
+    })
+}
+
+#[test]
+fn kafka_follow_writes_as_messages_arrive_and_stops_cleanly_on_sigterm() {
+    let s = setup("follow");
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let (fwh, kwh) = (s.dir.join("files-wh"), s.dir.join("follow-wh"));
+    let cfg = kafka_config(&s, "follow", "");
+    let child = std::process::Command::new(bin())
+        .args([
+            "ingest",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--follow",
+            "--flush-secs",
+            "1",
+        ])
+        .current_dir(&s.dir)
+        .env("LINKMETER_LOG", "warn")
+        // Files, not pipes: a long-running child must never block on a full pipe.
+        .stdout(std::fs::File::create(s.dir.join("follow.out")).unwrap())
+        .stderr(std::fs::File::create(s.dir.join("follow.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |want: u64| {
+        let t0 = std::time::Instant::now();
+        while flow_bytes(&kwh) != Some(want) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "follow mode never caught up"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait_for(flow_bytes(&fwh).unwrap());
+    // New messages while it follows: written within a flush or two.
+    let extra: Vec<String> = s.lines[..400].to_vec();
+    produce(&s.topic, &messages(&extra));
+    std::fs::write(
+        s.dir.join("as-files/part-extra.log"),
+        extra.join("\n") + "\n",
+    )
+    .unwrap();
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    wait_for(flow_bytes(&fwh).unwrap());
+    // SIGTERM: the round in hand is finished, the run recorded, exit 0.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut child = child;
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(s.dir.join("follow.out")).unwrap();
+    let stderr = std::fs::read_to_string(s.dir.join("follow.err")).unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("[balanced]"), "{stdout}");
+    assert_eq!(totals(&kwh), totals(&fwh));
+    // And nothing is left for a batch run.
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(inputs_read(&out), 0, "{out}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A broker of our own (the Tansu binary `.ci/services.sh` installed) that keeps its log in
+/// a bucket of the S3 server, so it can be stopped and started again without losing messages.
+fn start_broker(port: u16, bucket: &str) -> std::process::Child {
+    start_tansu(port, port, &format!("s3://{bucket}/"))
+}
+
+/// Tansu on `port`, telling clients to connect to `advertised` (a TLS proxy's port, or itself).
+fn start_tansu(port: u16, advertised: u16, storage: &str) -> std::process::Child {
+    let tansu = std::env::var("TANSU_BIN").expect("TANSU_BIN is set by .ci/test");
+    let child = std::process::Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised}"),
+        ])
+        .args(["--storage-engine", storage])
+        .env(
+            "AWS_ENDPOINT",
+            std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT is set by .ci/test"),
+        )
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
+    let port = free_port();
+    let bucket = unique("tansu");
+    let made = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            &format!("{}/{bucket}", std::env::var("S3_ENDPOINT").unwrap()),
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut broker = start_broker(port, &bucket);
+    let s = setup_on("restart", &format!("127.0.0.1:{port}"), &[]);
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    // Small rounds, so the run is still going when the broker goes away.
+    let cfg = kafka_config(&s, "restart", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "chunk_bytes = 20000\nround_bytes = 200000",
+        "chunk_bytes = 4000\nround_bytes = 8000",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut run = std::process::Command::new(bin())
+        .args(["ingest", "--config", cfg.to_str().unwrap()])
+        .current_dir(&s.dir)
+        .env("LINKMETER_LOG", "warn")
+        .stdout(std::fs::File::create(s.dir.join("run.out")).unwrap())
+        .stderr(std::fs::File::create(s.dir.join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let kwh = s.dir.join("restart-wh");
+    // Wait until some rounds are written, then stop the broker hard and start it again.
+    let t0 = std::time::Instant::now();
+    while !kwh.join("inputs").is_dir() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no round was written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the broker restart; nothing tested"
+    );
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut broker = start_broker(port, &bucket);
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = run.kill();
+            panic!(
+                "the run never finished\nstdout:\n{}\nstderr:\n{}",
+                std::fs::read_to_string(s.dir.join("run.out")).unwrap_or_default(),
+                std::fs::read_to_string(s.dir.join("run.err")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(s.dir.join("run.out")).unwrap();
+    let err = std::fs::read_to_string(s.dir.join("run.err")).unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(totals(&kwh), totals(&s.dir.join("files-wh")));
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(inputs_read(&out), 0, "{out}");
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command is needed (.ci/run installs it)");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=linkmeter test CA",
+    ]);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN=linkmeter test {name}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+}
+
+/// Kills a child process when dropped (a failed assertion must not leave servers behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kafka_over_mutual_tls_equals_plaintext_and_refuses_without_a_client_certificate() {
+    use std::io::BufRead;
+    let certs = tempfile::tempdir().unwrap();
+    let c = certs.path();
+    certificates(c);
+    let path = |f: &str| c.join(f).display().to_string();
+    // Clients reach the broker only through the TLS proxy: Tansu advertises the proxy's port.
+    let broker_port = free_port();
+    let mut proxy = std::process::Command::new("python3")
+        .arg(root().join("tests/tls_proxy.py"))
+        .arg(broker_port.to_string())
+        .args([path("server.pem"), path("server.key"), path("ca.pem")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the TLS proxy");
+    let mut first = String::new();
+    std::io::BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _proxy = Killed(proxy);
+    let tls_port: u16 = first.trim().parse().expect("the proxy prints its port");
+    let broker = start_tansu(broker_port, tls_port, "memory://tansu/");
+    let _broker = Killed(broker);
+    let tls = [
+        ("security.protocol", "ssl".to_string()),
+        ("ssl.ca.location", path("ca.pem")),
+        ("ssl.certificate.location", path("client.pem")),
+        ("ssl.key.location", path("client.key")),
+    ];
+    let s = setup_on("tls", &format!("127.0.0.1:{tls_port}"), &tls);
+    let files = config(&s, "files", "as-files", "");
+    ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let security = format!(
+        "idle_timeout_secs = 8\n\n[sources.kafka.security]\nprotocol = \"tls\"\nca_file = \"{}\"\n",
+        path("ca.pem")
+    );
+    let mtls = format!(
+        "{security}cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        path("client.pem"),
+        path("client.key")
+    );
+    let cfg = kafka_config(&s, "mtls", &mtls);
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    assert_eq!(
+        totals(&s.dir.join("mtls-wh")),
+        totals(&s.dir.join("files-wh")),
+        "over mutual TLS, the same as the lines from files"
+    );
+    // No client certificate: the proxy refuses the handshake and the run fails, naming the
+    // topic and what to check, and writes nothing.
+    let cfg = kafka_config(&s, "nocert", &security);
+    let o = linkmeter(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains(&s.topic) && err.contains("security"), "{err}");
+    assert!(!s.dir.join("nocert-wh").join("flows").exists());
+    // A secret whose variable is not set is a config error (exit 2), found before connecting.
+    let cfg = kafka_config(
+        &s,
+        "nopw",
+        "[sources.kafka.security]\nsasl = \"scram-sha-512\"\nusername = \"u\"\npassword_env = \"LM_TEST_UNSET_PASSWORD\"\n",
+    );
+    let o = linkmeter(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("LM_TEST_UNSET_PASSWORD, which is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kafka_metric_stream_topic_gives_the_same_broker_metrics_as_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let dir = d.join("estate");
+    // The generated CloudWatch metric-stream lines, one to three per message, and a poison
+    // message (bad JSON) last in partition 1.
+    let mut lines = Vec::new();
+    for f in walk(&dir.join("metrics")) {
+        lines.extend(gunzip(&f).lines().map(str::to_string));
+    }
+    assert!(lines.len() > 10_000, "{}", lines.len());
+    let topic = unique("metrics");
+    create_topic(&bootstrap(), &[], &topic);
+    let mut msgs = messages(&lines);
+    msgs.push((1, b"{\"metric_name\": broken".to_vec()));
+    produce(&topic, &msgs);
+    let write = |name: &str, source: &str| {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!("warehouse = \"{name}-wh\"\ninventory = \"inventory.toml\"\n\n[[sources]]\n{source}"),
+        )
+        .unwrap();
+        p
+    };
+    let files = write("files", "name = \"metrics\"\nuri = \"metrics\"\n");
+    ok(&dir, &["ingest", "--config", files.to_str().unwrap()]);
+    let kafka = write(
+        "kafka",
+        &format!(
+            "name = \"ms\"\nuri = \"kafka://{}/{topic}\"\ncontent = \"metric-stream\"\n\n[sources.kafka]\ngroup = \"{}\"\nchunk_bytes = 200000\n",
+            bootstrap(),
+            unique("g")
+        ),
+    );
+    let out = ok(&dir, &["ingest", "--config", kafka.to_str().unwrap()]);
+    assert!(out.contains("[balanced]"), "{out}");
+    let summary = |wh: &str| {
+        let b = query(
+            &dir.join(wh),
+            "SELECT metric || '|' || cluster_name || '|' || CAST(broker_id AS VARCHAR) || '|' || COALESCE(topic, '') || '|' || CAST(usage_hour AS VARCHAR), \
+             CAST(COUNT(*) AS BIGINT), CAST(SUM(bytes) AS BIGINT) FROM broker_metrics GROUP BY 1",
+        );
+        let (k, n, v) = (strings(&b, 0), u64s(&b, 1), u64s(&b, 2));
+        (0..k.len())
+            .map(|i| (k[i].clone(), (n[i], v[i])))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let from_files = summary("files-wh");
+    assert!(!from_files.is_empty());
+    assert_eq!(summary("kafka-wh"), from_files);
+    let kwh = dir.join("kafka-wh");
+    assert_eq!(
+        scalar(
+            &kwh,
+            "SELECT CAST(SUM(records_metrics) AS BIGINT) FROM runs"
+        ),
+        lines.len() as u64
+    );
+    // The poison message is quarantined at its partition and offset; the partition moved on.
+    let last_in_p1 = msgs.iter().filter(|(p, _)| *p == 1).count() as u64 - 1;
+    let q = query(
+        &kwh,
+        &format!("SELECT \"offset\" FROM quarantine WHERE source_uri LIKE '%/{topic}/1/%'"),
+    );
+    assert_eq!(u64s(&q, 0), vec![last_in_p1]);
+}

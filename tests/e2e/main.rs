@@ -1,0 +1,18 @@
+//! End-to-end tests: one test binary (so the test build links DataFusion, Delta and
+//! rdkafka once), a module per command or area. They run the real `linkmeter` binary against
+//! real servers (a Kafka-protocol broker and an S3-compatible server that `.ci/test` starts;
+//! see `.ci/services.sh`), with shared helpers in the `linkmeter-test-support` crate.
+
+mod estimate;
+mod ingest;
+mod inventory;
+mod invoice;
+mod kafka;
+mod metrics;
+mod readers;
+mod report;
+mod rollup;
+mod run;
+mod s3;
+mod scenario;
+mod sql;

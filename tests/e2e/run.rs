@@ -1,0 +1,210 @@
+//! `linkmeter run`, the scheduled job, through the real binary: twice over the same inputs
+//! (identical outputs), stopped by SIGTERM mid-ingest and run again (identical to an
+//! uninterrupted run), and each documented exit code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use linkmeter_test_support::*;
+
+/// Every report file of a warehouse, by path, with its bytes.
+fn reports(wh: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<(PathBuf, Vec<u8>)> = walk(&wh.join("reports"))
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(wh).unwrap().to_path_buf(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn code(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let o = linkmeter(dir, args);
+    (
+        o.status.code(),
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn run_twice_changes_nothing_and_each_exit_code_means_what_the_help_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let e = d.join("estate");
+    let wh = e.join("warehouse");
+    // The generated estate has malformed lines: with no quarantine allowed the run still does
+    // everything, and says so with 3.
+    let (c, out) = code(&e, &["run", "--month", "2026-10", "--max-quarantined", "0"]);
+    assert_eq!(c, Some(3), "{out}");
+    assert!(out.contains("more than --max-quarantined"), "{out}");
+    let first = reports(&wh);
+    let names: Vec<String> = first.iter().map(|(p, _)| p.display().to_string()).collect();
+    for m in ["2026-09", "2026-10"] {
+        assert!(
+            names.contains(&format!("reports/month={m}/finance-aws.csv")),
+            "{names:?}"
+        );
+    }
+    assert_matches_truth(&e, &wh);
+    let fingerprint = flows_fingerprint(&wh);
+    // Again: nothing is read, and every output is byte for byte the same.
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
+    assert_eq!(reports(&wh), first);
+    assert_eq!(flows_fingerprint(&wh), fingerprint);
+
+    // 5: a live process holds the lock (this test's own), and nothing is done.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt
+        .block_on(
+            linkmeter_warehouse::Warehouse::local(&wh)
+                .unwrap()
+                .lock("test", None),
+        )
+        .unwrap();
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(5), "{out}");
+    assert!(
+        out.contains("another run holds the warehouse lock") && out.contains("test"),
+        "{out}"
+    );
+    drop(held);
+
+    // 2: a config error (no price book).
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml"))
+        .unwrap()
+        .replace("prices = \"prices.toml\"\n", "");
+    std::fs::write(e.join("noprices.toml"), cfg).unwrap();
+    let (c, out) = code(&e, &["run", "--config", "noprices.toml"]);
+    assert_eq!(c, Some(2), "{out}");
+    assert!(out.contains("price book"), "{out}");
+    let (c, out) = code(&e, &["run", "--month", "2026-13"]);
+    assert_eq!(c, Some(2), "{out}");
+
+    // 1: fatal (the warehouse cannot be created: its parent is a file).
+    std::fs::write(e.join("blocker"), "not a directory").unwrap();
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml"))
+        .unwrap()
+        .replace(
+            "warehouse = \"warehouse\"",
+            "warehouse = \"blocker/warehouse\"",
+        );
+    std::fs::write(e.join("blocked.toml"), cfg).unwrap();
+    let (c, out) = code(
+        &e,
+        &["run", "--config", "blocked.toml", "--month", "2026-10"],
+    );
+    assert_eq!(c, Some(1), "{out}");
+    assert!(out.contains("blocker/warehouse"), "{out}");
+}
+
+#[test]
+fn run_stopped_by_sigterm_then_run_again_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 8 --instances 1 --noise 1");
+    let e = d.join("estate");
+    // Small segments, one worker: the run is still reading when the signal comes.
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml")).unwrap();
+    // (Top-level keys come before any table.)
+    let (top, rest) = cfg.split_at(cfg.find("[[sources]]").unwrap());
+    let small = format!("{top}\n[ingest]\nflush_rows = 300\nworkers = 1\n\n{rest}");
+    std::fs::write(e.join("small.toml"), &small).unwrap();
+    std::fs::write(
+        e.join("clean.toml"),
+        small.replace("warehouse = \"warehouse\"", "warehouse = \"clean\""),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["run", "--config", "small.toml", "--month", "2026-10"])
+        .current_dir(&e)
+        .env("LINKMETER_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first segment files, then ask it to stop the way ECS does.
+    let wh = e.join("warehouse");
+    let t0 = std::time::Instant::now();
+    while !wh.join("inputs").is_dir() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "nothing was written"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the signal; nothing tested"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("stopped by a signal"), "{err}");
+    // No invoice was written by the stopped run.
+    assert!(!wh.join("reports").exists());
+    // Run again: it finishes, and the warehouse and reports equal an uninterrupted run's.
+    let (c, out) = code(&e, &["run", "--config", "small.toml", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    let (c, out) = code(&e, &["run", "--config", "clean.toml", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert_matches_truth(&e, &wh);
+    assert_eq!(reports(&wh), reports(&e.join("clean")));
+    assert_eq!(flows_fingerprint(&wh), flows_fingerprint(&e.join("clean")));
+}
+
+/// The deployment examples agree with the binary: the task runs `run`, gives it time to stop
+/// on SIGTERM, passes the config in LINKMETER_CONFIG_TOML, and that config is one `run` reads.
+#[test]
+fn deploy_examples_fit_the_binary() {
+    let root = root();
+    let task: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/ecs-task-definition.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &task["containerDefinitions"][0];
+    assert_eq!(c["command"], serde_json::json!(["run"]));
+    assert!(c["stopTimeout"].as_u64().unwrap() >= 30);
+    assert!(c["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "LINKMETER_CONFIG_TOML"));
+    let sched: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/scheduler.json")).unwrap())
+            .unwrap();
+    assert_eq!(sched["Target"]["EcsParameters"]["LaunchType"], "FARGATE");
+    // The example config parses (an invalid one would fail before --month is looked at).
+    let o = std::process::Command::new(bin())
+        .args(["run", "--month", "not-a-month"])
+        .current_dir(&root) // no linkmeter.toml here: the variable is the config
+        .env_remove("LINKMETER_CONFIG")
+        .env(
+            "LINKMETER_CONFIG_TOML",
+            std::fs::read_to_string(root.join("deploy/linkmeter.toml")).unwrap(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not-a-month"), "{err}");
+    // The Dockerfile runs the binary as a non-root user with `run` as the default command.
+    let docker = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(docker.contains("USER 10001"));
+    assert!(docker.contains("CMD [\"run\"]"));
+}

@@ -1,0 +1,552 @@
+//! The table registry: every warehouse table's name, Arrow schema, partition columns and what it
+//! holds (DESIGN §5). Ingest, the rollups and the SQL catalog all take tables from here, so a
+//! table is defined once.
+//!
+//! Types are the ones Delta Lake has: signed integers only (a Delta `long` is a signed 64-bit
+//! integer; unsigned Parquet columns would be read differently by Spark, Athena and Trino), so
+//! byte counts are `Int64` (a flow record of more than 2^63 bytes is refused at decode time),
+//! ports `Int32`, times UTC timestamps in microseconds. Partition columns are strings and are
+//! not stored in the data files (Delta keeps them in the log and, by convention, in Hive-style
+//! directory names).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// What kind of table it is, which decides how it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Rows of ingested inputs, written in segments and replaced by input (the commit protocol
+    /// of [`crate::segment`]).
+    Ingested,
+    /// The checkpoint of ingested inputs (`inputs`): committed after the segment's rows.
+    Checkpoint,
+    /// Appended once per run (`runs`).
+    Log,
+    /// Replaced whole at every ingest (the inventory).
+    Inventory,
+    /// Computed from other tables, replaced one partition (month, view) at a time.
+    Derived,
+}
+
+/// A warehouse table.
+#[derive(Debug)]
+pub struct TableDef {
+    /// Table (and directory) name.
+    pub name: &'static str,
+    /// Hive partition columns, outermost first (strings, not in the data files).
+    pub partitions: &'static [&'static str],
+    /// One line on what the table holds (`\d` in `linkmeter sql`, docs).
+    pub about: &'static str,
+    /// How the table is written.
+    pub kind: Kind,
+    columns: fn() -> Vec<Field>,
+}
+
+impl TableDef {
+    /// The columns of the data files (partition columns excluded).
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new((self.columns)()))
+    }
+
+    /// The table's schema as readers see it: data columns, then the partition columns.
+    pub fn table_schema(&self) -> SchemaRef {
+        let mut f = (self.columns)();
+        f.extend(
+            self.partitions
+                .iter()
+                .map(|p| Field::new(*p, DataType::Utf8, true)),
+        );
+        Arc::new(Schema::new(f))
+    }
+}
+
+/// UTC timestamp type used for every time column.
+pub fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn f(name: &str, t: DataType, nullable: bool) -> Field {
+    Field::new(name, t, nullable)
+}
+
+fn text(names: &[&str]) -> Vec<Field> {
+    names.iter().map(|n| f(n, DataType::Utf8, true)).collect()
+}
+
+fn flows() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("usage_hour", ts(), false),
+        f("bytes", Int64, false),
+        f("packets", Int64, false),
+        f("status", Utf8, false),
+        f("reason", Utf8, true),
+        f("direction", Utf8, false),
+        f("observed_at", Utf8, false),
+        f("cluster_arn", Utf8, true),
+        f("cluster_name", Utf8, true),
+        f("region", Utf8, true),
+        f("auth_scheme", Utf8, true),
+        f("connection_arn", Utf8, true),
+        f("client_account_id", Utf8, true),
+        f("vpc_id", Utf8, true),
+        f("endpoint_id", Utf8, true),
+        f("endpoint_eni", Utf8, true),
+        f("az_id", Utf8, true),
+        f("broker_id", Int32, true),
+        f("flow_start", ts(), false),
+        f("flow_end", ts(), false),
+        f("record_bytes", Int64, false),
+        f("record_packets", Int64, false),
+        f("interface_id", Utf8, true),
+        f("log_account_id", Utf8, true),
+        f("log_vpc_id", Utf8, true),
+        f("srcaddr", Utf8, true),
+        f("dstaddr", Utf8, true),
+        f("srcport", Int32, true),
+        f("dstport", Int32, true),
+        f("protocol", Int32, true),
+        f("action", Utf8, true),
+        f("extra", Utf8, true),
+        f("source_uri", Utf8, false),
+        f("source_line", Int64, false),
+        f("source_offset", Int64, false),
+        f("input_id", Utf8, false),
+        f("run_id", Utf8, false),
+    ]
+}
+
+fn coverage() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("interface_id", Utf8, true),
+        f("log_status", Utf8, false),
+        f("window_start", ts(), true),
+        f("window_end", ts(), true),
+        f("log_account_id", Utf8, true),
+        f("endpoint_id", Utf8, true),
+        f("connection_arn", Utf8, true),
+        f("source_uri", Utf8, false),
+        f("source_line", Int64, false),
+        f("input_id", Utf8, false),
+        f("run_id", Utf8, false),
+    ]
+}
+
+fn broker_metrics() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("period_start", ts(), false),
+        f("period_secs", Int32, false),
+        f("usage_hour", ts(), false),
+        f("cluster_arn", Utf8, true),
+        f("cluster_name", Utf8, true),
+        f("broker_id", Int32, true),
+        f("topic", Utf8, true),
+        f("client_authentication", Utf8, true),
+        f("namespace", Utf8, false),
+        f("metric", Utf8, false),
+        f("unit", Utf8, true),
+        f("dimensions", Utf8, false),
+        f("stat_count", Float64, true),
+        f("stat_sum", Float64, true),
+        f("stat_min", Float64, true),
+        f("stat_max", Float64, true),
+        f("counter", Float64, true),
+        f("bytes", Int64, true),
+        f("account_id", Utf8, true),
+        f("region", Utf8, true),
+        f("metric_stream", Utf8, true),
+        f("format", Utf8, false),
+        f("source_uri", Utf8, false),
+        f("source_line", Int64, false),
+        f("source_offset", Int64, false),
+        f("input_id", Utf8, false),
+        f("run_id", Utf8, false),
+    ]
+}
+
+fn quarantine() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("source_uri", Utf8, false),
+        f("line", Int64, false),
+        f("offset", Int64, false),
+        f("reason", Utf8, false),
+        f("raw", Utf8, false),
+        f("records", Int64, false),
+        f("input_id", Utf8, false),
+        f("run_id", Utf8, false),
+        f("quarantined_at", ts(), false),
+    ]
+}
+
+fn inputs() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("segment_id", Utf8, false),
+        f("run_id", Utf8, false),
+        f("input_id", Utf8, false),
+        f("input_key", Utf8, false),
+        f("source_uri", Utf8, false),
+        f("content_hash", Utf8, false),
+        f("inventory_hash", Utf8, false),
+        f("size", Int64, false),
+        f("records", Int64, false),
+        f("flow_rows", Int64, false),
+        f("quarantined", Int64, false),
+        f("ingested_at", ts(), false),
+        f("decoders", Int64, false),
+    ]
+}
+
+/// The counters of a run's balance, in the order of the `runs` table.
+pub const RUN_COUNTERS: &[&str] = &[
+    "inputs_read",
+    "inputs_skipped",
+    "records_in",
+    "records_attributed",
+    "records_unattributed",
+    "records_filtered",
+    "records_coverage",
+    "records_quarantined",
+    "records_metrics",
+    "bytes_in",
+    "bytes_attributed",
+    "bytes_unattributed",
+    "bytes_filtered",
+];
+
+fn runs() -> Vec<Field> {
+    use DataType::*;
+    let mut v = vec![
+        f("run_id", Utf8, false),
+        f("command", Utf8, false),
+        f("started_at", ts(), false),
+        f("finished_at", ts(), false),
+    ];
+    v.extend(RUN_COUNTERS.iter().map(|n| {
+        // Byte totals of a whole run can pass 2^63 (a year of a large estate in one backfill),
+        // so they are exact decimals.
+        let t = if n.starts_with("bytes") {
+            Decimal128(38, 0)
+        } else {
+            Int64
+        };
+        f(n, t, false)
+    }));
+    v.push(f("balanced", Boolean, false));
+    v.push(f("unattributed_by_reason", Utf8, false));
+    v
+}
+
+fn accounts() -> Vec<Field> {
+    text(&["account_id", "account_name", "cost_center"])
+}
+
+fn clusters() -> Vec<Field> {
+    text(&["cluster_arn", "cluster_name", "region", "owner_account_id"])
+}
+
+fn cluster_connectivity() -> Vec<Field> {
+    vec![
+        f("cluster_arn", DataType::Utf8, false),
+        f("auth_scheme", DataType::Utf8, false),
+        f("turned_on", ts(), false),
+        f("turned_off", ts(), true),
+    ]
+}
+
+fn connections() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("connection_arn", Utf8, false),
+        f("cluster_arn", Utf8, false),
+        f("cluster_name", Utf8, false),
+        f("region", Utf8, false),
+        f("auth_scheme", Utf8, false),
+        f("client_account_id", Utf8, false),
+        f("vpc_id", Utf8, false),
+        f("endpoint_id", Utf8, false),
+        f("created_at", ts(), false),
+        f("deleted_at", ts(), true),
+    ]
+}
+
+fn endpoint_enis() -> Vec<Field> {
+    text(&[
+        "endpoint_eni",
+        "endpoint_id",
+        "connection_arn",
+        "az_id",
+        "private_ips",
+    ])
+}
+
+fn usage_hourly() -> Vec<Field> {
+    let mut v = vec![f("usage_hour", ts(), false)];
+    v.extend(text(&[
+        "account_id",
+        "cluster_arn",
+        "cluster_name",
+        "region",
+        "auth_scheme",
+        "connection_arn",
+        "endpoint_id",
+        "az_id",
+    ]));
+    for n in ["bytes_to_cluster", "bytes_from_cluster", "bytes"] {
+        v.push(f(n, DataType::Int64, true));
+    }
+    v
+}
+
+fn endpoint_hours() -> Vec<Field> {
+    let mut v = vec![f("usage_hour", ts(), false)];
+    v.extend(text(&[
+        "account_id",
+        "cluster_arn",
+        "cluster_name",
+        "region",
+        "auth_scheme",
+        "connection_arn",
+        "endpoint_id",
+        "az_id",
+        "endpoint_eni",
+    ]));
+    v
+}
+
+fn connectivity_hours() -> Vec<Field> {
+    let mut v = vec![f("usage_hour", ts(), false)];
+    v.extend(text(&[
+        "account_id",
+        "cluster_arn",
+        "cluster_name",
+        "region",
+        "auth_scheme",
+    ]));
+    v
+}
+
+/// Scale of quantities (hours or GB) in `invoice_lines`.
+pub const QTY_SCALE: i8 = 9;
+/// Scale of unit prices and exact amounts in `invoice_lines`.
+pub const PRICE_SCALE: i8 = 12;
+/// Scale of billed amounts (cents) in `invoice_lines`.
+pub const AMOUNT_SCALE: i8 = 2;
+
+fn invoice_lines() -> Vec<Field> {
+    let s = |n: &str| f(n, DataType::Utf8, false);
+    vec![
+        s("cost_center"),
+        s("account_id"),
+        s("account_name"),
+        s("meter"),
+        s("cluster"),
+        s("auth_scheme"),
+        s("endpoint_id"),
+        f("quantity", DataType::Decimal128(38, QTY_SCALE), false),
+        s("unit"),
+        f("unit_price", DataType::Decimal128(38, PRICE_SCALE), false),
+        f("exact_amount", DataType::Decimal128(38, PRICE_SCALE), false),
+        f("amount", DataType::Decimal128(38, AMOUNT_SCALE), false),
+        s("currency"),
+        s("allocation_basis"),
+    ]
+}
+
+macro_rules! table {
+    ($id:ident, $name:literal, $parts:expr, $kind:ident, $cols:ident, $about:literal) => {
+        #[doc = $about]
+        pub static $id: TableDef = TableDef {
+            name: $name,
+            partitions: $parts,
+            about: $about,
+            kind: Kind::$kind,
+            columns: $cols,
+        };
+    };
+}
+
+table!(
+    FLOWS,
+    "flows",
+    &["date", "hour"],
+    Ingested,
+    flows,
+    "relevant flow records split by clock hour, attributed or with a reason"
+);
+table!(
+    COVERAGE,
+    "coverage",
+    &["date"],
+    Ingested,
+    coverage,
+    "NODATA / SKIPDATA windows per ENI"
+);
+table!(
+    BROKER_METRICS,
+    "broker_metrics",
+    &["date"],
+    Ingested,
+    broker_metrics,
+    "MSK broker-metric datapoints with raw statistics and derived bytes"
+);
+table!(
+    QUARANTINE,
+    "quarantine",
+    &[],
+    Ingested,
+    quarantine,
+    "input that could not be decoded, with file, line and reason"
+);
+table!(
+    INPUTS,
+    "inputs",
+    &[],
+    Checkpoint,
+    inputs,
+    "one row per ingested input: the checkpoint for idempotent reruns"
+);
+table!(
+    RUNS,
+    "runs",
+    &[],
+    Log,
+    runs,
+    "one row per run with its conservation balance"
+);
+table!(
+    ACCOUNTS,
+    "accounts",
+    &[],
+    Inventory,
+    accounts,
+    "inventory: accounts, names, cost centers"
+);
+table!(
+    CLUSTERS,
+    "clusters",
+    &[],
+    Inventory,
+    clusters,
+    "inventory: MSK clusters"
+);
+table!(
+    CLUSTER_CONNECTIVITY,
+    "cluster_connectivity",
+    &[],
+    Inventory,
+    cluster_connectivity,
+    "inventory: auth schemes turned on per cluster"
+);
+table!(
+    CONNECTIONS,
+    "connections",
+    &[],
+    Inventory,
+    connections,
+    "inventory: managed VPC connections"
+);
+table!(
+    ENDPOINT_ENIS,
+    "endpoint_enis",
+    &[],
+    Inventory,
+    endpoint_enis,
+    "inventory: endpoint ENIs per AZ"
+);
+table!(
+    USAGE_HOURLY,
+    "usage_hourly",
+    &["month"],
+    Derived,
+    usage_hourly,
+    "rollup: billable bytes per hour, account, cluster, auth scheme, connection, endpoint, AZ"
+);
+table!(
+    ENDPOINT_HOURS,
+    "endpoint_hours",
+    &["month"],
+    Derived,
+    endpoint_hours,
+    "rollup: every hour an endpoint ENI (endpoint × AZ) was provisioned"
+);
+table!(
+    CONNECTIVITY_HOURS,
+    "connectivity_hours",
+    &["month"],
+    Derived,
+    connectivity_hours,
+    "rollup: every hour a cluster had connectivity on for an auth scheme"
+);
+table!(
+    INVOICE_LINES,
+    "invoice_lines",
+    &["month", "invoice_view"],
+    Derived,
+    invoice_lines,
+    "invoice lines per month and view, money as Decimal128"
+);
+
+/// Every table, in the order the catalog registers them.
+pub static TABLES: &[&TableDef] = &[
+    &FLOWS,
+    &COVERAGE,
+    &BROKER_METRICS,
+    &QUARANTINE,
+    &RUNS,
+    &INPUTS,
+    &ACCOUNTS,
+    &CLUSTERS,
+    &CLUSTER_CONNECTIVITY,
+    &CONNECTIONS,
+    &ENDPOINT_ENIS,
+    &USAGE_HOURLY,
+    &ENDPOINT_HOURS,
+    &CONNECTIVITY_HOURS,
+    &INVOICE_LINES,
+];
+
+/// The tables a segment writes rows into, in the order they are committed.
+pub static SEGMENT_TABLES: &[&TableDef] = &[&FLOWS, &COVERAGE, &BROKER_METRICS, &QUARANTINE];
+
+/// A table by name.
+pub fn by_name(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().copied().find(|t| t.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_partitions_are_not_data_columns() {
+        let mut seen = std::collections::HashSet::new();
+        for t in TABLES {
+            assert!(seen.insert(t.name), "{} twice", t.name);
+            let s = t.schema();
+            for p in t.partitions {
+                assert!(s.field_with_name(p).is_err(), "{}.{p}", t.name);
+            }
+            assert_eq!(
+                t.table_schema().fields().len(),
+                s.fields().len() + t.partitions.len()
+            );
+            for fl in s.fields() {
+                assert!(
+                    !matches!(
+                        fl.data_type(),
+                        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64
+                    ),
+                    "{}.{} is unsigned; Delta has no unsigned types",
+                    t.name,
+                    fl.name()
+                );
+            }
+        }
+        assert!(SEGMENT_TABLES.iter().all(|t| t.kind == Kind::Ingested));
+    }
+}

@@ -1,0 +1,237 @@
+//! The commit protocol of ingest: how the rows of a group of inputs (a **segment**) become
+//! visible in several tables, and how a crash between two tables' commits neither loses nor
+//! doubles a row.
+//!
+//! A Delta commit is atomic per table, not across tables. So:
+//!
+//! - Every data file of a segment is named `SEGMENT.PART.parquet` in every table, so the files
+//!   of a segment are found by name in any table's snapshot.
+//! - **A data file counts only if its segment is in the checkpoint** (`inputs`, one row per
+//!   input naming its segment). A file whose segment is not is an *orphan*.
+//! - Writing: the segment's files are committed to `flows`, `coverage`, `broker_metrics` and
+//!   `quarantine` (one commit each), and **the `inputs` rows last**. A crash before that last
+//!   commit leaves orphans and inputs without a checkpoint: the next run removes the orphans
+//!   ([`recover`]) before it writes anything, and reads those inputs again.
+//! - Replacing (an input changed): **the `inputs` rows are removed first**, then the
+//!   segment's files in every table ([`supersede`]). A crash in between leaves orphans, which
+//!   [`recover`] removes; the inputs are read again because the checkpoint no longer has them.
+//!
+//! Readers see each table's latest commit. Between a segment's first commit and its
+//! checkpoint (milliseconds, or until the next run after a crash) its rows are visible but
+//! not yet checkpointed; they are never visible twice, because an input's old rows are removed
+//! before its new rows are written, and orphans are removed before anything is written.
+//!
+//! Who may remove orphans: a run that holds the whole warehouse (an unsharded run, which the
+//! writer lock keeps apart from every other) removes all; shard `i` of `n` removes only its own
+//! (segment ids carry the run id, which ends in `-s{i}of{n}`), since other shards may be
+//! between their two commits right now.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use arrow::array::RecordBatch;
+use deltalake::kernel::Add;
+
+use crate::inputs::{self, Committed, InputRow};
+use crate::registry::{TableDef, INPUTS, SEGMENT_TABLES};
+use crate::store::Warehouse;
+use crate::table::{Change, DataFile};
+use crate::Error;
+
+/// The name of part `part` of segment `id` in any table.
+pub fn file_name(id: &str, part: u32) -> String {
+    format!("{id}.{part:05}.parquet")
+}
+
+/// The segment a data file belongs to (its name up to the first dot).
+pub fn segment_of(name: &str) -> &str {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    name.split('.').next().unwrap_or(name)
+}
+
+/// A segment being written: its files, uploaded but not committed yet.
+#[derive(Debug)]
+pub struct Segment {
+    id: String,
+    part: u32,
+    adds: BTreeMap<&'static str, Vec<Add>>,
+}
+
+impl Segment {
+    /// A new segment. `id` must be unique in the warehouse and contain no dot (it starts with
+    /// the run id; see [`crate::segment`] on shards).
+    pub fn new(id: String) -> Segment {
+        debug_assert!(!id.contains('.') && !id.contains('/'), "segment id {id}");
+        Segment {
+            id,
+            part: 0,
+            adds: BTreeMap::new(),
+        }
+    }
+
+    /// The segment's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Files written so far.
+    pub fn files(&self) -> usize {
+        self.adds.values().map(Vec::len).sum()
+    }
+
+    /// Writes rows of one partition of a segment table as a file of this segment. Nothing is
+    /// visible until [`Segment::commit`].
+    pub async fn write(
+        &mut self,
+        wh: &Warehouse,
+        def: &'static TableDef,
+        partition: &[(&str, String)],
+        batches: &[RecordBatch],
+    ) -> Result<(), Error> {
+        debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
+        let name = file_name(&self.id, self.part);
+        self.part += 1;
+        let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
+        self.adds.entry(def.name).or_default().push(add);
+        Ok(())
+    }
+
+    /// Commits the segment: its files in each table, then its inputs' checkpoint rows (which
+    /// make them count). Every row of `inputs` must name this segment.
+    pub async fn commit(mut self, wh: &Warehouse, inputs: &[InputRow]) -> Result<(), Error> {
+        debug_assert!(inputs.iter().all(|r| r.segment_id == self.id));
+        for def in SEGMENT_TABLES {
+            let Some(adds) = self.adds.remove(def.name) else {
+                continue;
+            };
+            let t = wh.table(def).await?;
+            t.lock()
+                .await
+                .commit(Change {
+                    adds,
+                    info: vec![("segment", self.id.clone())],
+                    ..Default::default()
+                })
+                .await?;
+        }
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let t = wh.table(&INPUTS).await?;
+        let add = crate::table::write_file(
+            wh,
+            &INPUTS,
+            &[],
+            &file_name(&self.id, 0),
+            &[inputs::batch(inputs)],
+        )
+        .await?;
+        t.lock()
+            .await
+            .commit(Change {
+                adds: vec![add],
+                info: vec![("segment", self.id.clone())],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Removes the files of some segments from every table: their checkpoint rows first, so a
+/// crash leaves orphans (removed by [`recover`]), never rows without their inputs read again.
+pub async fn supersede(wh: &Warehouse, segments: &BTreeSet<String>) -> Result<(), Error> {
+    if segments.is_empty() {
+        return Ok(());
+    }
+    remove_files(
+        wh,
+        &INPUTS,
+        |name| segments.contains(segment_of(name)),
+        "supersede",
+    )
+    .await?;
+    for def in SEGMENT_TABLES {
+        remove_files(
+            wh,
+            def,
+            |name| segments.contains(segment_of(name)),
+            "supersede",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes orphans (files of segments the checkpoint does not name) that `mine` says this run
+/// may remove. Returns the orphan segments removed.
+pub async fn recover(
+    wh: &Warehouse,
+    committed: &Committed,
+    mine: &dyn Fn(&str) -> bool,
+) -> Result<BTreeSet<String>, Error> {
+    let live: HashSet<&str> = committed
+        .inputs
+        .values()
+        .map(|r| r.segment_id.as_str())
+        .collect();
+    let mut gone = BTreeSet::new();
+    for def in SEGMENT_TABLES {
+        let removed = remove_files(
+            wh,
+            def,
+            |name| {
+                let s = segment_of(name);
+                !live.contains(s) && mine(s)
+            },
+            "recover",
+        )
+        .await?;
+        gone.extend(removed.iter().map(|f| segment_of(&f.path).to_string()));
+    }
+    Ok(gone)
+}
+
+/// Removes (in one commit) the files of a table whose names `doomed` picks.
+async fn remove_files(
+    wh: &Warehouse,
+    def: &'static TableDef,
+    doomed: impl Fn(&str) -> bool,
+    why: &str,
+) -> Result<Vec<DataFile>, Error> {
+    // Removing never creates a table.
+    let Some(t) = wh.table_if_exists(def).await? else {
+        return Ok(Vec::new());
+    };
+    let mut t = t.lock().await;
+    t.refresh().await?;
+    let removes: Vec<DataFile> = t
+        .files()?
+        .into_iter()
+        .filter(|f| doomed(f.name()))
+        .collect();
+    if !removes.is_empty() {
+        t.commit(Change {
+            removes: removes.clone(),
+            info: vec![("operation", why.to_string())],
+            ..Default::default()
+        })
+        .await?;
+    }
+    Ok(removes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_name_their_segment() {
+        let n = file_name("20261127T070914Z-02af-s1of3-w0-00001", 7);
+        assert_eq!(n, "20261127T070914Z-02af-s1of3-w0-00001.00007.parquet");
+        assert_eq!(segment_of(&n), "20261127T070914Z-02af-s1of3-w0-00001");
+        assert_eq!(
+            segment_of(&format!("date=2026-10-01/hour=03/{n}")),
+            "20261127T070914Z-02af-s1of3-w0-00001"
+        );
+    }
+}
