@@ -19,7 +19,9 @@ pub fn init() {
             // Libraries (delta-rs, DataFusion, the AWS SDK) log their own progress at info;
             // only linkmeter's own events are worth a line by default.
             let ours = if interactive() { "warn" } else { "info" };
-            format!("warn,linkmeter={ours},linkmeter_ingest={ours},linkmeter_warehouse={ours},linkmeter_aggregate={ours},linkmeter_reports={ours},linkmeter_sql={ours}")
+            // The Delta kernel logs an error for every table it is asked about that does not
+            // exist yet; linkmeter reports real failures itself.
+            format!("warn,buoyant_kernel=off,linkmeter={ours},linkmeter_ingest={ours},linkmeter_warehouse={ours},linkmeter_aggregate={ours},linkmeter_reports={ours},linkmeter_sql={ours}")
         });
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -1,5 +1,6 @@
-//! Invoice lines from the monthly rollups. So far the `aws` view (what AWS bills each
-//! account, per meter); the `chargeback` view and the exports follow (docs/state-of-play.md).
+//! Invoice lines from the monthly rollups, in two views of the same month: `aws` (what AWS
+//! bills each account, per meter) and `chargeback` (owner-billed meters re-allocated to client
+//! accounts by the price book's policies, each line with its allocation basis).
 //!
 //! Pricing rules:
 //! - hour meters: each hour is priced at the rate in force that hour;

@@ -146,7 +146,7 @@ async fn commit(t: &mut DeltaTable, actions: Vec<Action>, seg: usize) -> i64 {
         "linkmeter.segment".to_string(),
         serde_json::json!(format!("seg{seg:06}")),
     );
-    let v = CommitBuilder::default()
+    let v = CommitBuilder::from(deltalake::kernel::transaction::CommitProperties::default())
         .with_actions(actions)
         .with_app_metadata(meta)
         .build(

@@ -67,17 +67,33 @@ impl Committed {
     }
 }
 
-/// Reads the checkpoint (empty when nothing was ingested yet).
+/// Reads the checkpoint (empty when nothing was ingested yet). The table stays open in the
+/// warehouse handle and each of its files is decoded once, so a stream read in many rounds
+/// pays only for what changed since the last round.
 pub async fn read(wh: &Warehouse) -> Result<Committed, Error> {
-    let Some(t) = wh.read_table(&INPUTS).await? else {
+    let Some(t) = wh.table_if_exists(&INPUTS).await? else {
         return Ok(Committed::default());
     };
+    let mut t = t.lock().await;
+    t.refresh().await?;
+    let files = t.files()?;
     let mut c = Committed::default();
-    for b in t.read_all().await? {
-        for r in rows(&b, t.location())? {
-            c.inputs.insert(r.input_id.clone(), r);
+    for f in &files {
+        let rows = match wh.cached_rows(&f.path) {
+            Some(rows) => rows,
+            None => {
+                let mut rows = Vec::new();
+                for b in t.read(std::slice::from_ref(f)).await? {
+                    rows.extend(self::rows(&b, t.location())?);
+                }
+                wh.cache_rows(&f.path, rows)
+            }
+        };
+        for r in rows.iter() {
+            c.inputs.insert(r.input_id.clone(), r.clone());
         }
     }
+    wh.keep_cached_rows(files.iter().map(|f| f.path.as_str()));
     Ok(c)
 }
 

@@ -33,6 +33,8 @@ pub struct Warehouse {
     /// Held while a table is opened or created, so two writers of this process never race
     /// to create the same table.
     opening: tokio::sync::Mutex<()>,
+    /// Decoded `inputs` files by path (files are immutable, so a path's rows never change).
+    inputs_rows: std::sync::Mutex<HashMap<String, Arc<Vec<crate::inputs::InputRow>>>>,
 }
 
 impl std::fmt::Debug for Warehouse {
@@ -72,6 +74,7 @@ impl Warehouse {
             lock_ttl: crate::lock::LOCK_TTL,
             open: Default::default(),
             opening: Default::default(),
+            inputs_rows: Default::default(),
         })
     }
 
@@ -96,6 +99,7 @@ impl Warehouse {
             lock_ttl: crate::lock::LOCK_TTL,
             open: Default::default(),
             opening: Default::default(),
+            inputs_rows: Default::default(),
         })
     }
 
@@ -174,6 +178,38 @@ impl Warehouse {
         let t = Arc::new(tokio::sync::Mutex::new(t));
         let mut open = self.open.lock().expect("no panics while holding it");
         Ok(Some(open.entry(def.name).or_insert(t).clone()))
+    }
+
+    /// The decoded rows of an `inputs` file read before.
+    pub(crate) fn cached_rows(&self, path: &str) -> Option<Arc<Vec<crate::inputs::InputRow>>> {
+        self.inputs_rows
+            .lock()
+            .expect("no panics while holding it")
+            .get(path)
+            .cloned()
+    }
+
+    /// Remembers the decoded rows of an `inputs` file.
+    pub(crate) fn cache_rows(
+        &self,
+        path: &str,
+        rows: Vec<crate::inputs::InputRow>,
+    ) -> Arc<Vec<crate::inputs::InputRow>> {
+        let rows = Arc::new(rows);
+        self.inputs_rows
+            .lock()
+            .expect("no panics while holding it")
+            .insert(path.to_string(), rows.clone());
+        rows
+    }
+
+    /// Forgets the rows of files no longer in the table.
+    pub(crate) fn keep_cached_rows<'p>(&self, live: impl Iterator<Item = &'p str>) {
+        let live: std::collections::HashSet<&str> = live.collect();
+        self.inputs_rows
+            .lock()
+            .expect("no panics while holding it")
+            .retain(|k, _| live.contains(k.as_str()));
     }
 
     fn cached(&self, def: &TableDef) -> Option<SharedTable> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Remove, StructType};
 use deltalake::logstore::{default_logstore, LogStoreRef, StorageConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -195,6 +195,13 @@ impl Table {
         def: &'static TableDef,
     ) -> Result<Option<Table>, Error> {
         let (ls, files) = log_store(wh, def)?;
+        // Asked first, so that opening a table never written is not an error anywhere.
+        if !has_log(&files)
+            .await
+            .map_err(Error::store(wh.join(def.name), "list"))?
+        {
+            return Ok(None);
+        }
         let mut delta = DeltaTable::new(ls);
         match delta.load().await {
             Ok(()) => Ok(Some(Table {
@@ -217,9 +224,34 @@ impl Table {
         wh: &Warehouse,
         def: &'static TableDef,
     ) -> Result<Table, Error> {
-        if let Some(t) = Self::open(wh, def).await? {
-            return Ok(t);
+        // Another process may be creating the table at this moment (shards starting on a new
+        // warehouse): its log can be half there, so opening and creating are retried a little.
+        let mut last = None;
+        for attempt in 0..5u64 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            match Self::open(wh, def).await {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => {}
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            }
+            match Self::create(wh, def).await {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
+            }
         }
+        Err(last.unwrap_or_else(|| Error::Corrupt {
+            path: wh.join(def.name),
+            message: "the table could be neither created nor opened".into(),
+        }))
+    }
+
+    /// Creates the table (version 0: schema and partitioning).
+    async fn create(wh: &Warehouse, def: &'static TableDef) -> Result<Table, Error> {
         let (ls, files) = log_store(wh, def)?;
         let at = wh.join(def.name);
         let schema =
@@ -227,26 +259,20 @@ impl Table {
                 table: def.name.into(),
                 message: e.to_string(),
             })?;
-        let created = DeltaTable::new(ls)
+        let delta = DeltaTable::new(ls)
             .create()
             .with_table_name(def.name)
             .with_comment(def.about)
             .with_columns(schema.fields().cloned())
             .with_partition_columns(def.partitions.iter().copied())
-            .await;
-        match created {
-            Ok(delta) => Ok(Table {
-                def,
-                delta,
-                files,
-                at,
-            }),
-            // Another writer created it first: use theirs.
-            Err(_) => Self::open(wh, def).await?.ok_or_else(|| Error::Corrupt {
-                path: at,
-                message: "the table could be neither created nor opened".into(),
-            }),
-        }
+            .await
+            .map_err(Error::delta(&at, "create"))?;
+        Ok(Table {
+            def,
+            delta,
+            files,
+            at,
+        })
     }
 
     /// The version this handle sees (`None` before the table's first commit).
@@ -326,7 +352,9 @@ impl Table {
                 .delta
                 .snapshot()
                 .map_err(Error::delta(&self.at, "read the snapshot"))?;
-            let done = CommitBuilder::default()
+            // Checkpoints (every `delta.checkpointInterval` commits) keep opening and updating
+            // the table proportional to the commits since the last one, not to all commits.
+            let done = CommitBuilder::from(CommitProperties::default())
                 .with_actions(actions.clone())
                 .with_app_metadata(info.clone())
                 .build(Some(snapshot), self.delta.log_store(), op.clone())

@@ -1,9 +1,10 @@
-//! Decoders: bytes of one input → flow records, in input order.
+//! Decoders: bytes of one input → flow records and broker-metric datapoints, in input order
+//! ([`route`] tells which decoder an input needs by its first bytes).
 //!
 //! A decoder hands each record to a callback as a borrowed [`FlowRecord`] instead of building
 //! Arrow batches: most flow-log records are noise that attribution drops at once, and
 //! materialising them would cost more than the whole rest of ingest. Attributed records are
-//! turned into Arrow columns by the warehouse writer.
+//! turned into Arrow columns by the row builders (`crate::rows`).
 
 pub mod flow_parquet;
 pub mod flow_text;

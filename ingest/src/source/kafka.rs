@@ -443,9 +443,20 @@ impl KafkaReader {
                 Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
                     return Err(err(&self.s, "the consumer failed")(e));
                 }
-                // librdkafka retries transport errors itself; they are reported, not fatal.
+                // librdkafka retries transport errors itself; they are reported, not fatal,
+                // unless nothing but errors arrives for the idle timeout (a broker gone for
+                // good must end a batch run, not hang it).
                 Err(e) => {
                     tracing::warn!(message = "kafka consumer error", source = %self.s.name, error = %e);
+                    if follow.is_none() && last_heard.elapsed() > self.s.idle_timeout {
+                        return Err(SourceError::Remote {
+                            name: self.s.name.clone(),
+                            message: format!(
+                                "only errors from {} for {:?} while reading topic {} (last: {e}); is the broker up?",
+                                self.s.bootstrap, self.s.idle_timeout, self.s.topic
+                            ),
+                        });
+                    }
                     continue;
                 }
             };
