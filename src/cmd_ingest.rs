@@ -109,6 +109,8 @@ pub fn ingest(
         follow: sel.follow,
         stop: Some(stop),
         s3: cfg.s3.settings(),
+        limits: cfg.ingest.limits,
+        follow_symlinks: cfg.ingest.follow_symlinks,
     };
     let progress = crate::progress::Display::start();
     let r = linkmeter_ingest::run::run(&specs, &ix, wh, rt, &o, progress.counters());

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use linkmeter_ingest::decode::Content;
 use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
+use linkmeter_ingest::limits::Limits;
 use linkmeter_ingest::run::{Location, SourceSpec};
 use linkmeter_ingest::source::kafka::KafkaSettings;
 use linkmeter_ingest::source::kafka_auth::KafkaSecurity;
@@ -94,6 +95,11 @@ pub struct IngestSettings {
     pub flush_rows: usize,
     /// Fail the run (exit code 3) when any input is quarantined.
     pub strict: bool,
+    /// Read symbolic links in file sources whose target is a file inside the source's root
+    /// (other links, devices and FIFOs are always skipped).
+    pub follow_symlinks: bool,
+    /// What one input may cost (`[ingest.limits]`).
+    pub limits: Limits,
 }
 
 impl Default for IngestSettings {
@@ -102,6 +108,8 @@ impl Default for IngestSettings {
             workers: None,
             flush_rows: 100_000,
             strict: false,
+            follow_symlinks: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -355,6 +363,7 @@ impl Config {
         if !(t.is_finite() && t > 0.0) {
             bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
         }
+        self.ingest.limits.check().map_err(|e| anyhow!(e))?;
         let mut names = std::collections::HashSet::new();
         for s in &self.sources {
             if !names.insert(s.name.as_str()) {

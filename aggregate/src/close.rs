@@ -9,7 +9,7 @@ use linkmeter_warehouse::{Month, Warehouse};
 use rust_decimal::Decimal;
 
 use crate::invoice::{aws_view, chargeback_view, Invoice};
-use crate::load::{ints, load_accounts, load_month, strings};
+use crate::load::{load_accounts, load_month, strings, wide};
 use crate::price_book::{PriceBook, PriceError};
 use crate::quality::{quality, Quality};
 use crate::rollup::{rollup, RollupError, RollupReport};
@@ -53,7 +53,7 @@ pub struct MonthClose {
     /// Per account, the previous month's `aws` total (when it was invoiced).
     pub previous: BTreeMap<String, Decimal>,
     /// (hour, cluster, billable bytes) for charts.
-    pub hourly: Vec<(String, String, u64)>,
+    pub hourly: Vec<(String, String, u128)>,
     /// Rows per rollup table.
     pub rollups: RollupReport,
 }
@@ -126,20 +126,20 @@ async fn previous_totals(
 async fn hourly_by_cluster(
     cat: &Catalog,
     month: Month,
-) -> Result<Vec<(String, String, u64)>, CloseError> {
+) -> Result<Vec<(String, String, u128)>, CloseError> {
     let mut hourly = Vec::new();
     if !cat.tables.contains(&"usage_hourly") {
         return Ok(hourly);
     }
     let sql = format!(
-        "SELECT CAST(usage_hour AS VARCHAR), COALESCE(cluster_name, cluster_arn), CAST(SUM(bytes) AS BIGINT) \
+        "SELECT CAST(usage_hour AS VARCHAR), COALESCE(cluster_name, cluster_arn), SUM(bytes) \
          FROM usage_hourly WHERE month = '{}' GROUP BY 1, 2 ORDER BY 1, 2",
         month.label()
     );
     for b in cat.query(&sql).await? {
-        let (h, c, by) = (strings(&b, 0)?, strings(&b, 1)?, ints(&b, 2)?);
+        let (h, c, by) = (strings(&b, 0)?, strings(&b, 1)?, wide(&b, 2)?);
         for k in 0..b.num_rows() {
-            hourly.push((h[k].clone(), c[k].clone(), by[k].max(0) as u64));
+            hourly.push((h[k].clone(), c[k].clone(), by[k].max(0) as u128));
         }
     }
     Ok(hourly)

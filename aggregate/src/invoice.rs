@@ -34,7 +34,7 @@ pub struct Usage {
     pub region: String,
     pub auth: String,
     pub endpoint_id: String,
-    pub bytes: u64,
+    pub bytes: u128,
 }
 
 /// One provisioned hour of an endpoint in one AZ (a row of `endpoint_hours`).
@@ -489,7 +489,7 @@ price = "0.003"
             region: "us-east-1".into(),
             auth: "SASL_IAM".into(),
             endpoint_id: ep.into(),
-            bytes: gib * GIB,
+            bytes: u128::from(gib * GIB),
         }
     }
 
@@ -572,7 +572,7 @@ price = "0.003"
         fn lines_sum_to_total_and_tiers_hold(rows in proptest::collection::vec((0i64..48, 0usize..4, 0u64..(8 * GIB)), 0..60)) {
             let book = PriceBook::from_toml(BOOK, "t").unwrap();
             let accts = ["A", "B", "C", "D"];
-            let usage: Vec<Usage> = rows.iter().map(|(h, a, b)| Usage { bytes: *b, ..usage(OCT1 + h * H, accts[*a], &format!("vpce-{a}"), 0) }).collect();
+            let usage: Vec<Usage> = rows.iter().map(|(h, a, b)| Usage { bytes: u128::from(*b), ..usage(OCT1 + h * H, accts[*a], &format!("vpce-{a}"), 0) }).collect();
             let inv = aws_view(&book, &usage, &[], &[]).unwrap();
             prop_assert_eq!(inv.lines.iter().map(|l| l.amount).sum::<Decimal>(), inv.total);
             prop_assert_eq!(inv.total, cents(inv.exact_total));
@@ -686,7 +686,7 @@ price = "0.003"
         ) {
             let book = PriceBook::from_toml(&format!("{BOOK}\n[chargeback]\nmsk_connectivity_hours = \"{policy}\"\nmsk_connectivity_gb = \"{policy}\"\n"), "t").unwrap();
             let accts = ["A", "B", "C"];
-            let usage: Vec<Usage> = rows.iter().map(|(h, a, b)| Usage { bytes: *b, ..usage(OCT1 + h * H, accts[*a], &format!("vpce-{a}"), 0) }).collect();
+            let usage: Vec<Usage> = rows.iter().map(|(h, a, b)| Usage { bytes: u128::from(*b), ..usage(OCT1 + h * H, accts[*a], &format!("vpce-{a}"), 0) }).collect();
             let eh: Vec<EndpointHour> = eps.iter().map(|(h, a)| ep_hour(OCT1 + h * H, accts[*a], &format!("vpce-{a}"))).collect();
             let ch: Vec<ConnectivityHour> = (0..conn_hours).map(|h| ConnectivityHour { hour: OCT1 + h * H, owner_account: "999".into(), cluster: "c1".into(), region: "us-east-1".into(), auth: "SASL_IAM".into() }).collect();
             let aws = aws_view(&book, &usage, &eh, &ch).unwrap();

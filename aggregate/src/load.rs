@@ -2,7 +2,7 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Int64Type};
 use linkmeter_sql::{Catalog, SqlError};
 
 use crate::invoice::{ConnectivityHour, EndpointHour, Usage};
@@ -24,6 +24,13 @@ pub fn strings(b: &RecordBatch, i: usize) -> Result<Vec<String>, RollupError> {
         .collect())
 }
 
+/// A column of whole numbers as `i128` (byte sums are DECIMAL(38,0), which `i64` cannot hold).
+pub fn wide(b: &RecordBatch, i: usize) -> Result<Vec<i128>, RollupError> {
+    let a = cast(b.column(i), &DataType::Decimal128(38, 0))
+        .map_err(|e| RollupError::Arrow(e.to_string()))?;
+    Ok(a.as_primitive::<Decimal128Type>().values().to_vec())
+}
+
 /// A column as 64-bit integers (cast).
 pub fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
     let a = cast(b.column(i), &DataType::Int64).map_err(|e| RollupError::Arrow(e.to_string()))?;
@@ -39,7 +46,7 @@ async fn rows(cat: &Catalog, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
 struct Row {
     hour: i64,
     text: Vec<String>,
-    tail: Vec<i64>,
+    tail: Vec<i128>,
 }
 
 /// Runs `sql` when `table` exists; each row is an hour, `n_text` strings, then integers.
@@ -59,7 +66,7 @@ async fn month_rows(
             .map(|c| strings(&b, c))
             .collect::<Result<Vec<_>, _>>()?;
         let tail = (n_text + 1..b.num_columns())
-            .map(|c| ints(&b, c))
+            .map(|c| wide(&b, c))
             .collect::<Result<Vec<_>, _>>()?;
         for k in 0..b.num_rows() {
             out.push(Row {
@@ -82,7 +89,7 @@ pub async fn load_month(
         cat,
         "usage_hourly",
         &format!(
-            "SELECT CAST(u.usage_hour AS BIGINT) / 1000000, u.account_id, c.owner_account_id, u.cluster_name, u.region, u.auth_scheme, u.endpoint_id, CAST(SUM(u.bytes) AS BIGINT) \
+            "SELECT CAST(u.usage_hour AS BIGINT) / 1000000, u.account_id, c.owner_account_id, u.cluster_name, u.region, u.auth_scheme, u.endpoint_id, SUM(u.bytes) \
              FROM usage_hourly u JOIN clusters c ON c.cluster_arn = u.cluster_arn WHERE u.month = '{m}' GROUP BY 1, 2, 3, 4, 5, 6, 7"
         ),
         6,
@@ -92,7 +99,16 @@ pub async fn load_month(
     .map(|r| {
         let [acct, owner, cl, reg, auth, ep]: [String; 6] =
             r.text.try_into().expect("six text columns");
-        Usage {
+        // Exact decimal money holds 96-bit integers; more bytes than that in one hour is
+        // beyond any real estate, so it is refused rather than priced wrong.
+        let bytes = u128::try_from(r.tail[0].max(0)).unwrap_or(0);
+        if bytes >= 1 << 96 {
+            return Err(RollupError::Arrow(format!(
+                "usage of {bytes} bytes in hour {} for endpoint {ep} is too large to price exactly; see the quarantine and flows of that hour",
+                r.hour
+            )));
+        }
+        Ok(Usage {
             hour: r.hour,
             client_account: acct,
             cluster_owner: owner,
@@ -100,10 +116,10 @@ pub async fn load_month(
             region: reg,
             auth,
             endpoint_id: ep,
-            bytes: r.tail[0].max(0) as u64,
-        }
+            bytes,
+        })
     })
-    .collect();
+    .collect::<Result<_, _>>()?;
     let eh = month_rows(
         cat,
         "endpoint_hours",

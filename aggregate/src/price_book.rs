@@ -392,7 +392,7 @@ impl PriceBook {
     }
 
     /// Bytes as GB in this book's unit, exactly.
-    pub fn gb(&self, bytes: u64) -> Decimal {
+    pub fn gb(&self, bytes: u128) -> Decimal {
         Decimal::from(bytes) / Decimal::from(self.bytes_per_gb)
     }
 }

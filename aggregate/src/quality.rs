@@ -4,7 +4,7 @@
 
 use linkmeter_sql::Catalog;
 
-use crate::load::{ints, strings};
+use crate::load::{ints, strings, wide};
 use crate::rollup::RollupError;
 use linkmeter_warehouse::Month;
 
@@ -12,7 +12,7 @@ use linkmeter_warehouse::Month;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Quality {
     /// (reason, records, bytes) of unattributed flow rows in the month.
-    pub unattributed: Vec<(String, i64, i64)>,
+    pub unattributed: Vec<(String, i64, i128)>,
     /// SKIPDATA windows (records skipped by AWS) that start in the month.
     pub skipdata_windows: i64,
     /// Provisioned endpoint-ENI hours in which no flow row (either side) and no coverage row
@@ -39,7 +39,7 @@ pub struct Reconciled {
     pub median_ratio: f64,
     /// Hours whose ratio is further than the tolerance from the median, or with broker bytes
     /// and no flow bytes: (hour, flow bytes, broker bytes, deviation).
-    pub flagged: Vec<(String, i64, i64, f64)>,
+    pub flagged: Vec<(String, i128, i64, f64)>,
     /// Hours with flow bytes but no broker metric.
     pub without_metrics: i64,
 }
@@ -50,11 +50,11 @@ pub async fn quality(cat: &Catalog, month: Month, tolerance: f64) -> Result<Qual
     let mut q = Quality::default();
     if cat.tables.contains(&"flows") {
         let sql = format!(
-            "SELECT reason, CAST(COUNT(*) AS BIGINT), CAST(SUM(bytes) AS BIGINT) FROM flows \
+            "SELECT reason, CAST(COUNT(*) AS BIGINT), SUM(CAST(bytes AS DECIMAL(38, 0))) FROM flows \
              WHERE status = 'unattributed' AND usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}' GROUP BY 1 ORDER BY 3 DESC"
         );
         for b in cat.query(&sql).await? {
-            let (r, n, by) = (strings(&b, 0)?, ints(&b, 1)?, ints(&b, 2)?);
+            let (r, n, by) = (strings(&b, 0)?, ints(&b, 1)?, wide(&b, 2)?);
             for k in 0..b.num_rows() {
                 q.unattributed.push((r[k].clone(), n[k], by[k]));
             }
@@ -104,7 +104,7 @@ async fn reconcile(
          ORDER BY 1, 3, 4"
     );
     // Rows per (cluster ARN, direction): (hour, flow bytes, broker bytes or -1).
-    type Hour = (String, i64, i64);
+    type Hour = (String, i128, i64);
     let mut groups: Vec<(Reconciled, Vec<Hour>)> = Vec::new();
     for b in cat.query(&sql).await? {
         let (arn, name, d, h) = (
@@ -113,7 +113,7 @@ async fn reconcile(
             strings(&b, 2)?,
             strings(&b, 3)?,
         );
-        let (fb, bb) = (ints(&b, 4)?, ints(&b, 5)?);
+        let (fb, bb) = (wide(&b, 4)?, ints(&b, 5)?);
         for k in 0..b.num_rows() {
             if groups
                 .last()

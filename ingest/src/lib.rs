@@ -12,6 +12,7 @@ pub mod hours;
 pub mod inventory;
 pub mod inventory_import;
 pub mod inventory_tables;
+pub mod limits;
 pub mod pipeline;
 pub mod rows;
 pub mod run;

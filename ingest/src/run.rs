@@ -12,6 +12,7 @@ use linkmeter_warehouse::{inputs, Warehouse};
 use crate::decode::Content;
 use crate::fields::Format;
 use crate::inventory::Index;
+use crate::limits::Limits;
 use crate::pipeline::{self, IngestError, Job, Options, Progress, Report};
 use crate::source::file::FileSource;
 use crate::source::kafka::{KafkaReader, KafkaSettings};
@@ -89,6 +90,10 @@ pub struct RunOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// How S3 sources are reached.
     pub s3: S3Settings,
+    /// What one input may cost.
+    pub limits: Limits,
+    /// Read symbolic links whose target is a file inside their source's root.
+    pub follow_symlinks: bool,
 }
 
 /// What a run did.
@@ -214,6 +219,7 @@ pub fn run(
         flush_rows: o.flush_rows,
         shard: o.shard,
         stop: o.stop.clone(),
+        limits: o.limits,
         ..Options::default()
     };
     let (jobs, s3) = list_batch_sources(specs, rt, o)?;
@@ -248,7 +254,11 @@ fn list_batch_sources(
     let mut jobs = Vec::new();
     for spec in specs {
         let mut src: Box<dyn Source> = match &spec.at {
-            Location::Files(path) => Box::new(FileSource::new(&spec.name, path)),
+            Location::Files(path) => Box::new(
+                FileSource::new(&spec.name, path)
+                    .follow_links_inside(o.follow_symlinks)
+                    .with_stop(o.stop.clone()),
+            ),
             Location::S3 { bucket, prefix } => {
                 let store = match &s3 {
                     Some(st) => st.clone(),
@@ -396,16 +406,16 @@ fn run_row(
     r: &Report,
 ) -> RunRow {
     let t = &r.tally;
-    let counters = [
-        t.inputs_read,
-        t.inputs_skipped,
-        t.records_in,
-        t.attributed,
-        t.unattributed,
-        t.filtered,
-        t.coverage,
-        t.quarantined,
-        t.metrics,
+    let counters: [u128; 13] = [
+        t.inputs_read.into(),
+        t.inputs_skipped.into(),
+        t.records_in.into(),
+        t.attributed.into(),
+        t.unattributed.into(),
+        t.filtered.into(),
+        t.coverage.into(),
+        t.quarantined.into(),
+        t.metrics.into(),
         t.bytes_in,
         t.bytes_attributed,
         t.bytes_unattributed,
@@ -416,7 +426,7 @@ fn run_row(
         command: command.to_string(),
         started_micros: started.timestamp_micros(),
         finished_micros: chrono::Utc::now().timestamp_micros(),
-        counters: counters.iter().map(|&c| u128::from(c)).collect(),
+        counters: counters.to_vec(),
         balanced: t.balanced(),
         unattributed_by_reason: t
             .by_reason

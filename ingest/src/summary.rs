@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Counts of one run (or one input); merged across workers.
+/// Counts of one run (or one input); merged across workers. Byte sums are `u128`: records of
+/// up to 2^48 bytes each cannot wrap them, however many a hostile input holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Inputs decoded in this run.
@@ -22,14 +23,14 @@ pub struct Tally {
     /// Broker-metric datapoints written to `broker_metrics` (no flow bytes).
     pub metrics: u64,
     /// Bytes of every decoded traffic record, counted as read.
-    pub bytes_in: u64,
+    pub bytes_in: u128,
     /// Bytes written to `flows` as attributed, summed over the hour shares.
-    pub bytes_attributed: u64,
+    pub bytes_attributed: u128,
     /// Bytes written to `flows` as unattributed, summed over the hour shares.
-    pub bytes_unattributed: u64,
-    pub bytes_filtered: u64,
+    pub bytes_unattributed: u128,
+    pub bytes_filtered: u128,
     /// Unattributed records and bytes per reason.
-    pub by_reason: BTreeMap<String, (u64, u64)>,
+    pub by_reason: BTreeMap<String, (u64, u128)>,
     /// Rows written to `flows`.
     pub flow_rows: u64,
     /// Quarantine entries (rows) written.
@@ -70,7 +71,7 @@ impl Tally {
             + self.quarantined
             + self.metrics;
         let bytes = self.bytes_attributed + self.bytes_unattributed + self.bytes_filtered;
-        let by_reason: (u64, u64) = self
+        let by_reason: (u64, u128) = self
             .by_reason
             .values()
             .fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
@@ -80,8 +81,8 @@ impl Tally {
     }
 }
 
-fn n(v: u64) -> String {
-    let s = v.to_string();
+fn n(v: impl Into<u128>) -> String {
+    let s = v.into().to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
@@ -141,10 +142,10 @@ mod tests {
 
     #[test]
     fn thousands_separators() {
-        assert_eq!(n(0), "0");
-        assert_eq!(n(999), "999");
-        assert_eq!(n(1000), "1,000");
-        assert_eq!(n(1234567), "1,234,567");
+        assert_eq!(n(0u64), "0");
+        assert_eq!(n(999u64), "999");
+        assert_eq!(n(1000u64), "1,000");
+        assert_eq!(n(1234567u64), "1,234,567");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct Report<'a> {
     /// Account id → (name, cost center).
     pub accounts: &'a BTreeMap<String, (String, String)>,
     /// (hour, cluster, billable bytes) of the month.
-    pub hourly: &'a [(String, String, u64)],
+    pub hourly: &'a [(String, String, u128)],
     /// Data quality.
     pub quality: &'a Quality,
     /// Bytes per GB of the price book.
@@ -161,7 +161,7 @@ fn hourly_chart(r: &Report, out: &mut String) {
     let mut hours: Vec<&str> = r.hourly.iter().map(|x| x.0.as_str()).collect();
     hours.sort_unstable();
     hours.dedup();
-    let mut clusters: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut clusters: BTreeMap<&str, BTreeMap<&str, u128>> = BTreeMap::new();
     for (h, c, b) in r.hourly {
         *clusters
             .entry(c.as_str())
@@ -169,7 +169,7 @@ fn hourly_chart(r: &Report, out: &mut String) {
             .entry(h.as_str())
             .or_default() += b;
     }
-    let gb = |b: u64| b as f64 / r.bytes_per_gb as f64;
+    let gb = |b: u128| b as f64 / r.bytes_per_gb as f64;
     let max = r
         .hourly
         .iter()

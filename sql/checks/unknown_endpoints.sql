@@ -7,7 +7,7 @@ SELECT CASE direction WHEN 'to_cluster' THEN dstaddr ELSE srcaddr END AS endpoin
        CAST(COUNT(DISTINCT interface_id) AS BIGINT) AS interfaces_seen,
        MIN(interface_id) AS for_example,
        CAST(COUNT(*) AS BIGINT) AS flow_rows,
-       CAST(SUM(bytes) AS BIGINT) AS bytes,
+       SUM(CAST(bytes AS DECIMAL(38, 0))) AS bytes,
        MIN(usage_hour) AS first_hour,
        MAX(usage_hour) AS last_hour
 FROM flows

@@ -10,13 +10,15 @@
 -- side logged anything that hour, else the client-side sums. Grouping 12 M flow rows by two
 -- short keys instead of joining and grouping them by nine long strings cut DataFusion's peak
 -- memory several-fold (benches/invoice.sh).
+-- Bytes are summed as DECIMAL(38,0): a sum of 64-bit integers wraps silently, and one hostile
+-- input can hold enough records of 2^48 bytes to do it.
 WITH per_side AS (
     SELECT
         usage_hour,
         endpoint_eni,
         observed_at,
-        SUM(CASE WHEN status = 'attributed' AND direction = 'to_cluster' THEN bytes ELSE 0 END) AS bytes_to_cluster,
-        SUM(CASE WHEN status = 'attributed' AND direction = 'from_cluster' THEN bytes ELSE 0 END) AS bytes_from_cluster,
+        SUM(CASE WHEN status = 'attributed' AND direction = 'to_cluster' THEN CAST(bytes AS DECIMAL(38, 0)) ELSE 0 END) AS bytes_to_cluster,
+        SUM(CASE WHEN status = 'attributed' AND direction = 'from_cluster' THEN CAST(bytes AS DECIMAL(38, 0)) ELSE 0 END) AS bytes_from_cluster,
         SUM(CASE WHEN status = 'attributed' THEN 1 ELSE 0 END) AS attributed_rows
     FROM flows
     WHERE endpoint_eni IS NOT NULL

@@ -7,8 +7,8 @@ SELECT substr(CAST(f.usage_hour AS VARCHAR), 1, 7) AS month,
        f.cluster_name,
        f.auth_scheme,
        f.direction,
-       CAST(SUM(f.bytes) AS BIGINT) AS bytes,
-       SUM(f.bytes) / 1073741824.0 AS gib
+       SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS bytes,
+       CAST(SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS DOUBLE) / 1073741824.0 AS gib
 FROM billable_flows f
 LEFT JOIN accounts a ON a.account_id = f.client_account_id
 GROUP BY 1, 2, 3, 4, 5, 6, 7

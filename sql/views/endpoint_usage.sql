@@ -7,7 +7,7 @@ SELECT substr(CAST(f.usage_hour AS VARCHAR), 1, 7) AS month,
        c.connection_arn,
        c.cluster_name,
        c.auth_scheme,
-       CAST(SUM(f.bytes) AS BIGINT) AS bytes
+       SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS bytes
 FROM billable_flows f
 JOIN connections c ON c.connection_arn = f.connection_arn
 LEFT JOIN accounts a ON a.account_id = c.client_account_id

@@ -81,7 +81,7 @@ broker AS (
 ),
 flow AS (
     SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, direction,
-           SUM(bytes) AS flow_bytes
+           SUM(CAST(bytes AS DECIMAL(38, 0))) AS flow_bytes
     FROM billable_flows
     GROUP BY usage_hour, cluster_arn, direction
 ),
@@ -90,7 +90,7 @@ joined AS (
            COALESCE(f.cluster_arn, b.cluster_arn) AS cluster_arn,
            COALESCE(f.cluster_name, b.cluster_name) AS cluster_name,
            COALESCE(f.direction, b.direction) AS direction,
-           CAST(COALESCE(f.flow_bytes, 0) AS BIGINT) AS flow_bytes,
+           COALESCE(f.flow_bytes, 0) AS flow_bytes,
            CAST(b.broker_bytes AS BIGINT) AS broker_bytes,
            b.brokers,
            CASE WHEN b.broker_bytes > 0

@@ -3,7 +3,7 @@
 SELECT substr(CAST(usage_hour AS VARCHAR), 1, 7) AS month,
        reason,
        CAST(COUNT(*) AS BIGINT) AS flow_rows,
-       CAST(SUM(bytes) AS BIGINT) AS bytes,
+       SUM(CAST(bytes AS DECIMAL(38, 0))) AS bytes,
        COUNT(DISTINCT interface_id) AS interfaces
 FROM flows
 WHERE status = 'unattributed'

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests (`tests/e2e/`): run the real binary, read the
 //! warehouse with the catalog the binary uses, and the generator's ground truth.
 
+pub mod hostile;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,6 +4,7 @@
 //! see `.ci/services.sh`), with shared helpers in the `linkmeter-test-support` crate.
 
 mod estimate;
+mod hostile;
 mod ingest;
 mod inventory;
 mod invoice;

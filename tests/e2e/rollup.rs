@@ -94,8 +94,8 @@ async fn check(wh: &Warehouse, d: &std::path::Path) {
         let s2 = batch.column(3).as_primitive::<Int64Type>();
         assert_eq!(
             arrow::util::display::array_value_to_string(batch.column(4), 0).unwrap(),
-            "Int64",
-            "bytes are 64-bit integers (Delta's long), never floats or decimals"
+            "Decimal128(38, 0)",
+            "byte sums are exact 38-digit decimals (issue #13: a sum of longs can wrap), never floats"
         );
         for i in 0..batch.num_rows() {
             assert_eq!(s.value(i), s2.value(i), "directions add up to the total");

@@ -296,8 +296,9 @@ fn usage_hourly() -> Vec<Field> {
         "endpoint_id",
         "az_id",
     ]));
+    // Sums of many rows: DECIMAL(38,0), which no sum of 64-bit counts can overflow.
     for n in ["bytes_to_cluster", "bytes_from_cluster", "bytes"] {
-        v.push(f(n, DataType::Int64, true));
+        v.push(f(n, DataType::Decimal128(38, 0), true));
     }
     v
 }

@@ -13,6 +13,7 @@ use super::{
     check_record, cut_raw, BadInput, DecodeError, DecodeStats, Decoder, Event, FlowRecord, Position,
 };
 use crate::fields::{lookup, Column, Field, Format};
+use crate::limits::Bounds;
 
 /// The four magic bytes that open (and close) every Parquet file.
 pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
@@ -20,13 +21,38 @@ pub const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 /// Decodes an AWS Parquet flow-log file.
 pub struct ParquetDecoder<T: ChunkReader + 'static> {
     input: Option<T>,
+    bounds: Bounds,
 }
 
 impl<T: ChunkReader + 'static> ParquetDecoder<T> {
     /// A decoder over a whole Parquet file (a `File` or in-memory `Bytes`).
     pub fn new(input: T) -> Self {
-        ParquetDecoder { input: Some(input) }
+        ParquetDecoder {
+            input: Some(input),
+            bounds: Bounds::default(),
+        }
     }
+
+    /// Holds the file to these limits (decompressed size, longest value).
+    pub fn bounded(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
+    }
+}
+
+/// Decoded bytes one batch may hold: the batch size is chosen from the row groups' sizes so
+/// that rows of long values come in small batches.
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// Rows per batch for a file, and its uncompressed size as its metadata claims it.
+fn batch_rows(meta: &parquet::file::metadata::ParquetMetaData) -> (usize, u64) {
+    let (mut total, mut widest) = (0u64, 1u64);
+    for rg in meta.row_groups() {
+        let size = rg.total_byte_size().max(0) as u64;
+        total = total.saturating_add(size);
+        widest = widest.max(size / (rg.num_rows().max(1) as u64));
+    }
+    ((BATCH_BYTES / widest).clamp(1, 8192) as usize, total)
 }
 
 /// A column of one batch, cast to a type the row loop reads directly.
@@ -107,7 +133,12 @@ fn columns_of(schema: &arrow::datatypes::SchemaRef) -> Result<Vec<(usize, Column
 }
 
 /// Fills a record from row `r` of the prepared columns (strings borrowed from the arrays).
-fn fill<'a>(rec: &mut FlowRecord<'a>, cols: &'a [(Column, Col)], r: usize) -> Result<(), String> {
+fn fill<'a>(
+    rec: &mut FlowRecord<'a>,
+    cols: &'a [(Column, Col)],
+    r: usize,
+    longest: usize,
+) -> Result<(), String> {
     for (col, c) in cols {
         match c {
             Col::Int(a) if !a.is_null(r) => {
@@ -117,7 +148,14 @@ fn fill<'a>(rec: &mut FlowRecord<'a>, cols: &'a [(Column, Col)], r: usize) -> Re
                 }
             }
             Col::Str(a) if !a.is_null(r) => {
-                super::set_field(rec, col, a.as_string::<i32>().value(r))?;
+                let v = a.as_string::<i32>().value(r);
+                if v.len() > longest {
+                    return Err(format!(
+                        "column {col:?}: a value of {} bytes, longer than the {longest}-byte limit (max_line_bytes)",
+                        v.len()
+                    ));
+                }
+                super::set_field(rec, col, v)?;
             }
             _ => {}
         }
@@ -193,6 +231,15 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             }
         };
         let total_rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let (rows_per_batch, claimed) = batch_rows(builder.metadata());
+        if claimed > self.bounds.decompressed {
+            sink(Event::Bad(bad_file(
+                format!("Parquet file holds {claimed} bytes uncompressed, more than the {}-byte limit for this input (max_decompressed_ratio, max_decompressed_bytes); every row of this file is quarantined", self.bounds.decompressed),
+                total_rows.max(1),
+                1,
+            )));
+            return Ok(DecodeStats::default());
+        }
         let columns = match columns_of(builder.schema()) {
             Ok(c) => c,
             Err(reason) => {
@@ -200,7 +247,7 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                 return Ok(DecodeStats::default());
             }
         };
-        let reader = match builder.with_batch_size(8192).build() {
+        let reader = match builder.with_batch_size(rows_per_batch).build() {
             Ok(r) => r,
             Err(e) => {
                 sink(Event::Bad(bad_file(
@@ -242,7 +289,7 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                     offset: row_no - 1,
                 };
                 let mut rec = FlowRecord::default();
-                match fill(&mut rec, &cols, r).and_then(|()| check_record(&rec)) {
+                match fill(&mut rec, &cols, r, self.bounds.line).and_then(|()| check_record(&rec)) {
                     Ok(()) => sink(Event::Record(&rec, pos)),
                     Err(reason) => sink(Event::Bad(BadInput {
                         position: pos,

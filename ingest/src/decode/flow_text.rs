@@ -3,12 +3,11 @@
 
 use std::io::{BufRead, BufReader, Read};
 
-use flate2::read::MultiGzDecoder;
-
 use super::{
     cut_raw, parse_line, BadInput, DecodeError, DecodeStats, Decoder, Event, FlowRecord, Position,
 };
 use crate::fields::{lookup, Format};
+use crate::limits::{read_line, Bounds};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const READ_BUF: usize = 256 * 1024;
@@ -19,6 +18,7 @@ pub struct TextDecoder<R: Read> {
     fallback: Format,
     require_metering: bool,
     headerless: bool,
+    bounds: Bounds,
 }
 
 impl<R: Read> TextDecoder<R> {
@@ -30,7 +30,14 @@ impl<R: Read> TextDecoder<R> {
             fallback,
             require_metering: true,
             headerless: false,
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Holds the input to these limits (line length, decompressed size).
+    pub fn bounded(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Input without a header line whose lines are independent messages (a Kafka partition
@@ -114,10 +121,7 @@ impl<R: Read> Decoder for TextDecoder<R> {
             }
         };
         let mut reader: Box<dyn BufRead> = if gz {
-            Box::new(BufReader::with_capacity(
-                READ_BUF,
-                MultiGzDecoder::new(head),
-            ))
+            Box::new(BufReader::with_capacity(READ_BUF, self.bounds.gunzip(head)))
         } else {
             Box::new(head)
         };
@@ -131,11 +135,13 @@ impl<R: Read> Decoder for TextDecoder<R> {
         loop {
             buf.clear();
             let this_offset = offset;
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
+            let mut n = 0;
+            let long = match read_line(&mut reader, &mut buf, self.bounds.line, &mut n) {
+                Ok(_) if n == 0 => break,
+                Ok(long) => {
                     line_no += 1;
-                    offset += n as u64;
+                    offset += n;
+                    long
                 }
                 Err(e) => {
                     // A cut-off or corrupt stream: keep everything before it, quarantine the
@@ -146,18 +152,43 @@ impl<R: Read> Decoder for TextDecoder<R> {
                         reason: format!(
                             "{} stream is corrupt or cut off after {} bytes of text ({e}); the rest of the file cannot be read",
                             if gz { "gzip" } else { "text" },
-                            this_offset + buf.len() as u64
+                            this_offset + n
                         ),
                         raw: cut_raw(&buf),
                         records: u64::from(partial),
                     }));
                     break;
                 }
-            }
+            };
             let pos = Position {
                 line: line_no,
                 offset: this_offset,
             };
+            if long {
+                let reason = format!(
+                    "line is {n} bytes, longer than the {}-byte limit (max_line_bytes); skipped",
+                    self.bounds.line
+                );
+                let bad = BadInput {
+                    position: pos,
+                    raw: cut_raw(&buf),
+                    records: 1,
+                    reason: reason.clone(),
+                };
+                if let Some(fb) = file_bad.as_mut() {
+                    fb.records += 1;
+                } else if format.is_none() {
+                    // Without its first line the file cannot be interpreted.
+                    file_bad = Some(BadInput {
+                        reason: format!("{reason}; it is the first line, so every line of this file is quarantined"),
+                        ..bad
+                    });
+                    format = Some(self.fallback.clone());
+                } else {
+                    sink(Event::Bad(bad));
+                }
+                continue;
+            }
             let mut line = &buf[..];
             while let Some((&last, rest)) = line.split_last() {
                 if last == b'\n' || last == b'\r' {

@@ -8,6 +8,8 @@ use std::io::Read;
 
 use serde::Deserialize;
 
+use crate::limits::Bounds;
+
 use super::{metric_lines, DecodeError, DecodeStats, Decoder, Event, MetricPoint};
 
 /// Seconds each CloudWatch Metric Streams datapoint covers (streams deliver 1-minute
@@ -40,6 +42,7 @@ struct Stats {
 pub struct MetricStreamDecoder<R: Read> {
     reader: Option<R>,
     gzip: bool,
+    bounds: Bounds,
 }
 
 impl<R: Read> MetricStreamDecoder<R> {
@@ -48,7 +51,14 @@ impl<R: Read> MetricStreamDecoder<R> {
         MetricStreamDecoder {
             reader: Some(reader),
             gzip: true,
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Holds the input to these limits (line length, decompressed size).
+    pub fn bounded(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Independent messages (a Kafka partition range): never gzip as a whole.
@@ -136,6 +146,7 @@ impl<R: Read> Decoder for MetricStreamDecoder<R> {
         metric_lines(
             raw,
             self.gzip,
+            &self.bounds,
             |_| false,
             |l| parse_datapoint(l).map(Some),
             sink,

@@ -16,6 +16,7 @@ pub mod route;
 use std::net::IpAddr;
 
 use crate::fields::{Column, Field, Format};
+use crate::limits::Bounds;
 
 /// What an input holds. Files and objects are told apart by their bytes (`auto`); a Kafka
 /// topic's messages are flow-log lines unless its source says otherwise.
@@ -188,21 +189,24 @@ impl MetricPoint {
 pub(crate) fn metric_lines<R: std::io::Read>(
     raw: R,
     allow_gzip: bool,
+    bounds: &Bounds,
     skip: impl Fn(&[u8]) -> bool,
     mut parse: impl FnMut(&str) -> Result<Option<MetricPoint>, String>,
     sink: &mut dyn FnMut(Event<'_, '_>),
 ) -> Result<DecodeStats, DecodeError> {
-    let (mut reader, gz) = open_text(raw, allow_gzip)?;
+    let (mut reader, gz) = open_text(raw, allow_gzip, bounds)?;
     let mut buf = Vec::with_capacity(1024);
     let (mut line_no, mut offset) = (0u64, 0u64);
     loop {
         buf.clear();
         let at = offset;
-        match std::io::BufRead::read_until(&mut reader, b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
+        let mut n = 0;
+        let long = match crate::limits::read_line(&mut reader, &mut buf, bounds.line, &mut n) {
+            Ok(_) if n == 0 => break,
+            Ok(long) => {
                 line_no += 1;
-                offset += n as u64;
+                offset += n;
+                long
             }
             Err(e) => {
                 sink(Event::Bad(BadInput {
@@ -213,18 +217,30 @@ pub(crate) fn metric_lines<R: std::io::Read>(
                     reason: format!(
                         "{} stream is corrupt or cut off after {} bytes ({e}); the rest of the input cannot be read",
                         if gz { "gzip" } else { "text" },
-                        at + buf.len() as u64
+                        at + n
                     ),
                     raw: cut_raw(&buf),
                     records: u64::from(!buf.is_empty()),
                 }));
                 break;
             }
-        }
+        };
         let pos = Position {
             line: line_no,
             offset: at,
         };
+        if long {
+            sink(Event::Bad(BadInput {
+                position: pos,
+                reason: format!(
+                    "line is {n} bytes, longer than the {}-byte limit (max_line_bytes); skipped",
+                    bounds.line
+                ),
+                raw: cut_raw(&buf),
+                records: 1,
+            }));
+            continue;
+        }
         let line = buf.trim_ascii();
         if line.is_empty() || skip(line) {
             continue;
@@ -250,6 +266,7 @@ pub(crate) fn metric_lines<R: std::io::Read>(
 pub(crate) fn open_text<'r, R: std::io::Read + 'r>(
     raw: R,
     allow_gzip: bool,
+    bounds: &Bounds,
 ) -> Result<(Box<dyn std::io::BufRead + 'r>, bool), DecodeError> {
     use std::io::BufRead;
     let mut head = std::io::BufReader::with_capacity(256 * 1024, raw);
@@ -259,12 +276,7 @@ pub(crate) fn open_text<'r, R: std::io::Read + 'r>(
             source: e,
         })?);
     Ok(if gz {
-        (
-            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-                head,
-            ))),
-            true,
-        )
+        (Box::new(std::io::BufReader::new(bounds.gunzip(head))), true)
     } else {
         (Box::new(head), false)
     })

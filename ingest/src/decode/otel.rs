@@ -12,6 +12,8 @@
 
 use std::io::{BufRead, Read};
 
+use crate::limits::Bounds;
+
 use super::{
     cut_raw, open_text, BadInput, DecodeError, DecodeStats, Decoder, Event, MetricPoint, Position,
 };
@@ -19,6 +21,7 @@ use super::{
 /// Decodes OpenTelemetry 1.0.0 metric-stream records from any reader.
 pub struct OtelDecoder<R: Read> {
     reader: Option<R>,
+    bounds: Bounds,
 }
 
 impl<R: Read> OtelDecoder<R> {
@@ -26,7 +29,14 @@ impl<R: Read> OtelDecoder<R> {
     pub fn new(reader: R) -> Self {
         OtelDecoder {
             reader: Some(reader),
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Holds the input to these limits (message size, nesting, decompressed size).
+    pub fn bounded(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 }
 
@@ -108,13 +118,15 @@ fn text(b: &[u8]) -> Result<String, String> {
 }
 
 /// `KeyValue { key = 1; AnyValue value = 2 }` → (key, string value or nested list).
-fn key_value(b: &[u8]) -> Result<(String, Attr), String> {
+/// `depth` is how many more levels of nesting may follow: a list nested without end would
+/// otherwise recurse until the stack overflows.
+fn key_value(b: &[u8], depth: usize) -> Result<(String, Attr), String> {
     let (mut key, mut value) = (String::new(), Attr::None);
     let mut p = Pb::new(b);
     while let Some((f, v)) = p.next()? {
         match (f, v) {
             (1, Val::Bytes(k)) => key = text(k)?,
-            (2, Val::Bytes(any)) => value = any_value(any)?,
+            (2, Val::Bytes(any)) => value = any_value(any, depth)?,
             _ => {}
         }
     }
@@ -128,18 +140,21 @@ enum Attr {
 }
 
 /// `AnyValue { string_value = 1; …; kvlist_value = 6 }`.
-fn any_value(b: &[u8]) -> Result<Attr, String> {
+fn any_value(b: &[u8], depth: usize) -> Result<Attr, String> {
     let mut p = Pb::new(b);
     let mut out = Attr::None;
     while let Some((f, v)) = p.next()? {
         match (f, v) {
             (1, Val::Bytes(s)) => out = Attr::Str(text(s)?),
             (6, Val::Bytes(list)) => {
+                let depth = depth
+                    .checked_sub(1)
+                    .ok_or("values are nested deeper than the limit (max_nesting)")?;
                 let mut items = Vec::new();
                 let mut q = Pb::new(list);
                 while let Some((f, v)) = q.next()? {
                     if let (1, Val::Bytes(kv)) = (f, v) {
-                        items.push(key_value(kv)?);
+                        items.push(key_value(kv, depth)?);
                     }
                 }
                 out = Attr::List(items);
@@ -160,7 +175,8 @@ struct Origin {
 
 /// Decodes one `ExportMetricsServiceRequest` into datapoints, and the reasons of the
 /// datapoints that could not be used (each is quarantined alone; the others are kept).
-pub fn decode_request(b: &[u8]) -> Result<(Vec<MetricPoint>, Vec<String>), String> {
+/// Lists may nest `nesting` deep.
+pub fn decode_request(b: &[u8], nesting: usize) -> Result<(Vec<MetricPoint>, Vec<String>), String> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     let mut req = Pb::new(b);
@@ -177,7 +193,7 @@ pub fn decode_request(b: &[u8]) -> Result<(Vec<MetricPoint>, Vec<String>), Strin
                 let mut r = Pb::new(res);
                 while let Some((f, v)) = r.next()? {
                     if let (1, Val::Bytes(kv)) = (f, v) {
-                        if let (k, Attr::Str(s)) = key_value(kv)? {
+                        if let (k, Attr::Str(s)) = key_value(kv, nesting)? {
                             match k.as_str() {
                                 "cloud.account.id" => origin.account = Some(s),
                                 "cloud.region" => origin.region = Some(s),
@@ -201,7 +217,7 @@ pub fn decode_request(b: &[u8]) -> Result<(Vec<MetricPoint>, Vec<String>), Strin
                 let (2, Val::Bytes(metric)) = (f, v) else {
                     continue;
                 };
-                metric_points(metric, &origin, &mut out, &mut bad)?;
+                metric_points(metric, &origin, nesting, &mut out, &mut bad)?;
             }
         }
     }
@@ -212,6 +228,7 @@ pub fn decode_request(b: &[u8]) -> Result<(Vec<MetricPoint>, Vec<String>), Strin
 fn metric_points(
     b: &[u8],
     origin: &Origin,
+    nesting: usize,
     out: &mut Vec<MetricPoint>,
     bad: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -231,7 +248,7 @@ fn metric_points(
             let (1, Val::Bytes(dp)) = (f, v) else {
                 continue;
             };
-            match data_point(dp, origin, unit.as_deref()) {
+            match data_point(dp, origin, unit.as_deref(), nesting) {
                 Ok(p) => out.push(p),
                 Err(e) => bad.push(e),
             }
@@ -252,7 +269,12 @@ fn cloudwatch_unit(u: &str) -> String {
     .to_string()
 }
 
-fn data_point(b: &[u8], origin: &Origin, unit: Option<&str>) -> Result<MetricPoint, String> {
+fn data_point(
+    b: &[u8],
+    origin: &Origin,
+    unit: Option<&str>,
+    nesting: usize,
+) -> Result<MetricPoint, String> {
     let (mut start, mut end) = (0u64, 0u64);
     let mut p = MetricPoint {
         format: "otel-1.0",
@@ -266,7 +288,7 @@ fn data_point(b: &[u8], origin: &Origin, unit: Option<&str>) -> Result<MetricPoi
     let mut q = Pb::new(b);
     while let Some((f, v)) = q.next()? {
         match (f, v) {
-            (7, Val::Bytes(kv)) => match key_value(kv)? {
+            (7, Val::Bytes(kv)) => match key_value(kv, nesting)? {
                 (k, Attr::Str(s)) if k == "Namespace" => p.namespace = s,
                 (k, Attr::Str(s)) if k == "MetricName" => p.metric = s,
                 (k, Attr::List(items)) if k == "Dimensions" => {
@@ -367,7 +389,7 @@ impl<R: Read> Decoder for OtelDecoder<R> {
             .reader
             .take()
             .expect("decode is called once per decoder");
-        let (mut reader, _) = open_text(raw, true)?;
+        let (mut reader, _) = open_text(raw, true, &self.bounds)?;
         let (mut index, mut offset) = (0u64, 0u64);
         let mut msg = Vec::new();
         loop {
@@ -427,6 +449,15 @@ impl<R: Read> Decoder for OtelDecoder<R> {
             }
             index += 1;
             msg.clear();
+            if len > self.bounds.message as u64 {
+                // Its end cannot be found without reading it, so nothing after it is usable.
+                sink(Event::Bad(bad(
+                    format!("message {index} claims {len} bytes, more than the {}-byte limit (max_message_bytes); the rest of the input is not read", self.bounds.message),
+                    &[],
+                    1,
+                )));
+                break;
+            }
             let got = reader.by_ref().take(len).read_to_end(&mut msg).unwrap_or(0);
             offset += got as u64;
             if (got as u64) < len {
@@ -437,7 +468,7 @@ impl<R: Read> Decoder for OtelDecoder<R> {
                 )));
                 break;
             }
-            match decode_request(&msg) {
+            match decode_request(&msg, self.bounds.nesting) {
                 Ok((points, errors)) => {
                     let pos = Position { line: index, offset: at };
                     for p in &points {

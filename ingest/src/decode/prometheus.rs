@@ -15,6 +15,8 @@
 
 use std::io::Read;
 
+use crate::limits::Bounds;
+
 use super::{metric_lines, DecodeError, DecodeStats, Decoder, Event, MetricPoint};
 
 /// The byte counters of `kafka_server_BrokerTopicMetrics_Count` linkmeter keeps.
@@ -29,6 +31,7 @@ const BYTE_COUNTERS: [&str; 4] = [
 pub struct PrometheusDecoder<R: Read> {
     reader: Option<R>,
     gzip: bool,
+    bounds: Bounds,
 }
 
 impl<R: Read> PrometheusDecoder<R> {
@@ -37,7 +40,14 @@ impl<R: Read> PrometheusDecoder<R> {
         PrometheusDecoder {
             reader: Some(reader),
             gzip: true,
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Holds the input to these limits (line length, decompressed size).
+    pub fn bounded(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Independent messages (a Kafka partition range): never gzip as a whole.
@@ -247,7 +257,14 @@ impl<R: Read> Decoder for PrometheusDecoder<R> {
             .take()
             .expect("decode is called once per decoder");
         // `#` lines are HELP, TYPE or comments.
-        metric_lines(raw, self.gzip, |l| l.starts_with(b"#"), parse_line, sink)
+        metric_lines(
+            raw,
+            self.gzip,
+            &self.bounds,
+            |l| l.starts_with(b"#"),
+            parse_line,
+            sink,
+        )
     }
 }
 

@@ -14,6 +14,7 @@ use super::otel::OtelDecoder;
 use super::prometheus::PrometheusDecoder;
 use super::{Content, DecodeError, DecodeStats, Decoder, Event};
 use crate::fields::Format;
+use crate::limits::Bounds;
 
 /// How much of an input is read to tell what it holds.
 pub const HEAD: usize = 4096;
@@ -51,6 +52,8 @@ pub struct Input<'p, R> {
     pub format: &'p Format,
     /// The local file, when it is one (Parquet is read in place, with random access).
     pub local: Option<&'p Path>,
+    /// The limits this input is held to.
+    pub bounds: Bounds,
 }
 
 /// Reads an input's first bytes, picks its decoder, and feeds every event to `sink`.
@@ -70,49 +73,63 @@ pub fn decode<R: Read>(
     head.truncate(n);
     let content = detect(&head, input.declared, input.stream);
     let is_parquet = n >= 4 && head[..4] == PARQUET_MAGIC[..];
-    let stream = input.stream;
+    let (stream, bounds) = (input.stream, input.bounds);
     let whole = std::io::Cursor::new(head).chain(input.reader);
     let res = match content {
         Content::MetricStream => {
-            let d = MetricStreamDecoder::new(whole);
+            let d = MetricStreamDecoder::new(whole).bounded(bounds);
             if stream { d.messages() } else { d }.decode(sink)
         }
         Content::OpenTelemetry if stream => {
             // Kafka messages are joined with newlines, which binary records cannot take.
             return Err(RouteError::Content("OpenTelemetry metric streams are read from files and S3, not Kafka; send JSON (content = \"metric-stream\") through Kafka".into()));
         }
-        Content::OpenTelemetry => OtelDecoder::new(whole).decode(sink),
+        Content::OpenTelemetry => OtelDecoder::new(whole).bounded(bounds).decode(sink),
         Content::Prometheus => {
-            let d = PrometheusDecoder::new(whole);
+            let d = PrometheusDecoder::new(whole).bounded(bounds);
             if stream { d.messages() } else { d }.decode(sink)
         }
-        _ if !stream && is_parquet => parquet(whole, input.local, sink)?,
+        _ if !stream && is_parquet => parquet(whole, input.local, &bounds, sink)?,
         _ => {
-            let d = TextDecoder::new(whole, input.format.clone());
+            let d = TextDecoder::new(whole, input.format.clone()).bounded(bounds);
             if stream { d.headerless() } else { d }.decode(sink)
         }
     };
     res.map_err(|e: DecodeError| RouteError::Content(e.to_string()))
 }
 
-/// Parquet needs random access: a local file is read in place, an object whole (AWS writes
-/// flow-log Parquet files of at most 75 MB).
+/// Objects up to this size are read into memory to decode Parquet; larger ones are spilled to
+/// a temporary file, so memory never follows an object's size.
+const PARQUET_IN_MEMORY: usize = 8 << 20;
+
+/// Parquet needs random access: a local file is read in place; an object is read into memory
+/// when small, else into an unlinked temporary file (AWS writes flow-log Parquet files of up
+/// to 75 MB, and a listing's size is only a claim).
 fn parquet(
-    mut whole: impl Read,
+    whole: impl Read,
     local: Option<&Path>,
+    bounds: &Bounds,
     sink: &mut dyn FnMut(Event<'_, '_>),
 ) -> Result<Result<DecodeStats, DecodeError>, RouteError> {
-    Ok(match local {
-        Some(path) => {
-            let f = File::open(path).map_err(RouteError::Read)?;
-            ParquetDecoder::new(f).decode(sink)
-        }
-        None => {
-            let mut all = Vec::new();
-            whole.read_to_end(&mut all).map_err(RouteError::Read)?;
-            ParquetDecoder::new(bytes::Bytes::from(all)).decode(sink)
-        }
-    })
+    if let Some(path) = local {
+        let f = File::open(path).map_err(RouteError::Read)?;
+        return Ok(ParquetDecoder::new(f).bounded(*bounds).decode(sink));
+    }
+    let mut head = Vec::new();
+    let mut whole = whole;
+    (&mut whole)
+        .take(PARQUET_IN_MEMORY as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(RouteError::Read)?;
+    if head.len() <= PARQUET_IN_MEMORY {
+        let mut d = ParquetDecoder::new(bytes::Bytes::from(head)).bounded(*bounds);
+        return Ok(d.decode(sink));
+    }
+    let mut spill = tempfile::tempfile().map_err(RouteError::Read)?;
+    std::io::Write::write_all(&mut spill, &head).map_err(RouteError::Read)?;
+    drop(head);
+    std::io::copy(&mut whole, &mut spill).map_err(RouteError::Read)?;
+    Ok(ParquetDecoder::new(spill).bounded(*bounds).decode(sink))
 }
 
 #[cfg(test)]

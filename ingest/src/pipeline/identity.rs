@@ -33,13 +33,15 @@ fn content_identity(input: &InputRef) -> std::io::Result<(String, u64)> {
             format!("etag:{}:{}", v.trim_matches('"'), input.size),
             input.size,
         )),
-        (None, Location::File(p)) => hash_file(p),
+        (None, Location::File(p)) => hash_file(p, input.size),
         (None, _) => Err(std::io::Error::other("an input without a version")),
     }
 }
 
-fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
+/// Hashes the first `listed` bytes: what the listing saw is what is read (a file that grows
+/// meanwhile has a new size, and so a new identity, at the next listing).
+fn hash_file(path: &std::path::Path, listed: u64) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?.take(listed);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;

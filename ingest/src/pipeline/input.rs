@@ -2,9 +2,10 @@
 //! record (`attribute`), split traffic across clock hours and append the rows, keeping the
 //! input's share of the balance.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use linkmeter_warehouse::inputs::InputRow;
@@ -16,23 +17,29 @@ use super::{Job, Progress, QuarantineSample, DECODERS, SAMPLES};
 use crate::attribute::{attribute, Outcome};
 use crate::decode::route::{self, RouteError};
 use crate::decode::{BadInput, Event, FlowRecord, MetricPoint, Position};
-use crate::hours::split_hours;
+use crate::hours::{split_hours, HOUR};
+use crate::limits::cut_text;
 use crate::rows::Lineage;
 use crate::source::kafka::LineOffsets;
 use crate::source::Location;
 use crate::summary::Tally;
 
-/// Counts bytes read for the progress display and remembers whether reading itself failed
-/// (as opposed to the bytes failing to decode).
+/// Counts bytes read for the progress display, remembers whether reading itself failed (as
+/// opposed to the bytes failing to decode), and ends the input when a stop is requested.
 struct Counting<'a, R> {
     inner: R,
     counter: &'a AtomicU64,
     counted: u64,
     failed: &'a std::cell::Cell<bool>,
+    stop: Option<&'a AtomicBool>,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            self.failed.set(true);
+            return Err(std::io::Error::other("stop requested"));
+        }
         let n = self
             .inner
             .read(buf)
@@ -51,11 +58,41 @@ struct InputCtx {
     tally: Tally,
     samples: Vec<QuarantineSample>,
     error: Option<Error>,
+    /// Partitions this input writes to: (table, hour or day number).
+    partitions: HashSet<(u8, i64)>,
+    /// Quarantine entries past `max_quarantine_rows`, written as one row at the end.
+    overflow: Overflow,
 }
 
-/// The largest byte or packet count a record may carry: what the warehouse's signed 64-bit
-/// columns hold. More is not a real flow (2^63 bytes is 8 EiB), so it is quarantined.
-const MAX_COUNT: u64 = i64::MAX as u64;
+/// Quarantine entries beyond the per-input limit: counted, not stored one by one.
+#[derive(Default)]
+struct Overflow {
+    entries: u64,
+    records: u64,
+    first: Option<Position>,
+}
+
+/// Partition kinds in [`InputCtx::partitions`].
+const FLOW_HOUR: u8 = 0;
+const COVERAGE_DAY: u8 = 1;
+const METRIC_DAY: u8 = 2;
+
+/// Bytes a fresh set of column builders reserves (about 1,024 rows of every column).
+const BUILDER_BYTES: usize = 256 << 10;
+
+/// Why an input was not read to its end.
+pub(super) enum Unfinished {
+    /// The warehouse failed: the run fails.
+    Failed(Error),
+    /// A stop was requested while it was read: its segment is abandoned.
+    Stopped,
+}
+
+impl From<Error> for Unfinished {
+    fn from(e: Error) -> Self {
+        Unfinished::Failed(e)
+    }
+}
 
 impl SegmentWriter<'_> {
     /// Reads one input into the segment; returns its share of the balance and its first
@@ -66,7 +103,7 @@ impl SegmentWriter<'_> {
         listed: &Listed,
         inventory_hash: &str,
         progress: &Progress,
-    ) -> Result<(Tally, Vec<QuarantineSample>), Error> {
+    ) -> Result<(Tally, Vec<QuarantineSample>), Unfinished> {
         let input = &job.input;
         let mut cx = InputCtx {
             line_offsets: job.line_offsets.clone(),
@@ -82,6 +119,8 @@ impl SegmentWriter<'_> {
             },
             samples: Vec::new(),
             error: None,
+            partitions: HashSet::new(),
+            overflow: Overflow::default(),
         };
         let (mut content_hash, size) = match &listed.content {
             Some((h, s)) => (h.clone(), *s),
@@ -91,6 +130,7 @@ impl SegmentWriter<'_> {
             None => Some("cannot read the file".to_string()),
             Some(_) => match self.decode_input(job, &mut cx, progress) {
                 Ok(()) => None,
+                Err(_) if self.stopped() => return Err(Unfinished::Stopped),
                 Err(RouteError::Content(r)) => Some(r),
                 Err(RouteError::Read(e)) => {
                     // Not recorded as read: the next run reads it again and replaces whatever
@@ -111,8 +151,9 @@ impl SegmentWriter<'_> {
                 },
             );
         }
+        self.close_overflow(&mut cx);
         if let Some(e) = cx.error.take() {
-            return Err(e);
+            return Err(e.into());
         }
         progress
             .records
@@ -143,12 +184,19 @@ impl SegmentWriter<'_> {
         progress: &Progress,
     ) -> Result<(), RouteError> {
         let failed = std::cell::Cell::new(false);
+        let stop = self.stop.clone();
         let local = match &job.input.location {
             Location::File(p) => Some(p.as_path()),
             _ => None,
         };
+        // A local file is read only up to its listed (and hashed) size: one that grows while it
+        // is read is read again, whole, by the next run, as its content changed.
         let raw: Box<dyn Read + Send> = match (local, &job.fetch) {
-            (Some(path), _) => Box::new(File::open(path).map_err(RouteError::Read)?),
+            (Some(path), _) => Box::new(
+                File::open(path)
+                    .map_err(RouteError::Read)?
+                    .take(job.input.size),
+            ),
             (None, Some(f)) => f.open(&job.input),
             (None, None) => {
                 return Err(RouteError::Read(std::io::Error::other(
@@ -161,6 +209,7 @@ impl SegmentWriter<'_> {
             counter: &progress.bytes_read,
             counted: 0,
             failed: &failed,
+            stop: stop.as_deref(),
         };
         let stream = matches!(job.input.location, Location::Stream { .. });
         let res = route::decode(
@@ -170,6 +219,7 @@ impl SegmentWriter<'_> {
                 stream,
                 format: &job.format,
                 local,
+                bounds: self.limits.bounds(job.input.size),
             },
             &mut |ev| self.on_event(cx, ev),
         );
@@ -189,10 +239,25 @@ impl SegmentWriter<'_> {
         }
     }
 
-    fn bad(&mut self, cx: &mut InputCtx, bad: BadInput) {
+    fn bad(&mut self, cx: &mut InputCtx, mut bad: BadInput) {
         cx.tally.records_in += bad.records;
         cx.tally.quarantined += bad.records;
+        if cx.tally.quarantine_rows >= self.limits.max_quarantine_rows {
+            let o = &mut cx.overflow;
+            o.entries += 1;
+            o.records += bad.records;
+            o.first.get_or_insert(bad.position);
+            return;
+        }
+        let max = self.limits.max_text_bytes;
+        if bad.reason.len() > max {
+            bad.reason = cut_text(&bad.reason, max).into_owned();
+        }
+        if bad.raw.len() > max {
+            bad.raw = cut_text(&bad.raw, max).into_owned();
+        }
         cx.tally.quarantine_rows += 1;
+        self.buffered_bytes += 128 + bad.reason.len() + bad.raw.len() + cx.lineage.source_uri.len();
         if cx.samples.len() < SAMPLES {
             cx.samples.push(QuarantineSample {
                 uri: cx.lineage.source_uri.clone(),
@@ -201,6 +266,49 @@ impl SegmentWriter<'_> {
         }
         self.quarantine.append(bad, &cx.lineage);
         self.buffered += 1;
+    }
+
+    /// Writes the one row that stands for the entries past the quarantine limit.
+    fn close_overflow(&mut self, cx: &mut InputCtx) {
+        let o = std::mem::take(&mut cx.overflow);
+        let Some(first) = o.first else { return };
+        let bad = BadInput {
+            position: first,
+            reason: format!(
+                "{} more bad entries ({} records) after the first {} of this input (max_quarantine_rows); the first of them is here",
+                o.entries, o.records, self.limits.max_quarantine_rows
+            ),
+            raw: String::new(),
+            records: o.records,
+        };
+        cx.tally.quarantine_rows += 1;
+        self.quarantine.append(bad, &cx.lineage);
+        self.buffered += 1;
+    }
+
+    /// Whether the input may write to `n` partitions `keys` (of `kind`) besides those it has;
+    /// records past the limit are quarantined by the caller.
+    fn admit(&self, cx: &mut InputCtx, kind: u8, keys: impl Iterator<Item = i64> + Clone) -> bool {
+        let new = keys
+            .clone()
+            .filter(|k| !cx.partitions.contains(&(kind, *k)))
+            .count();
+        if new == 0 {
+            return true;
+        }
+        if cx.partitions.len() + new > self.limits.max_partitions_per_input {
+            return false;
+        }
+        cx.partitions.extend(keys.map(|k| (kind, k)));
+        true
+    }
+
+    fn too_many_partitions(&mut self, cx: &mut InputCtx, rec: &FlowRecord<'_>, pos: Position) {
+        let why = format!(
+            "the input already writes {} hours and days (max_partitions_per_input); this record would add more",
+            cx.partitions.len()
+        );
+        self.unmeterable(cx, rec, pos, why);
     }
 
     fn on_event(&mut self, cx: &mut InputCtx, mut ev: Event<'_, '_>) {
@@ -216,14 +324,20 @@ impl SegmentWriter<'_> {
         match ev {
             Event::Bad(b) => self.bad(cx, b),
             Event::Record(rec, pos) if rec.is_coverage() => {
+                let start = rec.start.unwrap_or(0);
+                if !self.admit(cx, COVERAGE_DAY, std::iter::once(start.div_euclid(86_400))) {
+                    return self.too_many_partitions(cx, rec, pos);
+                }
                 cx.tally.records_in += 1;
                 cx.tally.coverage += 1;
-                let date = time::day(rec.start.unwrap_or(0));
-                self.coverage
-                    .entry(date)
-                    .or_default()
-                    .append(rec, pos, self.ix, &cx.lineage);
+                let date = time::day(start);
+                if !self.coverage.contains_key(&date) {
+                    self.buffered_bytes += BUILDER_BYTES;
+                }
+                let b = self.coverage.entry(date).or_default();
+                b.append(rec, pos, self.ix, &cx.lineage);
                 self.buffered += 1;
+                self.buffered_bytes += 256 + text_bytes(rec);
             }
             Event::Record(rec, pos) => self.record(cx, rec, pos),
             Event::Metric(m, pos) => self.metric(cx, m, pos),
@@ -233,7 +347,9 @@ impl SegmentWriter<'_> {
             }
         }
         // A large input is written in parts; the segment stays uncommitted until its end.
-        if self.buffered >= self.flush_rows && cx.error.is_none() {
+        if (self.buffered >= self.flush_rows || self.buffered_bytes >= self.limits.buffer_bytes)
+            && cx.error.is_none()
+        {
             if let Err(e) = self.flush() {
                 cx.error = Some(e);
             }
@@ -243,17 +359,38 @@ impl SegmentWriter<'_> {
     /// A datapoint of another namespace (a stream carrying EC2 metrics too) is read and
     /// filtered; MSK's are kept whole.
     fn metric(&mut self, cx: &mut InputCtx, m: &MetricPoint, pos: Position) {
-        cx.tally.records_in += 1;
         if m.namespace != "AWS/Kafka" {
+            cx.tally.records_in += 1;
             cx.tally.filtered += 1;
             return;
         }
+        let secs = m.time_ms.div_euclid(1000);
+        if !self.admit(cx, METRIC_DAY, std::iter::once(secs.div_euclid(86_400))) {
+            let reason = format!(
+                "the input already writes {} hours and days (max_partitions_per_input); this datapoint would add more",
+                cx.partitions.len()
+            );
+            let raw = format!("{} {} at {} ms", m.namespace, m.metric, m.time_ms);
+            return self.bad(
+                cx,
+                BadInput {
+                    position: pos,
+                    reason,
+                    raw,
+                    records: 1,
+                },
+            );
+        }
+        cx.tally.records_in += 1;
         cx.tally.metrics += 1;
-        self.metrics
-            .entry(time::day(m.time_ms.div_euclid(1000)))
-            .or_default()
-            .append(m, pos, self.ix, &cx.lineage);
+        let date = time::day(secs);
+        if !self.metrics.contains_key(&date) {
+            self.buffered_bytes += BUILDER_BYTES;
+        }
+        let b = self.metrics.entry(date).or_default();
+        b.append(m, pos, self.ix, &cx.lineage);
         self.buffered += 1;
+        self.buffered_bytes += 512 + m.dimensions.len() + m.metric.len();
     }
 
     fn unmeterable(
@@ -279,17 +416,27 @@ impl SegmentWriter<'_> {
             let why = "record has no value (`-`) for bytes, start or end, so it cannot be metered";
             return self.unmeterable(cx, rec, pos, why.into());
         };
-        if bytes > MAX_COUNT || rec.packets.unwrap_or(0) > MAX_COUNT {
-            let why = format!("record claims {bytes} bytes or {} packets, more than the warehouse's counts hold (2^63 - 1); not a real flow", rec.packets.unwrap_or(0));
+        // The decoders refuse counts over 2^48 (`decode::check_record`), so every count and
+        // every sum of a run's shares fits the warehouse's columns.
+        let span = end.saturating_sub(start);
+        if span > self.limits.max_record_span_secs {
+            let why = format!(
+                "record spans {span} s (start {start}, end {end}), longer than the {} s limit (max_record_span_secs); AWS records cover at most minutes",
+                self.limits.max_record_span_secs
+            );
             return self.unmeterable(cx, rec, pos, why);
+        }
+        let (h0, h1) = (start.div_euclid(HOUR), end.div_euclid(HOUR));
+        if !self.admit(cx, FLOW_HOUR, h0..=h1) {
+            return self.too_many_partitions(cx, rec, pos);
         }
         let t = &mut cx.tally;
         t.records_in += 1;
-        t.bytes_in += bytes;
+        t.bytes_in += u128::from(bytes);
         let a = match attribute(rec, cx.account.as_deref(), self.ix) {
             Outcome::Filtered => {
                 t.filtered += 1;
-                t.bytes_filtered += bytes;
+                t.bytes_filtered += u128::from(bytes);
                 return;
             }
             Outcome::Relevant(a) => a,
@@ -300,24 +447,46 @@ impl SegmentWriter<'_> {
                 t.unattributed += 1;
                 let e = t.by_reason.entry(r.as_str().to_string()).or_default();
                 e.0 += 1;
-                e.1 += bytes;
+                e.1 += u128::from(bytes);
             }
         }
         let (ix, lineage, flows) = (self.ix, &cx.lineage, &mut self.flows);
-        let mut rows = 0usize;
+        let (mut rows, mut fresh) = (0usize, 0usize);
         split_hours(start, end, bytes, rec.packets.unwrap_or(0), |share| {
             flows
                 .entry(share.hour)
-                .or_default()
+                .or_insert_with(|| {
+                    fresh += 1;
+                    Default::default()
+                })
                 .append(rec, &a, &share, pos, ix, lineage);
             if a.reason.is_none() {
-                t.bytes_attributed += share.bytes;
+                t.bytes_attributed += u128::from(share.bytes);
             } else {
-                t.bytes_unattributed += share.bytes;
+                t.bytes_unattributed += u128::from(share.bytes);
             }
             rows += 1;
         });
         t.flow_rows += rows as u64;
         self.buffered += rows;
+        self.buffered_bytes += fresh * BUILDER_BYTES + rows * (400 + text_bytes(rec));
     }
+}
+
+/// Bytes of text a record brings into a row (the rest of a row is fixed-size).
+fn text_bytes(rec: &FlowRecord<'_>) -> usize {
+    [
+        rec.account_id,
+        rec.interface_id,
+        rec.action,
+        rec.log_status,
+        rec.vpc_id,
+        rec.subnet_id,
+        rec.region,
+        rec.az_id,
+    ]
+    .iter()
+    .map(|s| s.map_or(0, str::len))
+    .sum::<usize>()
+        + rec.extra.len()
 }

@@ -34,6 +34,7 @@ use linkmeter_warehouse::Warehouse;
 use crate::decode::{BadInput, Content};
 use crate::fields::Format;
 use crate::inventory::Index;
+use crate::limits::Limits;
 use crate::source::kafka::LineOffsets;
 use crate::source::{Fetch, InputRef};
 use crate::summary::Tally;
@@ -102,8 +103,11 @@ pub struct Options {
     /// of segment names, so rounds never collide.
     pub round: u32,
     /// Raised (SIGTERM) to stop: workers take no new input, commit what they hold, and the
-    /// run returns with [`Report::interrupted`] set. The rest is read by the next run.
+    /// run returns with [`Report::interrupted`] set. The rest is read by the next run. Raised
+    /// while an input is read, it abandons that worker's open segment (read again next run).
     pub stop: Option<Arc<AtomicBool>>,
+    /// What one input may cost.
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -117,6 +121,7 @@ impl Default for Options {
             shard: None,
             round: 0,
             stop: None,
+            limits: Limits::default(),
         }
     }
 }

@@ -188,7 +188,7 @@ proptest! {
         prop_assert_eq!(t.records_in, lines_total, "{}", t);
         let (rows, bytes) = h.sum("flows", "bytes");
         prop_assert_eq!(rows, t.flow_rows);
-        prop_assert_eq!(bytes, t.bytes_attributed + t.bytes_unattributed);
+        prop_assert_eq!(u128::from(bytes), t.bytes_attributed + t.bytes_unattributed);
         let (_, quarantined) = h.sum("quarantine", "records");
         prop_assert_eq!(quarantined, t.quarantined);
     }

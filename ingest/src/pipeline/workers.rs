@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use linkmeter_warehouse::{Error, Warehouse};
 
+use super::input::Unfinished;
 use super::plan::Listed;
 use super::writer::SegmentWriter;
 use super::{Job, Options, Progress, QuarantineSample, SAMPLES};
@@ -41,7 +42,7 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
     download_ahead(w.jobs, w.order);
     let next = AtomicUsize::new(0);
     let failed = Arc::new(AtomicBool::new(false));
-    let results: Vec<Result<(Tally, Vec<QuarantineSample>), Error>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Done, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..w.opts.workers.max(1))
             .map(|k| {
                 let (next, failed) = (&next, failed.clone());
@@ -61,12 +62,13 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
     });
     let mut done = Done::default();
     for r in results {
-        let (t, s) = r?;
-        done.tally.merge(&t);
+        let d = r?;
+        done.tally.merge(&d.tally);
         let room = SAMPLES.saturating_sub(done.samples.len());
-        done.samples.extend(s.into_iter().take(room));
+        done.samples.extend(d.samples.into_iter().take(room));
+        done.interrupted |= d.interrupted;
     }
-    done.interrupted = next.load(Ordering::Relaxed) < w.order.len();
+    done.interrupted |= next.load(Ordering::Relaxed) < w.order.len();
     Ok(done)
 }
 
@@ -76,32 +78,52 @@ fn worker(
     next: &AtomicUsize,
     failed: &AtomicBool,
     progress: &Progress,
-) -> Result<(Tally, Vec<QuarantineSample>), Error> {
+) -> Result<Done, Error> {
     let mut seg = SegmentWriter::new(w.wh, w.rt, w.ix, w.opts, k);
-    let mut tally = Tally::default();
-    let mut samples = Vec::new();
+    let mut done = Done::default();
+    // What the open segment's inputs add: it counts once the segment is committed.
+    let mut open = Done::default();
     loop {
         if failed.load(Ordering::Relaxed) {
             // Another worker failed: stop without committing (the run fails; the next one
             // removes what this segment wrote).
-            return Ok((tally, samples));
+            return Ok(done);
         }
         if w.opts.stopped() {
             break;
         }
         let slot = next.fetch_add(1, Ordering::Relaxed);
         let Some(&i) = w.order.get(slot) else { break };
-        let (t, s) = seg.ingest_input(&w.jobs[i], &w.listed[i], w.inventory_hash, progress)?;
-        tally.merge(&t);
-        let room = SAMPLES.saturating_sub(samples.len());
-        samples.extend(s.into_iter().take(room));
+        match seg.ingest_input(&w.jobs[i], &w.listed[i], w.inventory_hash, progress) {
+            Ok((t, s)) => {
+                open.tally.merge(&t);
+                let room = SAMPLES.saturating_sub(open.samples.len());
+                open.samples.extend(s.into_iter().take(room));
+            }
+            Err(Unfinished::Failed(e)) => return Err(e),
+            Err(Unfinished::Stopped) => {
+                seg.abandon();
+                done.interrupted = true;
+                return Ok(done);
+            }
+        }
         progress.inputs_done.fetch_add(1, Ordering::Relaxed);
         if seg.full() {
             seg.commit()?;
+            done.absorb(std::mem::take(&mut open));
         }
     }
     seg.commit()?;
-    Ok((tally, samples))
+    done.absorb(open);
+    Ok(done)
+}
+
+impl Done {
+    fn absorb(&mut self, o: Done) {
+        self.tally.merge(&o.tally);
+        let room = SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(o.samples.into_iter().take(room));
+    }
 }
 
 /// Remote stores download ahead, in the order the workers will ask.

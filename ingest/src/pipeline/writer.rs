@@ -3,6 +3,8 @@
 //! with the inputs' checkpoint rows (see `linkmeter_warehouse::segment`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use linkmeter_warehouse::inputs::InputRow;
 use linkmeter_warehouse::registry::{BROKER_METRICS, COVERAGE, FLOWS, QUARANTINE};
@@ -11,6 +13,7 @@ use linkmeter_warehouse::{time, Error, Warehouse};
 
 use super::Options;
 use crate::inventory::Index;
+use crate::limits::Limits;
 use crate::rows::{CoverageBuilder, FlowsBuilder, MetricsBuilder, QuarantineBuilder};
 
 /// A worker's segment writer.
@@ -32,7 +35,11 @@ pub(super) struct SegmentWriter<'a> {
     pub(super) quarantine: QuarantineBuilder,
     /// Rows buffered since the last flush.
     pub(super) buffered: usize,
+    /// An estimate of the bytes those rows hold (with their builders' reserve).
+    pub(super) buffered_bytes: usize,
     pub(super) flush_rows: usize,
+    pub(super) limits: Limits,
+    pub(super) stop: Option<Arc<AtomicBool>>,
     max_inputs: usize,
     members: Vec<InputRow>,
 }
@@ -59,7 +66,10 @@ impl<'a> SegmentWriter<'a> {
             metrics: BTreeMap::new(),
             quarantine: QuarantineBuilder::default(),
             buffered: 0,
+            buffered_bytes: 0,
             flush_rows: opts.flush_rows.max(1),
+            limits: opts.limits,
+            stop: opts.stop.clone(),
             max_inputs: opts.segment_inputs.max(1),
             members: Vec::new(),
         }
@@ -76,7 +86,30 @@ impl<'a> SegmentWriter<'a> {
 
     /// Whether the segment should be committed before the next input.
     pub(super) fn full(&self) -> bool {
-        self.buffered >= self.flush_rows || self.members.len() >= self.max_inputs
+        self.buffered >= self.flush_rows
+            || self.buffered_bytes >= self.limits.buffer_bytes
+            || self.members.len() >= self.max_inputs
+    }
+
+    /// Whether a stop was requested.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Drops the open segment: its rows are not committed, and the files it wrote are
+    /// removed by the next run's recovery, which reads its inputs again.
+    pub(super) fn abandon(&mut self) {
+        self.flows.clear();
+        self.coverage.clear();
+        self.metrics.clear();
+        self.quarantine = QuarantineBuilder::default();
+        self.members.clear();
+        self.segment = None;
+        self.buffered = 0;
+        self.buffered_bytes = 0;
+        self.seq += 1;
     }
 
     /// Adds an input's checkpoint row (committed with the segment).
@@ -87,6 +120,7 @@ impl<'a> SegmentWriter<'a> {
     /// Writes the buffered rows as files of the open segment (not visible until committed).
     pub(super) fn flush(&mut self) -> Result<(), Error> {
         self.buffered = 0;
+        self.buffered_bytes = 0;
         let id = self.id();
         let seg = self.segment.get_or_insert_with(|| Segment::new(id));
         let (wh, rt) = (self.wh, self.rt);
