@@ -173,10 +173,6 @@ fn byte_sums_do_not_wrap() {
         bytes_in >= 1 << 64,
         "the run's total holds 2^64: {bytes_in}"
     );
-    assert!(
-        out.contains("18,446,744,073,709,551,616") || bytes_in > 1 << 64,
-        "{out}"
-    );
 }
 
 #[cfg(unix)]
