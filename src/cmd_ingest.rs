@@ -17,7 +17,7 @@ use crate::{ConfigContext, Exit};
 /// Arguments of `ingest`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  linkmeter ingest --since 2026-10-01 --until 2026-11-01\n  linkmeter ingest --shard 0/4        # one of four tasks sharing the sources\n  linkmeter ingest --follow --flush-secs 10   # keep consuming Kafka sources until SIGTERM\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data."
+    after_help = "Examples:\n  linkmeter ingest --config linkmeter.toml\n  linkmeter ingest --config linkmeter.toml --source flowlogs --strict\n  linkmeter ingest --since 2026-10-01 --until 2026-11-01\n  linkmeter ingest --shard 0/4        # one of four tasks sharing the sources\n  linkmeter ingest --follow --flush-secs 10   # keep consuming Kafka sources until SIGTERM\n  LINKMETER_WAREHOUSE=/data/wh linkmeter ingest\n\nInputs already ingested with the same content and inventory are skipped; a changed input replaces\nits previous rows. Bad lines are quarantined (table `quarantine`) and never stop good data.\nEvery input is held to the limits in [ingest.limits] (line length, decompressed size, record span,\nquarantine rows, partitions, protobuf size and nesting; README \"Limits\"): a breach is a quarantine\nrow naming the input and the limit, never a crash."
 )]
 pub struct Args {
     #[command(flatten)]

@@ -4,12 +4,17 @@
 //! ([`lines_table`]) and measures data quality ([`quality`]); [`close`] does all of it in order.
 //! [`estimate`] prices a planned estate from the price book alone.
 
+#[cfg(feature = "engine")]
 pub mod close;
 pub mod estimate;
 pub mod invoice;
+#[cfg(feature = "engine")]
 pub mod lines_table;
+#[cfg(feature = "engine")]
 pub mod load;
 pub mod money;
 pub mod price_book;
+#[cfg(feature = "engine")]
 pub mod quality;
+#[cfg(feature = "engine")]
 pub mod rollup;

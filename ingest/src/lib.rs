@@ -11,10 +11,16 @@ pub mod fields;
 pub mod hours;
 pub mod inventory;
 pub mod inventory_import;
+#[cfg(feature = "pipeline")]
 pub mod inventory_tables;
 pub mod limits;
+#[cfg(feature = "pipeline")]
 pub mod pipeline;
+#[cfg(feature = "pipeline")]
 pub mod rows;
+#[cfg(feature = "pipeline")]
 pub mod run;
+#[cfg(feature = "pipeline")]
 pub mod source;
+#[cfg(feature = "pipeline")]
 pub mod summary;

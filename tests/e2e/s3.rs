@@ -757,3 +757,101 @@ fn run_from_environment_alone_with_inventory_and_prices_in_s3() {
     assert_matches_truth(&e, &d.join("wh"));
     assert!(d.join("wh/reports/month=2026-10/finance-aws.csv").is_file());
 }
+
+/// A valid Parquet flow log of `rows` records on port 443 (not MSK: every one is filtered),
+/// each with an unknown `pad` column of `pad` bytes, distinct per row so it does not
+/// dictionary-encode away.
+fn padded_parquet(rows: usize, pad: usize) -> Vec<u8> {
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; rows])) };
+    let i32c = |v: i32| -> ArrayRef { Arc::new(Int32Array::from(vec![v; rows])) };
+    let i64c = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v; rows])) };
+    let pads: Vec<String> = (0..rows)
+        .map(|i| format!("{i:08}{}", "x".repeat(pad)))
+        .collect();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("version", i32c(2)),
+        ("account_id", s("210000000000")),
+        ("interface_id", s("eni-0aaaaaaaaaaaaaaaa")),
+        ("srcaddr", s("10.9.9.9")),
+        ("dstaddr", s("10.9.9.10")),
+        ("srcport", i32c(50000)),
+        ("dstport", i32c(443)),
+        ("protocol", i64c(6)),
+        ("packets", i64c(3)),
+        ("bytes", i64c(1000)),
+        ("start", i64c(1_790_812_800)), // 2026-10-01T00:00:00Z
+        ("end", i64c(1_790_812_860)),
+        ("action", s("ACCEPT")),
+        ("log_status", s("OK")),
+        ("pad", Arc::new(StringArray::from(pads)) as ArrayRef),
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+#[test]
+fn s3_parquet_over_the_in_memory_size_is_spilled_and_a_fake_one_quarantined() {
+    // Parquet needs random access, so an S3 object is read whole before decoding: up to 8 MiB
+    // in memory, past that into an unlinked temporary file. Before the limits, an object
+    // starting with `PAR1` was read into one buffer of its listed size.
+    let rt = rt();
+    let c = client(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        tmp.path(),
+        "estate",
+        "--days 1 --accounts 2 --instances 1 --noise 1",
+    );
+    let dir = tmp.path().join("estate");
+    let prefix = "central/AWSLogs/210000000000/vpcflowlogs/us-east-1/2026/10/01";
+    let big = padded_parquet(400, 30_000);
+    assert!(big.len() > 10 << 20, "{} bytes", big.len());
+    let mut fake = b"PAR1".to_vec();
+    fake.resize(9 << 20, b'Z');
+    let small = padded_parquet(3, 10);
+    let objs = vec![
+        (format!("{prefix}/big.log.parquet"), big),
+        (format!("{prefix}/fake.log.parquet"), fake),
+        (format!("{prefix}/small.log.parquet"), small),
+    ];
+    let keys = objs.iter().map(|(k, _)| k.clone()).collect();
+    let b = bucket("spill");
+    upload(&rt, &c, &b, objs);
+    let e = Estate {
+        _tmp: tmp,
+        dir,
+        bucket: b,
+        keys,
+    };
+    let cfg = config(&e, "spill", &endpoint(), "");
+    let wh = e.dir.join("spill-wh");
+    let out = ingest(&e, &cfg, &[]);
+    assert_eq!(inputs_read(&out), 3, "{out}");
+    let per_input = |name: &str, col: &str| {
+        scalar(
+            &wh,
+            &format!("SELECT CAST({col} AS BIGINT) FROM inputs WHERE input_key LIKE '%/{name}.log.parquet'"),
+        )
+    };
+    // Every record of the spilled object was decoded (and filtered: port 443), none lost.
+    assert_eq!(per_input("big", "records"), 400);
+    assert_eq!(per_input("big", "quarantined"), 0);
+    assert_eq!(per_input("small", "records"), 3);
+    // The fake is one quarantine entry, read once, the others unaffected.
+    assert_eq!(per_input("fake", "quarantined"), 1);
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM quarantine WHERE source_uri LIKE '%/fake.log.parquet' AND reason LIKE 'not a readable Parquet file%'"
+        ),
+        1
+    );
+    // A rerun reads nothing again.
+    let out = ingest(&e, &cfg, &[]);
+    assert!(out.contains(" 0 read,"), "{out}");
+}

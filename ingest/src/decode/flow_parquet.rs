@@ -1,16 +1,18 @@
 //! AWS's Parquet flow-log files: underscore column names (`interface_id`), typed columns
 //! (`aws-facts.md` §3.4). Each row becomes a [`FlowRecord`] like a text line would.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
 
 use super::{
-    check_record, cut_raw, BadInput, DecodeError, DecodeStats, Decoder, Event, FlowRecord, Position,
+    check_record, cut_raw, panic_text, BadInput, DecodeError, DecodeStats, Decoder, Event,
+    FlowRecord, Position,
 };
 use crate::fields::{lookup, Column, Field, Format};
 use crate::limits::Bounds;
@@ -53,6 +55,28 @@ fn batch_rows(meta: &parquet::file::metadata::ParquetMetaData) -> (usize, u64) {
         widest = widest.max(size / (rg.num_rows().max(1) as u64));
     }
     ((BATCH_BYTES / widest).clamp(1, 8192) as usize, total)
+}
+
+/// A column chunk whose metadata points outside the file: the parquet crate asserts on
+/// negative offsets (a panic, found by fuzzing), so they are refused before any read.
+fn chunk_problem(meta: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Option<String> {
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let (data, len) = (c.data_page_offset(), c.compressed_size());
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if data < 0 || end.is_none_or(|e| e > file_len) {
+                return Some(format!(
+                    "row group {g}, column {:?}: the metadata puts the column at offset {start}, {len} bytes long, outside the {file_len}-byte file",
+                    c.column_path().string()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A column of one batch, cast to a type the row loop reads directly.
@@ -132,13 +156,16 @@ fn columns_of(schema: &arrow::datatypes::SchemaRef) -> Result<Vec<(usize, Column
     }
 }
 
-/// Fills a record from row `r` of the prepared columns (strings borrowed from the arrays).
+/// Fills a record from row `r` of the prepared columns (strings borrowed from the arrays). A
+/// row is held to the line limit as a whole, like a text line: unknown columns are kept in the
+/// record's `extra` text, which would otherwise grow with the number of columns.
 fn fill<'a>(
     rec: &mut FlowRecord<'a>,
     cols: &'a [(Column, Col)],
     r: usize,
     longest: usize,
 ) -> Result<(), String> {
+    let mut text = 0usize;
     for (col, c) in cols {
         match c {
             Col::Int(a) if !a.is_null(r) => {
@@ -149,10 +176,16 @@ fn fill<'a>(
             }
             Col::Str(a) if !a.is_null(r) => {
                 let v = a.as_string::<i32>().value(r);
+                text = text.saturating_add(v.len());
                 if v.len() > longest {
                     return Err(format!(
                         "column {col:?}: a value of {} bytes, longer than the {longest}-byte limit (max_line_bytes)",
                         v.len()
+                    ));
+                }
+                if text > longest {
+                    return Err(format!(
+                        "the row's text values add up to more than the {longest}-byte limit (max_line_bytes) at column {col:?}"
                     ));
                 }
                 super::set_field(rec, col, v)?;
@@ -219,7 +252,22 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             .input
             .take()
             .expect("decode is called once per decoder");
-        let builder = match ParquetRecordBatchReaderBuilder::try_new(input) {
+        let file_len = input.len();
+        // The embedded Arrow schema (`ARROW:schema`) is ignored: AWS does not write one, the
+        // column types are read from the Parquet schema, and decoding it can panic inside
+        // arrow-ipc (found by fuzzing).
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            ParquetRecordBatchReaderBuilder::try_new_with_options(input, options)
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|p| {
+            Err(format!(
+                "the parquet crate failed on it: {}",
+                panic_text(p.as_ref())
+            ))
+        });
+        let builder = match opened {
             Ok(b) => b,
             Err(e) => {
                 sink(Event::Bad(bad_file(
@@ -240,6 +288,10 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             )));
             return Ok(DecodeStats::default());
         }
+        if let Some(reason) = chunk_problem(builder.metadata(), file_len) {
+            sink(Event::Bad(bad_file(reason, total_rows.max(1), 1)));
+            return Ok(DecodeStats::default());
+        }
         let columns = match columns_of(builder.schema()) {
             Ok(c) => c,
             Err(reason) => {
@@ -247,7 +299,19 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                 return Ok(DecodeStats::default());
             }
         };
-        let reader = match builder.with_batch_size(rows_per_batch).build() {
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            builder
+                .with_batch_size(rows_per_batch)
+                .build()
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|p| {
+            Err(format!(
+                "the parquet crate failed on it: {}",
+                panic_text(p.as_ref())
+            ))
+        });
+        let mut reader = match built {
             Ok(r) => r,
             Err(e) => {
                 sink(Event::Bad(bad_file(
@@ -259,10 +323,23 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             }
         };
         let mut row_no = 0u64;
-        for batch in reader {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
+        loop {
+            // The parquet crate asserts on some malformed pages (a dictionary-encoded page with
+            // no dictionary, found by fuzzing): such a panic ends this file like a read error.
+            // The reader is dropped at once, never used after the panic.
+            let next = catch_unwind(AssertUnwindSafe(|| {
+                reader.next().map(|b| b.map_err(|e| e.to_string()))
+            }))
+            .unwrap_or_else(|p| {
+                Some(Err(format!(
+                    "the parquet crate failed on it ({})",
+                    panic_text(p.as_ref())
+                )))
+            });
+            let batch = match next {
+                None => break,
+                Some(Ok(b)) => b,
+                Some(Err(e)) => {
                     sink(Event::Bad(bad_file(
                         format!("Parquet data unreadable after row {row_no}: {e}; the rest of the file cannot be read"),
                         total_rows.saturating_sub(row_no),
@@ -411,5 +488,44 @@ mod tests {
         assert!(recs.is_empty());
         assert_eq!(bad.len(), 1);
         assert!(bad[0].reason.contains("not a readable Parquet file"));
+    }
+
+    #[test]
+    fn a_row_whose_unknown_columns_add_up_past_the_line_limit_is_quarantined() {
+        // Each value is under the limit; together they would be one 96 KB `extra` text.
+        let aws = aws_parquet(vec![Some(1), Some(2)]);
+        let mut batch = ParquetRecordBatchReaderBuilder::try_new(aws)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        for name in ["pad_a", "pad_b", "pad_c"] {
+            let mut fields = batch.schema().fields().to_vec();
+            fields.push(Arc::new(AField::new(name, DataType::Utf8, true)));
+            let mut cols = batch.columns().to_vec();
+            // The first row is padded, the second is not.
+            cols.push(Arc::new(StringArray::from(vec![
+                Some("x".repeat(32_000)),
+                None,
+            ])));
+            batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        }
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let (recs, bad) = run(bytes::Bytes::from(buf));
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].position.line, 1);
+        assert!(
+            bad[0]
+                .reason
+                .contains("add up to more than the 65536-byte limit"),
+            "{}",
+            bad[0].reason
+        );
     }
 }

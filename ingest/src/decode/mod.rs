@@ -13,6 +13,9 @@ pub mod otel;
 pub mod prometheus;
 pub mod route;
 
+#[cfg(test)]
+mod fuzz_regressions;
+
 use std::net::IpAddr;
 
 use crate::fields::{Column, Field, Format};
@@ -309,19 +312,20 @@ pub trait Decoder {
 
 /// Cuts raw text to at most [`RAW_LIMIT`] bytes of UTF-8 for a quarantine row (invalid bytes
 /// become U+FFFD, which is longer than the byte it replaces, so the cut is made after the
-/// conversion, at a character boundary).
+/// conversion; one byte past the limit is kept so that a cut is always marked).
 pub fn cut_raw(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&raw[..raw.len().min(RAW_LIMIT)]);
-    if s.len() <= RAW_LIMIT && raw.len() <= RAW_LIMIT {
-        return s.into_owned();
-    }
-    let mut end = RAW_LIMIT.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = s[..end].to_string();
-    out.push_str("…[cut]");
-    out
+    let prefix = String::from_utf8_lossy(&raw[..raw.len().min(RAW_LIMIT + 1)]);
+    crate::limits::cut_text(&prefix, RAW_LIMIT).into_owned()
+}
+
+/// The message of a caught panic, cut for a quarantine reason.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    crate::limits::cut_text(&text, 200).into_owned()
 }
 
 /// Parses one value of a text field into `rec`; `Err` holds a reason for quarantine.

@@ -212,17 +212,36 @@ impl SegmentWriter<'_> {
             stop: stop.as_deref(),
         };
         let stream = matches!(job.input.location, Location::Stream { .. });
-        let res = route::decode(
-            route::Input {
-                reader: &mut reader,
-                declared: job.content,
-                stream,
-                format: &job.format,
-                local,
-                bounds: self.limits.bounds(job.input.size),
-            },
-            &mut |ev| self.on_event(cx, ev),
-        );
+        let bounds = self.limits.bounds(job.input.size);
+        // A panic inside a decoder's libraries (the parquet crate asserts on some malformed
+        // metadata) fails this input, not the run; one inside our own row handling may have
+        // left a row half-built, so that one still ends the process.
+        let in_sink = std::cell::Cell::new(false);
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            route::decode(
+                route::Input {
+                    reader: &mut reader,
+                    declared: job.content,
+                    stream,
+                    format: &job.format,
+                    local,
+                    bounds,
+                },
+                &mut |ev| {
+                    in_sink.set(true);
+                    self.on_event(cx, ev);
+                    in_sink.set(false);
+                },
+            )
+        }));
+        let res = match res {
+            Ok(r) => r,
+            Err(p) if in_sink.get() => std::panic::resume_unwind(p),
+            Err(p) => Err(RouteError::Content(format!(
+                "the decoder failed on this input ({}); this is a linkmeter bug: please report it with the file",
+                crate::decode::panic_text(p.as_ref())
+            ))),
+        };
         // A local Parquet file is read in place, past the counting reader.
         if local.is_some() {
             let rest = job.input.size.saturating_sub(reader.counted);

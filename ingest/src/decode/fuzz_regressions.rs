@@ -1,0 +1,103 @@
+//! Inputs the fuzz targets (`fuzz/`) once failed on, replayed through the same decoders with
+//! the same checks, so a fixed crash stays fixed without a nightly toolchain.
+
+use std::path::PathBuf;
+
+use super::flow_parquet::ParquetDecoder;
+use super::flow_text::TextDecoder;
+use super::metric_stream::MetricStreamDecoder;
+use super::otel::OtelDecoder;
+use super::prometheus::PrometheusDecoder;
+use super::{BadInput, Decoder, Event, RAW_LIMIT};
+use crate::fields::{Format, DEFAULT_FORMAT};
+
+/// Every file saved for one target, by name.
+fn cases(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/decode/testdata/fuzz")
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs a decoder and checks what every fuzz target checks; returns the quarantine entries.
+fn replay(mut d: impl Decoder) -> Vec<BadInput> {
+    let mut bad = Vec::new();
+    let _ = d.decode(&mut |ev| match ev {
+        Event::Record(r, _) => {
+            if let (Some(s), Some(e)) = (r.start, r.end) {
+                assert!(s <= e);
+            }
+        }
+        Event::Metric(p, _) => assert!(p.time_ms >= 0),
+        Event::Bad(b) => {
+            assert!(b.raw.len() <= RAW_LIMIT + "…[cut]".len());
+            bad.push(b);
+        }
+        Event::Ignored(_) => {}
+    });
+    bad
+}
+
+#[test]
+fn parquet_metadata_that_panicked_the_parquet_crate_is_handled() {
+    // The parquet crate asserts that a column chunk's offsets are not negative; the decoder
+    // refuses such metadata first.
+    let cases = cases("flow_parquet");
+    let (_, data) = cases
+        .iter()
+        .find(|(n, _)| n == "negative-column-offset")
+        .expect("the saved input");
+    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].reason.contains("outside the"), "{}", bad[0].reason);
+    // An embedded Arrow schema with an integer 65,600 bits wide panicked in arrow-ipc; the
+    // decoder no longer reads that schema.
+    let (_, data) = cases
+        .iter()
+        .find(|(n, _)| n == "arrow-schema-int-width")
+        .expect("the saved input");
+    replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    // A dictionary-encoded page with no dictionary: the parquet crate panics while reading
+    // it; the decoder quarantines the rest of the file instead.
+    let (_, data) = cases
+        .iter()
+        .find(|(n, _)| n == "dictionary-page-missing")
+        .expect("the saved input");
+    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    assert!(
+        bad.iter()
+            .any(|b| b.reason.contains("the parquet crate failed on it")),
+        "{bad:?}"
+    );
+    for (_, data) in &cases {
+        replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    }
+}
+
+#[test]
+fn saved_text_and_metric_inputs_decode_without_panic() {
+    let fmt = Format::parse(DEFAULT_FORMAT).unwrap();
+    for (_, data) in cases("flow_text") {
+        replay(TextDecoder::new(&data[..], fmt.clone()));
+    }
+    for (_, data) in cases("metric_stream") {
+        replay(MetricStreamDecoder::new(&data[..]));
+    }
+    for (_, data) in cases("otel") {
+        replay(OtelDecoder::new(&data[..]));
+    }
+    for (_, data) in cases("prometheus") {
+        replay(PrometheusDecoder::new(&data[..]));
+    }
+}
