@@ -138,8 +138,8 @@ impl Outcome {
         if self.report.superseded + self.report.rolled_back > 0 {
             let _ = writeln!(
                 out,
-                "segments {} replaced because an input changed, {} rolled back after an interrupted run",
-                self.report.superseded, self.report.rolled_back
+                "segments {} replaced because an input changed (the rows of {} unchanged or unlisted inputs carried over, not read again), {} rolled back after an interrupted run",
+                self.report.superseded, self.report.carried, self.report.rolled_back
             );
         }
         if t.quarantined > 0 || t.quarantine_rows > 0 {

@@ -100,16 +100,26 @@ fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
         .into_iter()
         .find(|p| p.to_string_lossy().contains("T0300Z"))
         .unwrap();
-    let text = gunzip(&victim);
-    let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
-    gzip(&victim, &kept);
-    ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
-    let (n2, _) = flows_fingerprint(&wh);
-    assert!(n2 < n1, "rows of the emptied input are gone ({n2} vs {n1})");
     let uri = std::fs::canonicalize(&victim)
         .unwrap()
         .display()
         .to_string();
+    let victim_rows = scalar(
+        &wh,
+        &format!("SELECT COUNT(*) FROM flows WHERE source_uri = '{uri}'"),
+    );
+    assert!(victim_rows > 0);
+    let text = gunzip(&victim);
+    let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    gzip(&victim, &kept);
+    let out = ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
+    assert_eq!(inputs_read(&out), 1, "only the changed input is read: {out}");
+    let (n2, _) = flows_fingerprint(&wh);
+    assert_eq!(
+        n2,
+        n1 - victim_rows,
+        "the emptied input's rows are gone, its segment neighbours' carried whole"
+    );
     assert_eq!(
         scalar(
             &wh,

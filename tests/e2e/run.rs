@@ -208,3 +208,72 @@ fn deploy_examples_fit_the_binary() {
     assert!(docker.contains("USER 10001"));
     assert!(docker.contains("CMD [\"run\"]"));
 }
+
+#[test]
+fn an_expired_raw_log_and_an_inventory_edit_neither_stop_the_run_nor_change_the_invoice() {
+    // The drill of issue #14: ingest, expire the oldest raw flow-log file (an S3 lifecycle
+    // rule), add an account to the inventory, run again. Before, every run from then on
+    // failed: the changed inventory made every input "changed", and the expired file's
+    // segment could not be replaced without losing its rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let e = d.join("estate");
+    let wh = e.join("warehouse");
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    let invoice = |wh: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        reports(wh)
+            .into_iter()
+            .filter(|(p, _)| {
+                p.starts_with("reports/month=2026-10") && p.extension().is_some_and(|x| x == "csv")
+            })
+            .collect()
+    };
+    let before = invoice(&wh);
+    assert!(before.len() >= 2, "{before:?}");
+    let fingerprint = flows_fingerprint(&wh);
+
+    let mut logs: Vec<PathBuf> = walk(&e.join("flowlogs"));
+    // AWS names carry the hour (…_20261001T0000Z_…): the smallest is the oldest.
+    logs.sort_by_key(|p| {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        let stamp = n
+            .split('_')
+            .find(|s| s.len() == 14 && s.ends_with('Z') && s.as_bytes()[8] == b'T')
+            .unwrap_or_default()
+            .to_string();
+        (stamp, n)
+    });
+    let oldest = logs.first().unwrap().clone();
+    let expired_uri_part = oldest.file_name().unwrap().to_string_lossy().into_owned();
+    let expired_rows = scalar(
+        &wh,
+        &format!("SELECT COUNT(*) FROM flows WHERE source_uri LIKE '%{expired_uri_part}'"),
+    );
+    assert!(expired_rows > 0, "the expired file had metered rows");
+    std::fs::remove_file(&oldest).unwrap();
+    let mut inv = std::fs::read_to_string(e.join("inventory.toml")).unwrap();
+    inv.push_str(
+        "\n[[accounts]]\nid = \"999999999999\"\nname = \"new-team\"\ncost_center = \"CC-999\"\n",
+    );
+    std::fs::write(e.join("inventory.toml"), inv).unwrap();
+
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert!(out.contains("carried over"), "{out}");
+    assert_eq!(
+        scalar(
+            &wh,
+            &format!("SELECT COUNT(*) FROM flows WHERE source_uri LIKE '%{expired_uri_part}'"),
+        ),
+        expired_rows,
+        "the expired file's rows are kept"
+    );
+    assert_eq!(flows_fingerprint(&wh), fingerprint);
+    assert_eq!(invoice(&wh), before, "the invoice is identical to the cent");
+    // And the run after that has nothing to do.
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
+}

@@ -15,6 +15,8 @@
 //! - Replacing (an input changed): **the `inputs` rows are removed first**, then the
 //!   segment's files in every table ([`supersede`]). A crash in between leaves orphans, which
 //!   [`recover`] removes; the inputs are read again because the checkpoint no longer has them.
+//!   When some of the segment's inputs stay, their rows are copied into a new segment first
+//!   and one `inputs` commit switches from the old segment to the new ([`carry`]).
 //!
 //! Readers see each table's latest commit. Between a segment's first commit and its
 //! checkpoint (milliseconds, or until the next run after a crash) its rows are visible but
@@ -28,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::kernel::Add;
 
 use crate::inputs::{self, Committed, InputRow};
@@ -99,20 +101,7 @@ impl Segment {
     /// make them count). Every row of `inputs` must name this segment.
     pub async fn commit(mut self, wh: &Warehouse, inputs: &[InputRow]) -> Result<(), Error> {
         debug_assert!(inputs.iter().all(|r| r.segment_id == self.id));
-        for def in SEGMENT_TABLES {
-            let Some(adds) = self.adds.remove(def.name) else {
-                continue;
-            };
-            let t = wh.table(def).await?;
-            t.lock()
-                .await
-                .commit(Change {
-                    adds,
-                    info: vec![("segment", self.id.clone())],
-                    ..Default::default()
-                })
-                .await?;
-        }
+        self.commit_files(wh).await?;
         if inputs.is_empty() {
             return Ok(());
         }
@@ -135,6 +124,143 @@ impl Segment {
             .await?;
         Ok(())
     }
+
+    /// Commits the segment's data files, one commit per table (orphans until checkpointed).
+    async fn commit_files(&mut self, wh: &Warehouse) -> Result<(), Error> {
+        for def in SEGMENT_TABLES {
+            let Some(adds) = self.adds.remove(def.name) else {
+                continue;
+            };
+            let t = wh.table(def).await?;
+            t.lock()
+                .await
+                .commit(Change {
+                    adds,
+                    info: vec![("segment", self.id.clone())],
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves the rows of `keep` (checkpointed inputs of segment `from`) into the new segment `to`,
+/// then retires `from`; its other inputs lose their rows and checkpoint (the caller reads them
+/// again). Replacing one changed input thus copies its segment's other rows instead of reading
+/// their raw inputs again, which may no longer exist (expired logs) or be listed by this run.
+///
+/// Crash safety, in order: `to`'s data files are committed first (orphans until the next step,
+/// so recovery removes them after a crash and `from` stays whole); then **one** `inputs`
+/// commit removes `from`'s checkpoint rows and adds `to`'s, so exactly one of the two segments
+/// counts at any instant; last, `from`'s files, now orphans, are removed (or by recovery).
+/// Returns the rows carried.
+pub async fn carry(wh: &Warehouse, from: &str, keep: &[InputRow], to: &str) -> Result<u64, Error> {
+    debug_assert!(keep.iter().all(|r| r.segment_id == from));
+    let ids: HashSet<&str> = keep.iter().map(|r| r.input_id.as_str()).collect();
+    let mut seg = Segment::new(to.to_string());
+    let mut rows = 0u64;
+    for def in SEGMENT_TABLES {
+        let Some(t) = wh.table_if_exists(def).await? else {
+            continue;
+        };
+        let mut t = t.lock().await;
+        t.refresh().await?;
+        let files: Vec<DataFile> = t
+            .files()?
+            .into_iter()
+            .filter(|f| segment_of(f.name()) == from)
+            .collect();
+        for f in files {
+            let kept = only_inputs(t.read(std::slice::from_ref(&f)).await?, &ids, &f.path)?;
+            let n: usize = kept.iter().map(RecordBatch::num_rows).sum();
+            if n == 0 {
+                continue;
+            }
+            rows += n as u64;
+            let partition: Vec<(&str, String)> = def
+                .partitions
+                .iter()
+                .map(|k| {
+                    (
+                        *k,
+                        f.partition.get(*k).cloned().flatten().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            seg.write(wh, def, &partition, &kept).await?;
+        }
+    }
+    seg.commit_files(wh).await?;
+    let moved: Vec<InputRow> = keep
+        .iter()
+        .map(|r| InputRow {
+            segment_id: to.to_string(),
+            ..r.clone()
+        })
+        .collect();
+    let add = crate::table::write_file(
+        wh,
+        &INPUTS,
+        &[],
+        &file_name(to, 0),
+        &[inputs::batch(&moved)],
+    )
+    .await?;
+    {
+        let t = wh.table(&INPUTS).await?;
+        let mut t = t.lock().await;
+        t.refresh().await?;
+        let removes: Vec<DataFile> = t
+            .files()?
+            .into_iter()
+            .filter(|f| segment_of(f.name()) == from)
+            .collect();
+        t.commit(Change {
+            adds: vec![add],
+            removes,
+            info: vec![
+                ("operation", "carry".to_string()),
+                ("segment", to.to_string()),
+                ("from", from.to_string()),
+            ],
+            ..Default::default()
+        })
+        .await?;
+    }
+    for def in SEGMENT_TABLES {
+        remove_files(wh, def, |name| segment_of(name) == from, "supersede").await?;
+    }
+    Ok(rows)
+}
+
+/// The rows of `batches` whose `input_id` is one of `ids`.
+fn only_inputs(
+    batches: Vec<RecordBatch>,
+    ids: &HashSet<&str>,
+    at: &str,
+) -> Result<Vec<RecordBatch>, Error> {
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let col = b
+            .column_by_name("input_id")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| Error::Corrupt {
+                path: at.to_string(),
+                message: "no input_id column of strings".into(),
+            })?;
+        let mask: BooleanArray = col
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| ids.contains(v))))
+            .collect();
+        out.push(
+            arrow::compute::filter_record_batch(&b, &mask).map_err(|e| Error::Corrupt {
+                path: at.to_string(),
+                message: e.to_string(),
+            })?,
+        );
+    }
+    Ok(out)
 }
 
 /// Removes the files of some segments from every table: their checkpoint rows first, so a

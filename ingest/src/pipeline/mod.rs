@@ -9,9 +9,10 @@
 //! 1. **recovers** ([`recover`]): removes the files of segments an earlier run did not finish;
 //! 2. **plans** ([`plan`], a pure function of what is listed and what is committed): an input
 //!    whose content and inventory match its checkpoint is skipped; every other input is read,
-//!    and so is every other input of a segment that held one of them, because that segment is
-//!    **superseded** (its checkpoint rows, then its files, are removed before anything is
-//!    written);
+//!    and the segment that held its old rows is **superseded**: the rows of that segment's
+//!    other inputs are carried into a new segment (never read again, even when their raw
+//!    input is gone), then the old segment's checkpoint rows and files are removed, all before
+//!    anything is written;
 //! 3. **writes** ([`workers`]): each worker fills a segment ([`writer`]) input by input
 //!    ([`input`]) and commits it when full.
 //!
@@ -47,17 +48,6 @@ pub enum IngestError {
     /// The warehouse could not be written or read.
     #[error(transparent)]
     Warehouse(#[from] linkmeter_warehouse::Error),
-    /// An input must be re-read, but rows written together with it belong to inputs that this
-    /// run does not list, so replacing them would lose data.
-    #[error("an input changed, but its rows were written in segment {segment} together with {count} input(s) this run does not list (for example {example}); run ingest once over everything (no --source, --since/--until or --shard), or restore the missing files, so nothing is lost")]
-    Unlisted {
-        /// The segment.
-        segment: String,
-        /// How many of its inputs are not listed.
-        count: usize,
-        /// One of them.
-        example: String,
-    },
 }
 
 /// One input with the settings of the source it came from.
@@ -172,6 +162,8 @@ pub struct Report {
     pub rolled_back: u64,
     /// Committed segments replaced because one of their inputs changed.
     pub superseded: u64,
+    /// Inputs of those segments whose rows were carried into new segments, not read again.
+    pub carried: u64,
     /// Stopped before every input was read (see [`Options::stop`]).
     pub interrupted: bool,
 }
@@ -182,6 +174,7 @@ impl Report {
         self.tally.merge(&r.tally);
         self.rolled_back += r.rolled_back;
         self.superseded += r.superseded;
+        self.carried += r.carried;
         self.interrupted |= r.interrupted;
         let room = SAMPLES.saturating_sub(self.samples.len());
         self.samples.extend(r.samples.into_iter().take(room));
@@ -214,9 +207,17 @@ pub fn ingest(
             inventory_hash: &inventory_hash,
             decoders: DECODERS,
         },
-    )?;
+    );
+    for (n, (from, keep)) in plan.carry.iter().enumerate() {
+        let to = match opts.round {
+            0 => format!("{}-c{n:05}", opts.run_id),
+            r => format!("{}-r{r}-c{n:05}", opts.run_id),
+        };
+        rt.block_on(linkmeter_warehouse::segment::carry(wh, from, keep, &to))?;
+        report.carried += keep.len() as u64;
+    }
     rt.block_on(linkmeter_warehouse::segment::supersede(wh, &plan.supersede))?;
-    report.superseded = plan.supersede.len() as u64;
+    report.superseded = (plan.supersede.len() + plan.carry.len()) as u64;
     report.tally.inputs_skipped = (jobs.len() - plan.todo.len()) as u64;
     let mut read = vec![false; jobs.len()];
     for &i in &plan.todo {

@@ -2,12 +2,11 @@
 //! function of what the sources list and what the checkpoint holds, so every rule is tested
 //! without files.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use linkmeter_warehouse::inputs::{Committed, InputRow};
 
 use super::identity::time_key;
-use super::IngestError;
 
 /// One listed input, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,16 +38,16 @@ pub struct Plan {
     /// Indexes of the inputs to read, in reading order (by the time in AWS file names, then
     /// by key, so consecutive inputs share hours).
     pub todo: Vec<usize>,
-    /// Committed segments whose rows are replaced (every listed input of them is in `todo`).
+    /// Committed segments whose every input is read again: their rows are removed first.
     pub supersede: BTreeSet<String>,
+    /// Committed segments that hold inputs to read again and inputs that stay (unchanged, not
+    /// listed by this run, or gone from their source): the rows of those that stay are
+    /// carried into a new segment, never read again, and the rest are replaced.
+    pub carry: BTreeMap<String, Vec<InputRow>>,
 }
 
 /// Plans a run.
-pub fn plan(
-    listed: &[Listed],
-    committed: &Committed,
-    o: &PlanOptions,
-) -> Result<Plan, IngestError> {
+pub fn plan(listed: &[Listed], committed: &Committed, o: &PlanOptions) -> Plan {
     let segments = committed.segments();
     let by_content: HashMap<&str, &InputRow> = committed
         .inputs
@@ -60,11 +59,6 @@ pub fn plan(
         .enumerate()
         .map(|(i, l)| (l.id.as_str(), i))
         .collect();
-    let all_listed = |seg: &str| {
-        segments
-            .get(seg)
-            .is_none_or(|m| m.iter().all(|r| index_of.contains_key(r.input_id.as_str())))
-    };
     let mut todo: HashSet<usize> = HashSet::new();
     let mut doomed: BTreeSet<String> = BTreeSet::new();
     let mut seen_content: HashMap<&str, usize> = HashMap::new();
@@ -98,14 +92,8 @@ pub fn plan(
             }
         }
         let same = |r: &InputRow| r.content_hash == *hash && r.inventory_hash == o.inventory_hash;
-        // Re-reading for newer decoders is a bonus, never a reason to fail: not when the
-        // segment also holds inputs this run does not list (they could not be replaced).
-        let older_quarantine = |r: &InputRow| {
-            r.decoders < o.decoders
-                && r.records > 0
-                && r.quarantined == r.records
-                && all_listed(&r.segment_id)
-        };
+        let older_quarantine =
+            |r: &InputRow| r.decoders < o.decoders && r.records > 0 && r.quarantined == r.records;
         let unchanged = !o.force && entry.is_some_and(|r| same(r) && !older_quarantine(r));
         if !unchanged {
             todo.insert(i);
@@ -114,28 +102,28 @@ pub fn plan(
             }
         }
     }
-    for seg in &doomed {
+    let mut supersede = BTreeSet::new();
+    let mut carry = BTreeMap::new();
+    for seg in doomed {
         let members = segments
             .get(seg.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let unlisted: Vec<&&InputRow> = members
+        // What is not read again keeps its rows, whether this run lists it or not.
+        let keep: Vec<InputRow> = members
             .iter()
-            .filter(|r| !index_of.contains_key(r.input_id.as_str()))
+            .filter(|r| {
+                index_of
+                    .get(r.input_id.as_str())
+                    .is_none_or(|i| !todo.contains(i))
+            })
+            .map(|r| (*r).clone())
             .collect();
-        if let Some(first) = unlisted.first() {
-            // Replacing the segment would drop rows of inputs this run cannot read again.
-            return Err(IngestError::Unlisted {
-                segment: seg.clone(),
-                count: unlisted.len(),
-                example: first.source_uri.clone(),
-            });
+        if keep.is_empty() {
+            supersede.insert(seg);
+        } else {
+            carry.insert(seg, keep);
         }
-        todo.extend(
-            members
-                .iter()
-                .filter_map(|r| index_of.get(r.input_id.as_str())),
-        );
     }
     let mut todo: Vec<usize> = todo.into_iter().collect();
     todo.sort_by(|&a, &b| {
@@ -143,10 +131,11 @@ pub fn plan(
             .cmp(time_key(&listed[b].key))
             .then(listed[a].key.cmp(&listed[b].key))
     });
-    Ok(Plan {
+    Plan {
         todo,
-        supersede: doomed,
-    })
+        supersede,
+        carry,
+    }
 }
 
 #[cfg(test)]
@@ -187,7 +176,7 @@ mod tests {
         }
     }
 
-    fn run(l: &[Listed], c: &Committed) -> Result<Plan, IngestError> {
+    fn run(l: &[Listed], c: &Committed) -> Plan {
         plan(
             l,
             c,
@@ -202,22 +191,35 @@ mod tests {
     #[test]
     fn new_inputs_are_read_and_unchanged_ones_skipped() {
         let l = [listed("a", "h1"), listed("b", "h2")];
-        let p = run(&l, &committed(&[row("a", "h1", "s1")])).unwrap();
+        let p = run(&l, &committed(&[row("a", "h1", "s1")]));
         assert_eq!(p.todo, vec![1]);
         assert!(p.supersede.is_empty());
     }
 
     #[test]
-    fn a_changed_input_supersedes_its_segment_and_every_input_in_it_is_read() {
+    fn a_changed_input_is_read_and_the_rest_of_its_segment_carried() {
         let l = [listed("a", "h1-new"), listed("b", "h2"), listed("c", "h3")];
         let c = committed(&[
             row("a", "h1", "s1"),
             row("b", "h2", "s1"),
             row("c", "h3", "s2"),
         ]);
-        let p = run(&l, &c).unwrap();
-        assert_eq!(p.todo, vec![0, 1], "b shares a's segment; c is untouched");
+        let p = run(&l, &c);
+        assert_eq!(
+            p.todo,
+            vec![0],
+            "b is carried, not read again; c is untouched"
+        );
+        assert!(p.supersede.is_empty());
+        let carried: Vec<&str> = p.carry["s1"].iter().map(|r| r.input_id.as_str()).collect();
+        assert_eq!(carried, ["id-b"]);
+        assert_eq!(p.carry.len(), 1);
+        // Every input of the segment changed: nothing to carry, the segment is replaced.
+        let l = [listed("a", "h1-new"), listed("b", "h2-new")];
+        let p = run(&l, &c);
+        assert_eq!(p.todo, vec![0, 1]);
         assert_eq!(p.supersede, BTreeSet::from(["s1".to_string()]));
+        assert!(p.carry.is_empty());
     }
 
     #[test]
@@ -232,8 +234,7 @@ mod tests {
                 inventory_hash: "inv2",
                 decoders: 3,
             },
-        )
-        .unwrap();
+        );
         assert_eq!((p.todo.len(), p.supersede.len()), (1, 1));
         let p = plan(
             &l,
@@ -243,32 +244,37 @@ mod tests {
                 inventory_hash: INV,
                 decoders: 3,
             },
-        )
-        .unwrap();
+        );
         assert_eq!((p.todo.len(), p.supersede.len()), (1, 1));
     }
 
     #[test]
-    fn replacing_a_segment_with_unlisted_inputs_is_refused() {
+    fn inputs_this_run_does_not_list_keep_their_rows() {
+        // b expired at its source (or another --source/--shard/--since lists it): a's change
+        // must neither fail the run nor drop b's rows.
         let l = [listed("a", "h1-new")];
         let c = committed(&[row("a", "h1", "s1"), row("b", "h2", "s1")]);
-        let e = run(&l, &c).unwrap_err().to_string();
-        assert!(
-            e.contains("s1") && e.contains("file:///b") && e.contains("does not list"),
-            "{e}"
-        );
+        let p = run(&l, &c);
+        assert_eq!(p.todo, vec![0]);
+        assert_eq!(p.carry["s1"].len(), 1);
+        assert_eq!(p.carry["s1"][0].source_uri, "file:///b");
+        // Unreadable now but ingested before: carried too, never replaced by an error.
+        let mut gone = listed("b", "");
+        gone.content = None;
+        let p = run(&[listed("a", "h1-new"), gone], &c);
+        assert_eq!(p.todo, vec![0]);
+        assert_eq!(p.carry["s1"][0].input_id, "id-b");
     }
 
     #[test]
     fn same_content_twice_or_under_another_name_is_read_once() {
         let l = [listed("a", "h1"), listed("a-copy", "h1")];
-        assert_eq!(run(&l, &committed(&[])).unwrap().todo, vec![0]);
+        assert_eq!(run(&l, &committed(&[])).todo, vec![0]);
         // Renamed since the last run (the old name is not listed): skipped.
         let p = run(
             &[listed("renamed", "h1")],
             &committed(&[row("a", "h1", "s1")]),
-        )
-        .unwrap();
+        );
         assert!(p.todo.is_empty());
     }
 
@@ -280,31 +286,27 @@ mod tests {
             std::slice::from_ref(&gone),
             &committed(&[row("a", "h1", "s1")])
         )
-        .unwrap()
         .todo
         .is_empty());
-        assert_eq!(run(&[gone], &committed(&[])).unwrap().todo, vec![0]);
+        assert_eq!(run(&[gone], &committed(&[])).todo, vec![0]);
     }
 
     #[test]
-    fn inputs_an_older_decoder_quarantined_whole_are_read_again_when_possible() {
+    fn inputs_an_older_decoder_quarantined_whole_are_read_again() {
         let mut r = row("a", "h1", "s1");
         (r.decoders, r.quarantined) = (1, r.records);
-        let p = run(&[listed("a", "h1")], &committed(&[r.clone()])).unwrap();
+        let p = run(&[listed("a", "h1")], &committed(&[r.clone()]));
         assert_eq!((p.todo.clone(), p.supersede.len()), (vec![0], 1));
-        // Not when its segment holds an input this run does not list.
+        // Also when its segment holds an input this run does not list: that one is carried.
         let p = run(
             &[listed("a", "h1")],
             &committed(&[r.clone(), row("b", "h2", "s1")]),
-        )
-        .unwrap();
-        assert!(p.todo.is_empty());
+        );
+        assert_eq!(p.todo, vec![0]);
+        assert_eq!(p.carry["s1"][0].input_id, "id-b");
         // Not when it was partly good.
         r.quarantined = 1;
-        assert!(run(&[listed("a", "h1")], &committed(&[r]))
-            .unwrap()
-            .todo
-            .is_empty());
+        assert!(run(&[listed("a", "h1")], &committed(&[r])).todo.is_empty());
     }
 
     #[test]
@@ -313,6 +315,6 @@ mod tests {
             listed("x_20261001T1000Z_a.log.gz", "h1"),
             listed("y_20261001T0900Z_b.log.gz", "h2"),
         ];
-        assert_eq!(run(&l, &committed(&[])).unwrap().todo, vec![1, 0]);
+        assert_eq!(run(&l, &committed(&[])).todo, vec![1, 0]);
     }
 }
