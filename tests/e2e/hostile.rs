@@ -61,7 +61,14 @@ fn check(
     let file = estate.join("flowlogs").join(case.file_name());
     (case.write)(&file);
     for attempt in ["first run", "rerun"] {
+        let started = std::time::Instant::now();
         let (code, out, err) = bounded_ingest(&estate);
+        // Printed, not asserted (the machine is noisy): README "Limits" quotes these.
+        eprintln!(
+            "hostile case {}: {attempt} took {:.1} s",
+            case.name,
+            started.elapsed().as_secs_f64()
+        );
         assert!(
             code == 0 || code == 3,
             "{} ({attempt}): exit {code}\nstdout:\n{out}\nstderr:\n{}",

@@ -113,7 +113,11 @@ fn generate_ingest_matches_ground_truth_and_reruns_are_idempotent() {
     let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
     gzip(&victim, &kept);
     let out = ok(d, &["ingest", "--config", "estate/linkmeter.toml"]);
-    assert_eq!(inputs_read(&out), 1, "only the changed input is read: {out}");
+    assert_eq!(
+        inputs_read(&out),
+        1,
+        "only the changed input is read: {out}"
+    );
     let (n2, _) = flows_fingerprint(&wh);
     assert_eq!(
         n2,

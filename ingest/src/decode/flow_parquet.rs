@@ -7,9 +7,12 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::file::reader::ChunkReader;
 
+use super::parquet_pages;
 use super::{
     check_record, cut_raw, panic_text, BadInput, DecodeError, DecodeStats, Decoder, Event,
     FlowRecord, Position,
@@ -258,8 +261,7 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
         // arrow-ipc (found by fuzzing).
         let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
         let opened = catch_unwind(AssertUnwindSafe(|| {
-            ParquetRecordBatchReaderBuilder::try_new_with_options(input, options)
-                .map_err(|e| e.to_string())
+            ArrowReaderMetadata::load(&input, options).map_err(|e| e.to_string())
         }))
         .unwrap_or_else(|p| {
             Err(format!(
@@ -267,8 +269,8 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                 panic_text(p.as_ref())
             ))
         });
-        let builder = match opened {
-            Ok(b) => b,
+        let arrow_meta = match opened {
+            Ok(m) => m,
             Err(e) => {
                 sink(Event::Bad(bad_file(
                     format!("not a readable Parquet file: {e}"),
@@ -278,8 +280,8 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
                 return Ok(DecodeStats::default());
             }
         };
-        let total_rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let (rows_per_batch, claimed) = batch_rows(builder.metadata());
+        let total_rows = arrow_meta.metadata().file_metadata().num_rows().max(0) as u64;
+        let (rows_per_batch, claimed) = batch_rows(arrow_meta.metadata());
         if claimed > self.bounds.decompressed {
             sink(Event::Bad(bad_file(
                 format!("Parquet file holds {claimed} bytes uncompressed, more than the {}-byte limit for this input (max_decompressed_ratio, max_decompressed_bytes); every row of this file is quarantined", self.bounds.decompressed),
@@ -288,10 +290,15 @@ impl<T: ChunkReader + 'static> Decoder for ParquetDecoder<T> {
             )));
             return Ok(DecodeStats::default());
         }
-        if let Some(reason) = chunk_problem(builder.metadata(), file_len) {
+        let checked = chunk_problem(arrow_meta.metadata(), file_len).map_or_else(
+            || parquet_pages::check(&input, arrow_meta.metadata(), self.bounds.decompressed),
+            Err,
+        );
+        if let Err(reason) = checked {
             sink(Event::Bad(bad_file(reason, total_rows.max(1), 1)));
             return Ok(DecodeStats::default());
         }
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, arrow_meta);
         let columns = match columns_of(builder.schema()) {
             Ok(c) => c,
             Err(reason) => {
@@ -527,5 +534,86 @@ mod tests {
             "{}",
             bad[0].reason
         );
+    }
+
+    /// Bytes that panic on any read once `fail` is raised: a stand-in for a parquet crate
+    /// assertion in the middle of a file.
+    struct Failing {
+        bytes: bytes::Bytes,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl parquet::file::reader::Length for Failing {
+        fn len(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+    }
+
+    impl ChunkReader for Failing {
+        type T = bytes::buf::Reader<bytes::Bytes>;
+        fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+            self.get_bytes(start, self.bytes.len() - start as usize)
+                .map(bytes::Buf::reader)
+        }
+        fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+            assert!(
+                !self.fail.load(std::sync::atomic::Ordering::Relaxed),
+                "reader gives up"
+            );
+            self.bytes.get_bytes(start, length)
+        }
+    }
+
+    #[test]
+    fn a_panic_while_reading_keeps_the_rows_before_it_and_quarantines_the_rest() {
+        // Two row groups of one full batch each (8,192 rows): the first is read, then every
+        // read panics.
+        let one = aws_parquet(vec![Some(1); 2 * 8192]);
+        let batch = arrow::compute::concat_batches(
+            &ParquetRecordBatchReaderBuilder::try_new(one.clone())
+                .unwrap()
+                .schema()
+                .clone(),
+            &ParquetRecordBatchReaderBuilder::try_new(one)
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(8192))
+            .build();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let input = Failing {
+            bytes: bytes::Bytes::from(buf),
+            fail: fail.clone(),
+        };
+        let (mut recs, mut bad) = (0, Vec::new());
+        ParquetDecoder::new(input)
+            .decode(&mut |ev| match ev {
+                Event::Record(..) => {
+                    recs += 1;
+                    fail.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Event::Bad(b) => bad.push(b),
+                _ => unreachable!(),
+            })
+            .unwrap();
+        assert_eq!(recs, 8192, "the first row group");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0]
+                .reason
+                .contains("the parquet crate failed on it (reader gives up)"),
+            "{}",
+            bad[0].reason
+        );
+        assert_eq!((bad[0].records, bad[0].position.line), (8192, 8193));
     }
 }

@@ -10,6 +10,7 @@ pub mod flow_parquet;
 pub mod flow_text;
 pub mod metric_stream;
 pub mod otel;
+mod parquet_pages;
 pub mod prometheus;
 pub mod route;
 
