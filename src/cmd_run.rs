@@ -16,9 +16,11 @@ use crate::{ConfigProblem, Exit};
 #[command(after_help = "Examples:
   linkmeter run --config linkmeter.toml
   linkmeter run --month 2026-10             # treat October as the current month
+  linkmeter run --all                       # backfill: read inputs of any age
   LINKMETER_CONFIG=/etc/linkmeter.toml linkmeter run   # the ECS task's command
 
-Ingests every source until caught up (Kafka sources to their end), then runs the rollups and
+Ingests every source until caught up (Kafka sources to their end; file and S3 inputs stamped
+from a day before the previous month on, or every input with --all), then runs the rollups and
 invoices of the previous and the current month (UTC), writing invoice_lines and the finance and
 FOCUS CSVs under WAREHOUSE/reports/month=YYYY-MM/. Running it twice changes nothing. The whole
 run holds the warehouse lock, so overlapping runs never write together: the second exits 5.
@@ -42,6 +44,15 @@ pub struct Args {
     /// Worker threads for ingest (default: config, else the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Read inputs of any age (a backfill), not only those that can still change an invoice
+    /// this run writes.
+    #[arg(long)]
+    pub all: bool,
+    /// How long before the previous month starts an input may be stamped and still hold its
+    /// records (a flow record spans at most an hour across the boundary; delivery is later,
+    /// never earlier, than the records).
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    pub lateness_hours: u32,
 }
 
 /// Runs `run`.
@@ -70,8 +81,22 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
         Err(e) => return Err(e).context("taking the warehouse lock"),
     };
     tracing::info!(message = "run started", months = ?months.map(|m| m.label()));
+    // Only what can still change an invoice this run writes: inputs stamped from the previous
+    // month on (S3 listing skips older date prefixes), unless --all.
+    let since = (!a.all).then(|| months[0].start_secs() - i64::from(a.lateness_hours) * 3600);
+    match since {
+        Some(t) => {
+            let (d, h) = linkmeter_warehouse::time::day_hour(t);
+            println!(
+                "look-back: inputs stamped from {d} {h}:00 UTC on (the previous month and {} h of lateness; --all reads every input)",
+                a.lateness_hours
+            )
+        }
+        None => println!("look-back: every input (--all)"),
+    }
     let sel = Selection {
         workers: a.workers,
+        since,
         ..Selection::default()
     };
     let o = crate::cmd_ingest::ingest(&cfg, &wh, rt, &sel, stop.clone(), "run")?;

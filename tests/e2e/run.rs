@@ -277,3 +277,69 @@ fn an_expired_raw_log_and_an_inventory_edit_neither_stop_the_run_nor_change_the_
     assert_eq!(c, Some(0), "{out}");
     assert_eq!(inputs_read(&out), 0, "{out}");
 }
+
+#[test]
+fn run_reads_only_what_can_change_an_open_invoice_unless_all() {
+    // Three days from 2026-08-30: with October as the current month, `run` looks back to
+    // September and a day of lateness before it (from 2026-08-31), so the 30th is left alone
+    // until --all asks for everything.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(
+        d,
+        "estate",
+        "--start 2026-08-30 --days 3 --accounts 4 --instances 1 --noise 1",
+    );
+    let e = d.join("estate");
+    let wh = e.join("warehouse");
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert!(
+        out.contains("look-back: inputs stamped from 2026-08-31 00:00 UTC on"),
+        "{out}"
+    );
+    let first = inputs_read(&out);
+    assert!(first > 0, "{out}");
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM inputs WHERE source_uri LIKE '%\\_20260830T%' ESCAPE '\\'"
+        ),
+        0,
+        "nothing stamped before the look-back was read"
+    );
+    assert!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM inputs WHERE source_uri LIKE '%\\_20260831T%' ESCAPE '\\'"
+        ) > 0
+    );
+    let (c, out) = code(&e, &["run", "--month", "2026-10", "--all"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert!(out.contains("look-back: every input (--all)"), "{out}");
+    let rest = inputs_read(&out);
+    assert!(rest > 0, "the 30th is read now: {out}");
+    assert_matches_truth(&e, &wh);
+    // Both together read each input once: a full run over a fresh warehouse reads as many.
+    let fresh = d.join("fresh");
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml"))
+        .unwrap()
+        .replace(
+            "warehouse = \"warehouse\"",
+            &format!("warehouse = \"{}\"", fresh.display()),
+        );
+    std::fs::write(e.join("fresh.toml"), cfg).unwrap();
+    let (c, out) = code(
+        &e,
+        &[
+            "run",
+            "--config",
+            "fresh.toml",
+            "--month",
+            "2026-10",
+            "--all",
+        ],
+    );
+    assert_eq!(c, Some(0), "{out}");
+    assert_eq!(inputs_read(&out), first + rest, "{out}");
+}
