@@ -4,9 +4,12 @@
 //! its name at its latest committed version, partition columns included, and the views under
 //! `sql/views/` are registered on top, so analysts and the rollups see one set of names.
 
+use std::collections::HashSet;
+
 use arrow::array::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use linkmeter_warehouse::registry::TABLES;
+use linkmeter_warehouse::registry::{SEGMENT_TABLES, TABLES};
+use linkmeter_warehouse::segment::segment_of;
 use linkmeter_warehouse::Warehouse;
 
 /// Errors opening the warehouse or running SQL.
@@ -126,7 +129,11 @@ fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionEr
 
 impl Catalog {
     /// Opens the warehouse's tables at their latest committed versions (Delta snapshots: rows
-    /// of a commit in progress are never seen) and registers them, then the views.
+    /// of a commit in progress are never seen) and registers them, then the views. The
+    /// ingested tables show only the files of segments in the `inputs` checkpoint: a segment
+    /// between its data commits and its checkpoint (or left so by a crash, until the next run
+    /// removes it) is not counted, so a reader never sees a row twice or a row that a
+    /// rerun will replace.
     pub async fn open(wh: &Warehouse) -> Result<Catalog, SqlError> {
         if let Some(dir) = wh.local_dir() {
             if !dir.is_dir() {
@@ -136,11 +143,38 @@ impl Catalog {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let mut tables = Vec::new();
+        // The checkpoint is read before the tables: a segment checkpointed after this is left
+        // out whole, and one superseded after it is gone whole from the tables read next.
+        let live: HashSet<String> = linkmeter_warehouse::inputs::read(wh)
+            .await?
+            .inputs
+            .into_values()
+            .map(|r| r.segment_id)
+            .collect();
         for t in TABLES {
             let Some(table) = wh.read_table(t).await? else {
                 continue;
             };
-            let provider = table.provider(&ctx.state()).await?;
+            let only = if SEGMENT_TABLES.iter().any(|s| s.name == t.name) {
+                let files = table.files()?;
+                let counted: Vec<String> = files
+                    .iter()
+                    .filter(|f| live.contains(segment_of(f.name())))
+                    .map(|f| f.path.clone())
+                    .collect();
+                (counted.len() < files.len()).then_some(counted)
+            } else {
+                None
+            };
+            let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = match only {
+                // No counted file at all: an empty table of the same columns (an empty file
+                // selection is not "none" to every provider).
+                Some(paths) if paths.is_empty() => std::sync::Arc::new(
+                    datafusion::datasource::MemTable::try_new(t.table_schema(), vec![vec![]])
+                        .map_err(df(format!("registering table {}", t.name)))?,
+                ),
+                only => table.provider(&ctx.state(), only).await?,
+            };
             ctx.register_table(t.name, provider)
                 .map_err(df(format!("registering table {}", t.name)))?;
             tables.push(t.name);

@@ -517,17 +517,21 @@ impl Table {
         .await
     }
 
-    /// A DataFusion table provider over the version this handle sees.
+    /// A DataFusion table provider over the version this handle sees; with `only`, over
+    /// just those of its files (paths as [`DataFile::path`]).
     pub async fn provider(
         &self,
         session: &dyn datafusion::catalog::Session,
+        only: Option<Vec<String>>,
     ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, Error> {
         self.delta
             .update_datafusion_session(session)
             .map_err(Error::delta(&self.at, "register with the query engine"))?;
-        let p = self
-            .delta
-            .table_provider()
+        let mut b = self.delta.table_provider();
+        if let Some(paths) = only {
+            b = b.with_file_paths(paths);
+        }
+        let p = b
             .build()
             .await
             .map_err(|e| Error::delta(&self.at, "build a query provider")(e.into()))?;
