@@ -50,10 +50,21 @@ impl<T, E: Into<anyhow::Error>> ConfigContext<T> for Result<T, E> {
     }
 }
 
-/// The exit code of a failed command.
+/// The exit code of a failed command: a held warehouse lock is 5 whichever command met it
+/// (`ingest`, `invoice` and `demo` as well as `run`), so a scheduler retries later.
 pub fn of_error(e: &anyhow::Error) -> Exit {
-    match e.downcast_ref::<ConfigProblem>() {
-        Some(_) => Exit::Config,
-        None => Exit::Fatal,
+    if e.downcast_ref::<ConfigProblem>().is_some() {
+        return Exit::Config;
+    }
+    let locked = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<linkmeter_warehouse::Error>(),
+            Some(linkmeter_warehouse::Error::Locked { .. })
+        )
+    });
+    if locked {
+        Exit::Busy
+    } else {
+        Exit::Fatal
     }
 }

@@ -343,3 +343,94 @@ fn run_reads_only_what_can_change_an_open_invoice_unless_all() {
     assert_eq!(c, Some(0), "{out}");
     assert_eq!(inputs_read(&out), first + rest, "{out}");
 }
+
+/// Starts `linkmeter` with each argument list at once in `dir`; (exit code, output) of each.
+fn together(dir: &Path, runs: &[&[&str]]) -> Vec<(Option<i32>, String)> {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            std::process::Command::new(bin())
+                .args(*args)
+                .current_dir(dir)
+                .env("LINKMETER_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            (
+                o.status.code(),
+                format!(
+                    "{}\n{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn writers_started_together_neither_lose_nor_double_a_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let e = d.join("estate");
+    let inputs = walk(&e.join("flowlogs")).len() + walk(&e.join("metrics")).len();
+    let cfg = std::fs::read_to_string(e.join("linkmeter.toml")).unwrap();
+    std::fs::write(
+        e.join("two.toml"),
+        cfg.replace("warehouse = \"warehouse\"", "warehouse = \"two\""),
+    )
+    .unwrap();
+    // Two whole-warehouse ingests; then, on another warehouse, a shard and a whole run. The
+    // writer lock lets one whole run at a time (the other exits 5 at once, having done
+    // nothing) and keeps a whole run apart from shards.
+    for (wh, runs) in [
+        ("warehouse", vec![vec!["ingest"], vec!["ingest"]]),
+        (
+            "two",
+            vec![
+                vec!["ingest", "--config", "two.toml", "--shard", "0/2"],
+                vec!["ingest", "--config", "two.toml"],
+            ],
+        ),
+    ] {
+        let runs: Vec<&[&str]> = runs.iter().map(Vec::as_slice).collect();
+        let results = together(&e, &runs);
+        for (c, out) in &results {
+            assert!(matches!(c, Some(0) | Some(5)), "{c:?}: {out}");
+            if *c == Some(5) {
+                assert!(out.contains("locked"), "{out}");
+            }
+        }
+        assert!(
+            results.iter().any(|(c, _)| *c == Some(0)),
+            "one of them ran: {results:?}"
+        );
+        // Whatever ran, a last whole run completes the warehouse: every input once.
+        let cfg = if wh == "two" {
+            "two.toml"
+        } else {
+            "linkmeter.toml"
+        };
+        let (c, out) = code(&e, &["ingest", "--config", cfg]);
+        assert_eq!(c, Some(0), "{out}");
+        let w = e.join(wh);
+        assert_eq!(scalar(&w, "SELECT COUNT(*) FROM inputs"), inputs as u64);
+        assert_eq!(
+            scalar(&w, "SELECT COUNT(DISTINCT input_id) FROM inputs"),
+            inputs as u64
+        );
+        assert_matches_truth(&e, &w);
+    }
+    assert_eq!(
+        flows_fingerprint(&e.join("warehouse")),
+        flows_fingerprint(&e.join("two"))
+    );
+}
