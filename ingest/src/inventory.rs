@@ -187,8 +187,11 @@ pub struct Index {
     pub conns: Vec<ConnInfo>,
     /// Endpoint ENIs.
     pub enis: Vec<EniInfo>,
-    /// Hash of the inventory's content: outputs attributed with another inventory are stale.
+    /// Hash of the inventory's text (names the warehouse's inventory tables).
     pub hash: u64,
+    /// Hash of what attribution reads (clusters and connections, not account names or cost
+    /// centers, which are joined at invoice time): rows attributed under another are stale.
+    pub attribution: u64,
     by_eni: HashMap<String, usize>,
     by_vpc_ip: HashMap<String, HashMap<IpAddr, usize>>,
     by_account_ip: HashMap<String, HashMap<IpAddr, Vec<usize>>>,
@@ -310,6 +313,9 @@ impl Inventory {
         if !p.is_empty() {
             return Err(p);
         }
+        let attributed = serde_json::to_vec(&(&self.clusters, &self.connections))
+            .expect("inventory types serialize");
+        index.attribution = xxhash_rust::xxh3::xxh3_64(&attributed);
         index.inventory = self;
         Ok(index)
     }

@@ -252,6 +252,24 @@ fn an_expired_raw_log_and_an_inventory_edit_neither_stop_the_run_nor_change_the_
         &format!("SELECT COUNT(*) FROM flows WHERE source_uri LIKE '%{expired_uri_part}'"),
     );
     assert!(expired_rows > 0, "the expired file had metered rows");
+    // A neighbour in the expired file's segment changes too (the same records, gzipped
+    // again): its segment must be replaced while the expired file's rows are kept.
+    let neighbour = strings(
+        &query(
+            &wh,
+            &format!(
+                "SELECT source_uri FROM inputs WHERE segment_id = (SELECT segment_id FROM inputs \
+                 WHERE source_uri LIKE '%{expired_uri_part}') AND source_uri LIKE '%.log.gz' \
+                 AND source_uri NOT LIKE '%{expired_uri_part}' ORDER BY source_uri LIMIT 1"
+            ),
+        ),
+        0,
+    );
+    let neighbour = PathBuf::from(&neighbour[0]);
+    let text = gunzip(&neighbour);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    std::fs::write(&neighbour, gz.finish().unwrap()).unwrap();
     std::fs::remove_file(&oldest).unwrap();
     let mut inv = std::fs::read_to_string(e.join("inventory.toml")).unwrap();
     inv.push_str(
@@ -261,6 +279,8 @@ fn an_expired_raw_log_and_an_inventory_edit_neither_stop_the_run_nor_change_the_
 
     let (c, out) = code(&e, &["run", "--month", "2026-10"]);
     assert_eq!(c, Some(0), "{out}");
+    // Only the changed neighbour is read: a new account changes no attribution.
+    assert_eq!(inputs_read(&out), 1, "{out}");
     assert!(out.contains("carried over"), "{out}");
     assert_eq!(
         scalar(

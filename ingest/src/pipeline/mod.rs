@@ -198,13 +198,16 @@ pub fn ingest(
         report.interrupted = true;
         return Ok(report);
     };
-    let inventory_hash = format!("{:016x}", ix.hash);
+    // Inputs record the attribution hash; rows written before it existed record the hash of
+    // the whole inventory text, which still counts as current when the text is unchanged.
+    let inventory_hash = format!("{:016x}", ix.attribution);
+    let text_hash = format!("{:016x}", ix.hash);
     let plan = plan::plan(
         &listed,
         &committed,
         &plan::PlanOptions {
             force: opts.force,
-            inventory_hash: &inventory_hash,
+            inventory_hashes: &[&inventory_hash, &text_hash],
             decoders: DECODERS,
         },
     );

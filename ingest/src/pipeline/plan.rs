@@ -26,8 +26,10 @@ pub struct Listed {
 pub struct PlanOptions<'a> {
     /// Read every input, whatever its checkpoint says.
     pub force: bool,
-    /// The current inventory's hash: an input attributed with another is read again.
-    pub inventory_hash: &'a str,
+    /// Hashes under which an input's rows are attributed as the current inventory would
+    /// (the attribution hash, and the text hash older rows recorded): with any other hash an
+    /// input is read again.
+    pub inventory_hashes: &'a [&'a str],
     /// The decoders' generation: an input an older one quarantined whole is read again.
     pub decoders: u64,
 }
@@ -91,7 +93,9 @@ pub fn plan(listed: &[Listed], committed: &Committed, o: &PlanOptions) -> Plan {
                 continue;
             }
         }
-        let same = |r: &InputRow| r.content_hash == *hash && r.inventory_hash == o.inventory_hash;
+        let same = |r: &InputRow| {
+            r.content_hash == *hash && o.inventory_hashes.contains(&r.inventory_hash.as_str())
+        };
         let older_quarantine =
             |r: &InputRow| r.decoders < o.decoders && r.records > 0 && r.quarantined == r.records;
         let unchanged = !o.force && entry.is_some_and(|r| same(r) && !older_quarantine(r));
@@ -182,7 +186,7 @@ mod tests {
             c,
             &PlanOptions {
                 force: false,
-                inventory_hash: INV,
+                inventory_hashes: &[INV],
                 decoders: 3,
             },
         )
@@ -231,7 +235,7 @@ mod tests {
             &c,
             &PlanOptions {
                 force: false,
-                inventory_hash: "inv2",
+                inventory_hashes: &["inv2"],
                 decoders: 3,
             },
         );
@@ -241,7 +245,7 @@ mod tests {
             &c,
             &PlanOptions {
                 force: true,
-                inventory_hash: INV,
+                inventory_hashes: &[INV],
                 decoders: 3,
             },
         );

@@ -252,7 +252,7 @@ fn parquet_input_goes_through_the_same_path() {
 }
 
 #[test]
-fn changed_inventory_reattributes_unchanged_inputs() {
+fn an_attribution_change_rereads_inputs_and_a_name_change_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("in");
     std::fs::create_dir_all(&src).unwrap();
@@ -273,6 +273,17 @@ fn changed_inventory_reattributes_unchanged_inputs() {
     };
     assert_eq!(run(&ix()).inputs_read, 1);
     assert_eq!(run(&ix()).inputs_skipped, 1);
+    // Names, cost centers and new accounts are joined at invoice time: nothing is read again.
+    let renamed = crate::inventory::tests::SAMPLE.replacen(
+        "cost_center = \"",
+        "cost_center = \"renamed-",
+        1,
+    )
+        + "\n[[accounts]]\nid = \"333333333333\"\nname = \"new-team\"\ncost_center = \"CC-9\"\n";
+    let ix_renamed = Inventory::from_toml(&renamed, "t1").unwrap();
+    assert_ne!(ix_renamed.hash, ix().hash);
+    assert_eq!(ix_renamed.attribution, ix().attribution);
+    assert_eq!(run(&ix_renamed).inputs_skipped, 1);
     // eni-1a removed from the inventory: the same file must be re-read, now unattributed.
     let text = crate::inventory::tests::SAMPLE.replace(
         "{ id = \"eni-1a\", az_id = \"use1-az1\", ips = [\"10.0.1.10\"] },",
