@@ -78,6 +78,14 @@ pub enum Error {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    /// Another writer changed what this run planned on; nothing that counts was committed.
+    #[error("warehouse {path}: {message}")]
+    Raced {
+        /// The table.
+        path: String,
+        /// What changed, and what to do.
+        message: String,
+    },
     /// A warehouse file does not hold what linkmeter wrote.
     #[error("warehouse {path}: unexpected content: {message}")]
     Corrupt {

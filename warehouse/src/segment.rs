@@ -216,6 +216,15 @@ pub async fn carry(wh: &Warehouse, from: &str, keep: &[InputRow], to: &str) -> R
             .into_iter()
             .filter(|f| segment_of(f.name()) == from)
             .collect();
+        if removes.is_empty() {
+            // Another writer (a shard running at the same time) replaced `from` since this
+            // run planned: switching now would count the rows carried twice. This run's copy
+            // stays an orphan, which its next run removes.
+            return Err(Error::Raced {
+                path: wh.join(INPUTS.name),
+                message: format!("segment {from} was replaced by another writer while this run carried its rows; nothing was switched, run again"),
+            });
+        }
         t.commit(Change {
             adds: vec![add],
             removes,

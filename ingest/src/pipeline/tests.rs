@@ -547,3 +547,56 @@ fn a_renamed_source_does_not_count_twice_and_unreadable_inputs_keep_their_rows()
     assert_eq!(r.tally.quarantined, 0);
     assert_eq!(h.sum("flows", "bytes").1, 1200);
 }
+
+#[test]
+fn a_segment_carried_by_another_writer_meanwhile_is_not_switched_twice() {
+    // Two shards whose changed inputs share one old segment both plan to carry it: the second
+    // switch must fail rather than count the carried rows twice.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    two_inputs(&src);
+    let h = Wh::new(&dir.path().join("wh"));
+    let opts = Options {
+        workers: 1,
+        ..Default::default()
+    };
+    h.ingest(&jobs(&src), &ix(), &opts).unwrap();
+    let committed =
+        h.rt.block_on(linkmeter_warehouse::inputs::read(&h.wh))
+            .unwrap();
+    let rows: Vec<InputRow> = committed.inputs.values().cloned().collect();
+    assert_eq!(rows.len(), 2);
+    let seg = rows[0].segment_id.clone();
+    assert_eq!(rows[1].segment_id, seg, "one segment");
+    let (a, b): (Vec<InputRow>, Vec<InputRow>) = rows
+        .into_iter()
+        .partition(|r| r.source_uri.ends_with("a.log"));
+    let carry = |keep: &[InputRow], to: &str| {
+        h.rt.block_on(linkmeter_warehouse::segment::carry(&h.wh, &seg, keep, to))
+    };
+    assert_eq!(carry(&b, "x-s0of2-c00000").unwrap(), 1);
+    let e = carry(&a, "y-s1of2-c00000").unwrap_err().to_string();
+    assert!(e.contains("replaced by another writer"), "{e}");
+    // Only b.log's row counts, and a.log is not checkpointed (its shard reads it again).
+    // (Here the winner had already removed the old files, so the loser copied nothing; had
+    // they copied at once, the loser's copy would be an orphan for recovery.)
+    let committed =
+        h.rt.block_on(linkmeter_warehouse::inputs::read(&h.wh))
+            .unwrap();
+    assert_eq!(committed.inputs.len(), 1);
+    let live: std::collections::HashSet<&str> = committed
+        .inputs
+        .values()
+        .map(|r| r.segment_id.as_str())
+        .collect();
+    assert_eq!(live, std::collections::HashSet::from(["x-s0of2-c00000"]));
+    let orphans =
+        h.rt.block_on(linkmeter_warehouse::segment::recover(
+            &h.wh,
+            &committed,
+            &|_| true,
+        ))
+        .unwrap();
+    assert!(orphans.is_empty(), "{orphans:?}");
+    assert_eq!(h.sum("flows", "bytes"), (1, 700));
+}
