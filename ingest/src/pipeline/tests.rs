@@ -600,3 +600,34 @@ fn a_segment_carried_by_another_writer_meanwhile_is_not_switched_twice() {
     assert!(orphans.is_empty(), "{orphans:?}");
     assert_eq!(h.sum("flows", "bytes"), (1, 700));
 }
+
+#[test]
+fn a_file_that_grows_while_read_is_read_to_its_listed_size_then_again_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let line = |b: u64| {
+        format!(
+            "2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 {b} {T0} {} ACCEPT OK\n",
+            T0 + 5
+        )
+    };
+    std::fs::write(src.join("a.log"), format!("{HEADER}\n{}", line(500))).unwrap();
+    let h = Wh::new(&dir.path().join("wh"));
+    // Listed (and sized) now; the writer appends a line before the reader gets to the file.
+    let listed = jobs(&src);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(src.join("a.log"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, line(700).as_bytes()).unwrap();
+    drop(f);
+    let r = h.ingest(&listed, &ix(), &Options::default()).unwrap();
+    assert_eq!(r.tally.records_in, 1, "only what the listing saw");
+    assert_eq!(h.sum("flows", "bytes"), (1, 500));
+    // The next run lists the new size: the content changed, so the file is read again whole
+    // and its first read is replaced, not added to.
+    let r = h.ingest(&jobs(&src), &ix(), &Options::default()).unwrap();
+    assert_eq!((r.tally.inputs_read, r.tally.records_in), (1, 2));
+    assert_eq!(h.sum("flows", "bytes"), (2, 1200));
+}
