@@ -51,7 +51,8 @@ impl<T, E: Into<anyhow::Error>> ConfigContext<T> for Result<T, E> {
 }
 
 /// The exit code of a failed command: a held warehouse lock is 5 whichever command met it
-/// (`ingest`, `invoice` and `demo` as well as `run`), so a scheduler retries later.
+/// (`ingest`, `invoice` and `demo` as well as `run`), and so is losing a race to a concurrent
+/// writer (a shard), so a scheduler retries later.
 pub fn of_error(e: &anyhow::Error) -> Exit {
     if e.downcast_ref::<ConfigProblem>().is_some() {
         return Exit::Config;
@@ -59,7 +60,10 @@ pub fn of_error(e: &anyhow::Error) -> Exit {
     let locked = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<linkmeter_warehouse::Error>(),
-            Some(linkmeter_warehouse::Error::Locked { .. })
+            Some(
+                linkmeter_warehouse::Error::Locked { .. }
+                    | linkmeter_warehouse::Error::Raced { .. }
+            )
         )
     });
     if locked {

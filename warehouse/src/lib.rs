@@ -103,6 +103,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a Delta commit that lost to a concurrent one (worth looking again).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Delta { source, .. } if crate::table::is_conflict(source))
+    }
+
     pub(crate) fn store(
         path: impl std::fmt::Display,
         op: &'static str,

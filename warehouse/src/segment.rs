@@ -338,21 +338,32 @@ async fn remove_files(
         return Ok(Vec::new());
     };
     let mut t = t.lock().await;
-    t.refresh().await?;
-    let removes: Vec<DataFile> = t
-        .files()?
-        .into_iter()
-        .filter(|f| doomed(f.name()))
-        .collect();
-    if !removes.is_empty() {
-        t.commit(Change {
-            removes: removes.clone(),
-            info: vec![("operation", why.to_string())],
-            ..Default::default()
-        })
-        .await?;
+    // Another writer may remove some of the same files first (a shard's recovery and a carry
+    // both removing an old segment's orphans): on a conflict, look again and remove the rest.
+    for attempt in 0.. {
+        t.refresh().await?;
+        let removes: Vec<DataFile> = t
+            .files()?
+            .into_iter()
+            .filter(|f| doomed(f.name()))
+            .collect();
+        if removes.is_empty() {
+            return Ok(removes);
+        }
+        let done = t
+            .commit(Change {
+                removes: removes.clone(),
+                info: vec![("operation", why.to_string())],
+                ..Default::default()
+            })
+            .await;
+        match done {
+            Ok(_) => return Ok(removes),
+            Err(e) if attempt < 3 && e.is_conflict() => continue,
+            Err(e) => return Err(e),
+        }
     }
-    Ok(removes)
+    unreachable!("the loop returns")
 }
 
 #[cfg(test)]

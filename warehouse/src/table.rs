@@ -171,7 +171,7 @@ async fn put_file(
 
 /// Whether a commit failed because another writer's commit conflicts with it (retrying on
 /// the newer version may work).
-fn is_conflict(e: &DeltaTableError) -> bool {
+pub(crate) fn is_conflict(e: &DeltaTableError) -> bool {
     use deltalake::kernel::transaction::TransactionError;
     matches!(
         e,

@@ -237,10 +237,12 @@ impl SegmentWriter<'_> {
         let res = match res {
             Ok(r) => r,
             Err(p) if in_sink.get() => std::panic::resume_unwind(p),
-            Err(p) => Err(RouteError::Content(format!(
+            // Recorded as unread, like a read error: once the bug is fixed, the next run
+            // reads the input whole.
+            Err(p) => Err(RouteError::Read(std::io::Error::other(format!(
                 "the decoder failed on this input ({}); this is a linkmeter bug: please report it with the file",
                 crate::decode::panic_text(p.as_ref())
-            ))),
+            )))),
         };
         // A local Parquet file is read in place, past the counting reader.
         if local.is_some() {

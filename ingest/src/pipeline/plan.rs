@@ -106,6 +106,8 @@ pub fn plan(listed: &[Listed], committed: &Committed, o: &PlanOptions) -> Plan {
             }
         }
     }
+    // By id, not index: an id listed twice must not be both read and carried.
+    let read_ids: HashSet<&str> = todo.iter().map(|&i| listed[i].id.as_str()).collect();
     let mut supersede = BTreeSet::new();
     let mut carry = BTreeMap::new();
     for seg in doomed {
@@ -116,11 +118,7 @@ pub fn plan(listed: &[Listed], committed: &Committed, o: &PlanOptions) -> Plan {
         // What is not read again keeps its rows, whether this run lists it or not.
         let keep: Vec<InputRow> = members
             .iter()
-            .filter(|r| {
-                index_of
-                    .get(r.input_id.as_str())
-                    .is_none_or(|i| !todo.contains(i))
-            })
+            .filter(|r| !read_ids.contains(r.input_id.as_str()))
             .map(|r| (*r).clone())
             .collect();
         if keep.is_empty() {
@@ -268,6 +266,22 @@ mod tests {
         let p = run(&[listed("a", "h1-new"), gone], &c);
         assert_eq!(p.todo, vec![0]);
         assert_eq!(p.carry["s1"][0].input_id, "id-b");
+    }
+
+    #[test]
+    fn an_id_listed_twice_is_never_both_read_and_carried() {
+        let l = [listed("a", "h1-new"), listed("a", "h1")];
+        let p = run(
+            &l,
+            &committed(&[row("a", "h1", "s1"), row("b", "h2", "s1")]),
+        );
+        assert_eq!(p.todo, vec![0]);
+        let carried: Vec<&str> = p.carry["s1"].iter().map(|r| r.input_id.as_str()).collect();
+        assert_eq!(
+            carried,
+            ["id-b"],
+            "a is read, so its old rows are not carried"
+        );
     }
 
     #[test]
