@@ -10,9 +10,20 @@ use parquet::basic::Type as Physical;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::ChunkReader;
 
-/// The largest page accepted, uncompressed. Writers use 1 MiB pages (parquet-mr, arrow-rs and
-/// AWS's flow-log Parquet alike); a page this large is already unusual.
+/// The largest page accepted from a small file, uncompressed. Writers aim at 1 MiB pages
+/// (parquet-mr, arrow-rs and AWS's flow-log Parquet alike); some put a whole column chunk in
+/// one page (fastparquet), so a larger file may hold data pages up to four times its own size
+/// (within the input's decompressed limit): memory follows the input's size, never a claim.
+/// Dictionary pages are held to this limit whatever the file's size.
 pub const PAGE_LIMIT: i64 = 16 << 20;
+
+/// The largest page accepted from a file of `len` bytes whose total is held to `limit`.
+fn page_limit(len: u64, limit: u64) -> i64 {
+    let by_size = i64::try_from(len.saturating_mul(4)).unwrap_or(i64::MAX);
+    PAGE_LIMIT
+        .max(by_size)
+        .min(i64::try_from(limit).unwrap_or(i64::MAX))
+}
 
 /// Longest page header read (statistics may hold long min/max values).
 const HEADER_LIMIT: u64 = 1 << 20;
@@ -30,6 +41,7 @@ struct Header {
 /// reason), naming the row group and column.
 pub fn check<R: ChunkReader>(file: &R, meta: &ParquetMetaData, limit: u64) -> Result<(), String> {
     let mut total: u64 = 0;
+    let largest = page_limit(file.len(), limit);
     for (g, rg) in meta.row_groups().iter().enumerate() {
         for c in rg.columns() {
             let at = || format!("row group {g}, column {:?}", c.column_path().string());
@@ -43,28 +55,8 @@ pub fn check<R: ChunkReader>(file: &R, meta: &ParquetMetaData, limit: u64) -> Re
             while pos < end {
                 let (h, len) = header_at(file, pos as u64, (end - pos) as u64)
                     .map_err(|e| format!("{}: page at offset {pos}: {e}", at()))?;
-                if h.compressed < 0 || h.uncompressed < 0 {
-                    return Err(format!(
-                        "{}: page at offset {pos} has a negative size",
-                        at()
-                    ));
-                }
-                if h.uncompressed > PAGE_LIMIT {
-                    return Err(format!(
-                        "{}: page at offset {pos} claims {} bytes uncompressed, more than the {PAGE_LIMIT}-byte page limit",
-                        at(),
-                        h.uncompressed
-                    ));
-                }
-                if let Some(n) = h.dict_values {
-                    // Dictionary pages are PLAIN: every value takes at least `width` bytes.
-                    if n < 0 || n.saturating_mul(width) > h.uncompressed.saturating_mul(8) {
-                        return Err(format!(
-                            "{}: dictionary page at offset {pos} claims {n} values in {} bytes",
-                            at(),
-                            h.uncompressed
-                        ));
-                    }
+                if let Some(why) = page_problem(&h, largest, width) {
+                    return Err(format!("{}: page at offset {pos}: {why}", at()));
                 }
                 total = total.saturating_add(h.uncompressed as u64);
                 if total > limit {
@@ -77,6 +69,36 @@ pub fn check<R: ChunkReader>(file: &R, meta: &ParquetMetaData, limit: u64) -> Re
         }
     }
     Ok(())
+}
+
+/// What is wrong with one page's claims, if anything: sizes, and for a dictionary page its
+/// size and its number of values (PLAIN: every value takes at least `width` bits).
+fn page_problem(h: &Header, largest: i64, width: i64) -> Option<String> {
+    if h.compressed < 0 || h.uncompressed < 0 {
+        return Some("a negative size".into());
+    }
+    if h.uncompressed > largest {
+        return Some(format!(
+            "{} bytes uncompressed, more than the {largest}-byte page limit for this file",
+            h.uncompressed
+        ));
+    }
+    let n = h.dict_values?;
+    if h.uncompressed > PAGE_LIMIT {
+        // A dictionary is held whole as decoded values (several times its page size);
+        // writers cap dictionaries at 1 MiB, so 16 MiB always suffices.
+        return Some(format!(
+            "a dictionary page of {} bytes uncompressed, more than {PAGE_LIMIT}",
+            h.uncompressed
+        ));
+    }
+    if n < 0 || n.saturating_mul(width) > h.uncompressed.saturating_mul(8) {
+        return Some(format!(
+            "a dictionary page claims {n} values in {} bytes",
+            h.uncompressed
+        ));
+    }
+    None
 }
 
 /// The fewest bits one PLAIN value of a type takes (a byte array has a 4-byte length).
@@ -325,6 +347,58 @@ mod tests {
             Err(Short) => Err("short"),
             Err(Bad(e)) => Err(e),
         }
+    }
+
+    #[test]
+    fn page_claims_are_checked_against_the_limits() {
+        let page = |uncompressed: i64, dict: Option<i64>| Header {
+            uncompressed,
+            compressed: 100,
+            dict_values: dict,
+        };
+        let big = 300 << 20;
+        assert_eq!(page_problem(&page(1 << 20, None), big, 32), None);
+        assert_eq!(
+            page_problem(&page(200 << 20, None), big, 32),
+            None,
+            "a big data page"
+        );
+        assert!(page_problem(&page(301 << 20, None), big, 32)
+            .unwrap()
+            .contains("page limit"));
+        assert!(page_problem(&page(-1, None), big, 32)
+            .unwrap()
+            .contains("negative"));
+        assert_eq!(
+            page_problem(&page(1000, Some(250)), big, 32),
+            None,
+            "250 x 4 bytes"
+        );
+        assert!(page_problem(&page(1000, Some(251)), big, 32)
+            .unwrap()
+            .contains("251 values"));
+        let e = page_problem(&page(17 << 20, Some(1)), big, 32).unwrap();
+        assert!(e.contains("a dictionary page of"), "{e}");
+    }
+
+    #[test]
+    fn the_page_limit_grows_with_the_file_within_its_decompressed_limit() {
+        assert_eq!(
+            page_limit(9_000, 1 << 30),
+            PAGE_LIMIT,
+            "a small file: 16 MiB"
+        );
+        assert_eq!(
+            page_limit(75 << 20, 8 << 30),
+            300 << 20,
+            "a 75 MB file: 4x its size"
+        );
+        assert_eq!(
+            page_limit(75 << 20, 100 << 20),
+            100 << 20,
+            "never past the total limit"
+        );
+        assert_eq!(page_limit(u64::MAX, u64::MAX), i64::MAX, "no overflow");
     }
 
     #[test]
