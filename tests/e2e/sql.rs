@@ -156,6 +156,26 @@ fn interactive_mode_in_a_terminal() {
     assert!(history.contains("AS answer;"), "{history}");
 }
 
+/// Commits a copy of `from`'s first `flows` file to `to`'s `flows` as segment `id`, which no
+/// checkpoint names (as a run that died between its commits leaves it); rows copied.
+async fn stage_orphan(from: &std::path::Path, to: &std::path::Path, id: &str) -> u64 {
+    use linkmeter_warehouse::registry::FLOWS;
+    let src = linkmeter_warehouse::Warehouse::local(from).unwrap();
+    let t = src.read_table(&FLOWS).await.unwrap().unwrap();
+    let file = t.files().unwrap().remove(0);
+    let rows = t.read(std::slice::from_ref(&file)).await.unwrap();
+    let partition: Vec<(&str, String)> = FLOWS
+        .partitions
+        .iter()
+        .map(|k| (*k, file.partition[*k].clone().unwrap()))
+        .collect();
+    let w = linkmeter_warehouse::Warehouse::local(to).unwrap();
+    let mut seg = linkmeter_warehouse::segment::Segment::new(id.into());
+    seg.write(&w, &FLOWS, &partition, &rows).await.unwrap();
+    seg.commit(&w, &[]).await.unwrap();
+    rows.iter().map(|b| b.num_rows() as u64).sum()
+}
+
 #[test]
 fn readers_never_count_a_segment_that_is_not_checkpointed() {
     // A segment's data commits come before its `inputs` commit (and a crash may leave it so
@@ -177,22 +197,7 @@ fn readers_never_count_a_segment_that_is_not_checkpointed() {
     let before = count(&e);
     assert!(before > 0);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let copied = rt.block_on(async {
-        use linkmeter_warehouse::registry::FLOWS;
-        let w = linkmeter_warehouse::Warehouse::local(&wh).unwrap();
-        let t = w.read_table(&FLOWS).await.unwrap().unwrap();
-        let file = t.files().unwrap().remove(0);
-        let rows = t.read(std::slice::from_ref(&file)).await.unwrap();
-        let partition: Vec<(&str, String)> = FLOWS
-            .partitions
-            .iter()
-            .map(|k| (*k, file.partition[*k].clone().unwrap()))
-            .collect();
-        let mut seg = linkmeter_warehouse::segment::Segment::new("20990101T000000Z-pending".into());
-        seg.write(&w, &FLOWS, &partition, &rows).await.unwrap();
-        seg.commit(&w, &[]).await.unwrap();
-        rows.iter().map(|b| b.num_rows() as u64).sum::<u64>()
-    });
+    let copied = rt.block_on(stage_orphan(&wh, &wh, "20990101T000000Z-pending"));
     assert!(copied > 0);
     // Delta itself lists the copy (a reader of the raw table would count it)...
     let delta_rows: u64 = rt.block_on(async {
@@ -218,22 +223,7 @@ fn readers_never_count_a_segment_that_is_not_checkpointed() {
 
     // A warehouse whose first segment never reached its checkpoint: nothing is counted yet.
     let fresh = e.join("fresh-wh");
-    rt.block_on(async {
-        use linkmeter_warehouse::registry::FLOWS;
-        let src = linkmeter_warehouse::Warehouse::local(&wh).unwrap();
-        let t = src.read_table(&FLOWS).await.unwrap().unwrap();
-        let file = t.files().unwrap().remove(0);
-        let rows = t.read(std::slice::from_ref(&file)).await.unwrap();
-        let partition: Vec<(&str, String)> = FLOWS
-            .partitions
-            .iter()
-            .map(|k| (*k, file.partition[*k].clone().unwrap()))
-            .collect();
-        let w = linkmeter_warehouse::Warehouse::local(&fresh).unwrap();
-        let mut seg = linkmeter_warehouse::segment::Segment::new("20990101T000000Z-first".into());
-        seg.write(&w, &FLOWS, &partition, &rows).await.unwrap();
-        seg.commit(&w, &[]).await.unwrap();
-    });
+    rt.block_on(stage_orphan(&wh, &fresh, "20990101T000000Z-first"));
     let out = ok(
         &e,
         &[

@@ -46,56 +46,45 @@ fn replay(mut d: impl Decoder) -> Vec<BadInput> {
     bad
 }
 
+/// Replays the saved Parquet input `name` (it must exist); its quarantine entries.
+fn saved(cases: &[(String, Vec<u8>)], name: &str) -> Vec<BadInput> {
+    let (_, data) = cases
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("the saved input {name}"));
+    replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)))
+}
+
 #[test]
 fn parquet_metadata_that_panicked_the_parquet_crate_is_handled() {
     // The parquet crate asserts that a column chunk's offsets are not negative; the decoder
     // refuses such metadata first.
     let cases = cases("flow_parquet");
-    let (_, data) = cases
-        .iter()
-        .find(|(n, _)| n == "negative-column-offset")
-        .expect("the saved input");
-    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    let bad = saved(&cases, "negative-column-offset");
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].reason.contains("outside the"), "{}", bad[0].reason);
     // An embedded Arrow schema with an integer 65,600 bits wide panicked in arrow-ipc; the
     // decoder no longer reads that schema.
-    let (_, data) = cases
-        .iter()
-        .find(|(n, _)| n == "arrow-schema-int-width")
-        .expect("the saved input");
-    replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    saved(&cases, "arrow-schema-int-width");
     // A dictionary-encoded page with no dictionary: the parquet crate panics while reading
     // it; the decoder quarantines the rest of the file instead.
-    let (_, data) = cases
-        .iter()
-        .find(|(n, _)| n == "dictionary-page-missing")
-        .expect("the saved input");
     // Its page header is malformed too, so the header check refuses it before any read now;
     // `flow_parquet`'s tests cover a panic while reading.
-    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    let bad = saved(&cases, "dictionary-page-missing");
     assert!(
         bad.iter().any(|b| b.reason.contains("unreadable header")),
         "{bad:?}"
     );
     // A dictionary page claiming 1.4 billion values (and a 10-byte varint the parquet crate
     // wrapped): the parquet crate allocated 5.5 GB for it; the header check refuses it.
-    let (_, data) = cases
-        .iter()
-        .find(|(n, _)| n == "dictionary-of-1.4-billion-values")
-        .expect("the saved input");
-    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    let bad = saved(&cases, "dictionary-of-1.4-billion-values");
     assert!(
         bad.iter().any(|b| b.reason.contains("unreadable header")),
         "{bad:?}"
     );
     // A page header holding a list of 2^60 booleans: the header check itself spun on it; the
     // element count is now held to the bytes left.
-    let (_, data) = cases
-        .iter()
-        .find(|(n, _)| n == "list-of-2-pow-60-booleans")
-        .expect("the saved input");
-    let bad = replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
+    let bad = saved(&cases, "list-of-2-pow-60-booleans");
     assert!(bad.iter().any(|b| b.reason.contains("header")), "{bad:?}");
     for (_, data) in &cases {
         replay(ParquetDecoder::new(bytes::Bytes::copy_from_slice(data)));
