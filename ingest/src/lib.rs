@@ -17,6 +17,8 @@ pub mod limits;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;
 #[cfg(feature = "pipeline")]
+pub mod reattribute;
+#[cfg(feature = "pipeline")]
 pub mod rows;
 #[cfg(feature = "pipeline")]
 pub mod run;

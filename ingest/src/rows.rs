@@ -26,6 +26,8 @@ pub struct Lineage {
     pub input_id: String,
     /// The run writing the rows.
     pub run_id: String,
+    /// The account the input belongs to (S3 key or source config), which attribution reads.
+    pub context_account: Option<String>,
 }
 
 /// Builds `flows` rows for one partition.
@@ -67,6 +69,9 @@ pub struct FlowsBuilder {
     source_offset: Int64Builder,
     input_id: StringBuilder,
     run_id: StringBuilder,
+    log_region: StringBuilder,
+    log_az_id: StringBuilder,
+    context_account: StringBuilder,
     rows: usize,
 }
 
@@ -110,6 +115,9 @@ impl Default for FlowsBuilder {
             source_offset: Int64Builder::new(),
             input_id: StringBuilder::new(),
             run_id: StringBuilder::new(),
+            log_region: StringBuilder::new(),
+            log_az_id: StringBuilder::new(),
+            context_account: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -224,6 +232,10 @@ impl FlowsBuilder {
         self.source_offset.append_value(n(pos.offset));
         self.input_id.append_value(&lineage.input_id);
         self.run_id.append_value(&lineage.run_id);
+        self.log_region.append_option(rec.region);
+        self.log_az_id.append_option(rec.az_id);
+        self.context_account
+            .append_option(lineage.context_account.as_deref());
     }
 
     /// Takes the buffered rows as a batch of the `flows` schema.
@@ -267,6 +279,9 @@ impl FlowsBuilder {
             Arc::new(self.source_offset.finish()),
             Arc::new(self.input_id.finish()),
             Arc::new(self.run_id.finish()),
+            Arc::new(self.log_region.finish()),
+            Arc::new(self.log_az_id.finish()),
+            Arc::new(self.context_account.finish()),
         ];
         RecordBatch::try_new(FLOWS.schema(), cols).expect("builders match the flows schema")
     }

@@ -107,6 +107,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// The S3 client, when a source was on S3 (its counters go in the summary).
     pub s3: Option<Arc<S3Store>>,
+    /// What re-attribution to the current inventory did.
+    pub reattributed: crate::reattribute::Summary,
 }
 
 impl Outcome {
@@ -135,6 +137,7 @@ impl Outcome {
                 st.bytes.load(Ordering::Relaxed) as f64 / 1048576.0
             );
         }
+        let _ = write!(out, "{}", self.reattributed);
         if self.report.superseded + self.report.rolled_back > 0 {
             let _ = writeln!(
                 out,
@@ -212,6 +215,10 @@ pub fn run(
     }
     let run_id = run_id(o.shard);
     rt.block_on(crate::inventory_tables::write_inventory(wh, ix))?;
+    // Before any row is written under this inventory, so that rows are all under one.
+    let tag = run_id.split('-').nth(1).unwrap_or("x");
+    let reattributed =
+        crate::reattribute::reattribute(wh, ix, rt, o.shard.is_some(), tag, o.workers)?;
     let opts = Options {
         run_id: run_id.clone(),
         force: o.force,
@@ -241,6 +248,7 @@ pub fn run(
         run_id,
         elapsed: t0.elapsed(),
         s3,
+        reattributed,
     })
 }
 

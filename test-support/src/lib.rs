@@ -272,3 +272,19 @@ pub fn inputs_read(out: &str) -> u64 {
         .and_then(|s| s.replace(',', "").parse().ok())
         .unwrap_or_else(|| panic!("no read count in {out}"))
 }
+
+/// Copies an estate directory (its inputs and config), leaving out its warehouse.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (p, q) = (e.path(), to.join(e.file_name()));
+        if e.file_name() == "warehouse" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &q);
+        } else {
+            std::fs::copy(&p, &q).unwrap();
+        }
+    }
+}

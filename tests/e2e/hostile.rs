@@ -35,21 +35,6 @@ fn bounded_ingest(estate: &Path) -> (i32, String, String) {
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (p, q) = (e.path(), to.join(e.file_name()));
-        if e.file_name() == "warehouse" {
-            continue;
-        }
-        if p.is_dir() {
-            copy_dir(&p, &q);
-        } else {
-            std::fs::copy(&p, &q).unwrap();
-        }
-    }
-}
-
 fn check(
     case: &Case,
     base: &Path,

@@ -299,6 +299,97 @@ fn an_expired_raw_log_and_an_inventory_edit_neither_stop_the_run_nor_change_the_
 }
 
 #[test]
+fn adding_a_missing_connection_bills_its_traffic_from_the_warehouse_with_every_raw_log_gone() {
+    // A connection missing from the inventory leaves its traffic `unknown_endpoint`; once it
+    // is added, those rows are re-attributed from the warehouse (the raw logs have all
+    // expired by then) and the invoice is the one a fresh ingest with the full inventory makes.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let e = d.join("estate");
+    let fresh = d.join("fresh");
+    copy_dir(&e, &fresh);
+    let (c, out) = code(&fresh, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    let full = std::fs::read_to_string(e.join("inventory.toml")).unwrap();
+    let mut parts: Vec<&str> = full.split("\n[[connections]]\n").collect();
+    assert!(parts.len() > 3, "the estate has connections");
+    let gone = parts.remove(2);
+    let client = gone
+        .lines()
+        .find_map(|l| l.strip_prefix("client_account = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    std::fs::write(e.join("inventory.toml"), parts.join("\n[[connections]]\n")).unwrap();
+    let wh = e.join("warehouse");
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    let unknown = scalar(
+        &wh,
+        &format!("SELECT COUNT(*) FROM flows WHERE reason = 'unknown_endpoint' AND log_account_id = '{client}'"),
+    );
+    assert!(
+        unknown > 0,
+        "the missing connection's traffic is unattributed: {out}"
+    );
+    let fresh_wh = fresh.join("warehouse");
+    assert_ne!(reports(&wh), reports(&fresh_wh));
+    let unknown_sql = "SELECT COUNT(*) FROM flows WHERE reason = 'unknown_endpoint'";
+    let moved = scalar(&wh, unknown_sql) - scalar(&fresh_wh, unknown_sql);
+    assert!(moved >= unknown, "{moved} {unknown}");
+    // Every raw flow log expires (the source's root stays: a lifecycle rule deletes objects).
+    std::fs::remove_dir_all(e.join("flowlogs")).unwrap();
+    std::fs::create_dir(e.join("flowlogs")).unwrap();
+    std::fs::write(e.join("inventory.toml"), &full).unwrap();
+    let (c, out) = code(&e, &["run", "--month", "2026-10"]);
+    assert_eq!(c, Some(0), "{out}");
+    assert_eq!(inputs_read(&out), 0, "{out}");
+    assert!(
+        out.contains("re-attributed to the current inventory"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("unknown_endpoint → attributed: {moved} rows")),
+        "every row the missing connection left unknown is billed now: {out}"
+    );
+    assert_eq!(scalar(&wh, unknown_sql), scalar(&fresh_wh, unknown_sql));
+    // Row for row what a fresh ingest stores, but for what re-attribution cannot recover:
+    // records on the missing endpoint's address to ports no broker listens on were not MSK
+    // traffic under the old inventory, so never stored (the fresh ingest keeps them as
+    // `unexpected_port`, unbilled).
+    let arn = gone
+        .lines()
+        .find_map(|l| l.strip_prefix("arn = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let (_, fresh_rows) = flows_fingerprint(&fresh_wh);
+    let lost = format!("|unexpected_port|to_cluster|client|{arn}|");
+    let (lost_rows, kept): (Vec<String>, Vec<String>) =
+        fresh_rows.into_iter().partition(|r| r.contains(&lost));
+    let (_, rows) = flows_fingerprint(&wh);
+    assert!(
+        rows == kept,
+        "{} rows against {} a fresh ingest keeps",
+        rows.len(),
+        kept.len()
+    );
+    assert!(lost_rows.len() < 20, "{lost_rows:?}");
+    let csv = |wh: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        reports(wh)
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|x| x == "csv"))
+            .collect()
+    };
+    assert_eq!(
+        csv(&wh),
+        csv(&fresh_wh),
+        "the invoice a fresh ingest makes, to the cent"
+    );
+}
+
+#[test]
 fn run_reads_only_what_can_change_an_open_invoice_unless_all() {
     // Three days from 2026-08-30: with October as the current month, `run` looks back to
     // September and a day of lateness before it (from 2026-08-31), so the 30th is left alone

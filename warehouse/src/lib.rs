@@ -9,12 +9,14 @@
 //! - [`segment`]: the commit protocol that makes ingest idempotent and crash-safe across tables;
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
 //! - [`lock`]: the writer lock of scheduled runs;
+//! - [`marks`]: which inventories the ingested rows were attributed under;
 //! - [`parquet_io`]: file encoding and the statistics readers prune by.
 //!
 //! `docs/architecture.md` tells how a commit makes rows visible.
 
 pub mod inputs;
 pub mod lock;
+pub mod marks;
 pub mod parquet_io;
 pub mod registry;
 pub mod runs;

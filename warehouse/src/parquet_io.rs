@@ -92,6 +92,26 @@ pub fn decode(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, Error> {
         .collect()
 }
 
+/// Reads some columns of a Parquet file (those of `names` it has), in batches of `rows`.
+pub fn decode_columns(bytes: Bytes, names: &[&str], what: &str) -> Result<Vec<RecordBatch>, Error> {
+    let perr = |source| Error::Parquet {
+        path: what.to_string(),
+        source,
+    };
+    let b = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+    let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), names.iter().copied());
+    b.with_projection(mask)
+        .build()
+        .map_err(perr)?
+        .map(|b| {
+            b.map_err(|e| Error::Corrupt {
+                path: what.to_string(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Min and max of a column as JSON values, for the types worth skipping by.
 fn min_max(a: &ArrayRef) -> Option<(serde_json::Value, serde_json::Value)> {
     use serde_json::json;

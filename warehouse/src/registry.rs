@@ -114,6 +114,13 @@ fn flows() -> Vec<Field> {
         f("source_offset", Int64, false),
         f("input_id", Utf8, false),
         f("run_id", Utf8, false),
+        // What attribution read that the columns above do not keep: the record's own region
+        // and AZ (`region`/`az_id` hold the connection's on attributed rows) and the account
+        // of the input (S3 key or source config). Added after the rest so that warehouses
+        // written before keep their column order (files without them read as nulls).
+        f("log_region", Utf8, true),
+        f("log_az_id", Utf8, true),
+        f("context_account", Utf8, true),
     ]
 }
 
@@ -378,6 +385,22 @@ table!(
     Ingested,
     flows,
     "relevant flow records split by clock hour, attributed or with a reason"
+);
+/// `flows` as releases before re-attribution wrote it (tests of schema evolution).
+#[cfg(test)]
+fn flows_before_record_columns() -> Vec<Field> {
+    let mut f = flows();
+    f.truncate(f.len() - 3);
+    f
+}
+#[cfg(test)]
+table!(
+    FLOWS_BEFORE_RECORD_COLUMNS,
+    "flows",
+    &["date", "hour"],
+    Ingested,
+    flows_before_record_columns,
+    "flows without log_region, log_az_id, context_account"
 );
 table!(
     COVERAGE,

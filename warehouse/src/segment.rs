@@ -50,6 +50,18 @@ pub fn segment_of(name: &str) -> &str {
     name.split('.').next().unwrap_or(name)
 }
 
+/// The name of a segment's file rewritten in place (re-attribution): still of its segment and
+/// part, tagged so that it differs from the file it replaces (`SEG.PART.rTAG.parquet`).
+pub fn rewritten_name(name: &str, tag: &str) -> String {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    let mut parts = name.split('.');
+    let seg = parts.next().unwrap_or(name);
+    match parts.next() {
+        Some(part) if part != "parquet" => format!("{seg}.{part}.r{tag}.parquet"),
+        _ => format!("{seg}.r{tag}.parquet"),
+    }
+}
+
 /// A segment being written: its files, uploaded but not committed yet.
 #[derive(Debug)]
 pub struct Segment {
@@ -379,5 +391,15 @@ mod tests {
             segment_of(&format!("date=2026-10-01/hour=03/{n}")),
             "20261127T070914Z-02af-s1of3-w0-00001"
         );
+        let r = rewritten_name(&format!("date=2026-10-01/hour=03/{n}"), "ab12");
+        assert_eq!(
+            r,
+            "20261127T070914Z-02af-s1of3-w0-00001.00007.rab12.parquet"
+        );
+        assert_eq!(
+            rewritten_name(&r, "cd34"),
+            "20261127T070914Z-02af-s1of3-w0-00001.00007.rcd34.parquet"
+        );
+        assert_eq!(segment_of(&r), "20261127T070914Z-02af-s1of3-w0-00001");
     }
 }

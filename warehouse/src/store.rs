@@ -153,9 +153,9 @@ impl Warehouse {
         if let Some(t) = self.cached(def) {
             return Ok(t);
         }
-        let t = Arc::new(tokio::sync::Mutex::new(
-            Table::open_or_create(self, def).await?,
-        ));
+        let mut t = Table::open_or_create(self, def).await?;
+        t.evolve().await?;
+        let t = Arc::new(tokio::sync::Mutex::new(t));
         let mut open = self.open.lock().expect("no panics while holding it");
         Ok(open.entry(def.name).or_insert(t).clone())
     }
@@ -172,9 +172,10 @@ impl Warehouse {
         if let Some(t) = self.cached(def) {
             return Ok(Some(t));
         }
-        let Some(t) = Table::open(self, def).await? else {
+        let Some(mut t) = Table::open(self, def).await? else {
             return Ok(None);
         };
+        t.evolve().await?;
         let t = Arc::new(tokio::sync::Mutex::new(t));
         let mut open = self.open.lock().expect("no panics while holding it");
         Ok(Some(open.entry(def.name).or_insert(t).clone()))
@@ -245,6 +246,37 @@ impl Warehouse {
                 .map_err(Error::store(self.join(rel), "read")),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::store(self.join(rel), "read")(e)),
+        }
+    }
+
+    /// The files under a warehouse-relative directory, as warehouse-relative paths.
+    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, Error> {
+        use futures::TryStreamExt;
+        let base = self.path(dir);
+        let found: Vec<object_store::ObjectMeta> = self
+            .root
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(Error::store(self.join(dir), "list"))?;
+        let skip = self.prefix.as_ref().len();
+        Ok(found
+            .into_iter()
+            .map(|m| {
+                let p = m.location.as_ref();
+                p.get(skip..)
+                    .unwrap_or(p)
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .collect())
+    }
+
+    /// Deletes a file at a warehouse-relative path (gone already is fine).
+    pub async fn delete_file(&self, rel: &str) -> Result<(), Error> {
+        match self.root.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(self.join(rel), "delete")(e)),
         }
     }
 

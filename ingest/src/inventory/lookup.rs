@@ -65,6 +65,11 @@ impl Index {
         self.regions.contains(region)
     }
 
+    /// The regions the inventory has clusters in.
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        self.regions.iter().map(String::as_str)
+    }
+
     /// The connection of an endpoint ENI.
     pub fn conn_of(&self, eni: usize) -> &ConnInfo {
         &self.conns[self.enis[eni].conn]

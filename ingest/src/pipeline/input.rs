@@ -54,7 +54,6 @@ impl<R: Read> Read for Counting<'_, R> {
 struct InputCtx {
     line_offsets: Option<Arc<LineOffsets>>,
     lineage: Lineage,
-    account: Option<String>,
     tally: Tally,
     samples: Vec<QuarantineSample>,
     error: Option<Error>,
@@ -111,8 +110,8 @@ impl SegmentWriter<'_> {
                 source_uri: input.uri.clone(),
                 input_id: listed.id.clone(),
                 run_id: self.run_id.clone(),
+                context_account: input.account_hint.clone().or_else(|| job.account.clone()),
             },
-            account: input.account_hint.clone().or_else(|| job.account.clone()),
             tally: Tally {
                 inputs_read: 1,
                 ..Default::default()
@@ -454,7 +453,7 @@ impl SegmentWriter<'_> {
         let t = &mut cx.tally;
         t.records_in += 1;
         t.bytes_in += u128::from(bytes);
-        let a = match attribute(rec, cx.account.as_deref(), self.ix) {
+        let a = match attribute(rec, cx.lineage.context_account.as_deref(), self.ix) {
             Outcome::Filtered => {
                 t.filtered += 1;
                 t.bytes_filtered += u128::from(bytes);

@@ -198,16 +198,14 @@ pub fn ingest(
         report.interrupted = true;
         return Ok(report);
     };
-    // Inputs record the attribution hash; rows written before it existed record the hash of
-    // the whole inventory text, which still counts as current when the text is unchanged.
+    // Inputs record the attribution hash they were read under (for audits): an inventory
+    // change re-attributes stored rows (`crate::reattribute`), it never reads inputs again.
     let inventory_hash = format!("{:016x}", ix.attribution);
-    let text_hash = format!("{:016x}", ix.hash);
     let plan = plan::plan(
         &listed,
         &committed,
         &plan::PlanOptions {
             force: opts.force,
-            inventory_hashes: &[&inventory_hash, &text_hash],
             decoders: DECODERS,
         },
     );

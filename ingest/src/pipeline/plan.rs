@@ -23,13 +23,9 @@ pub struct Listed {
 
 /// Settings the plan depends on.
 #[derive(Debug, Clone)]
-pub struct PlanOptions<'a> {
+pub struct PlanOptions {
     /// Read every input, whatever its checkpoint says.
     pub force: bool,
-    /// Hashes under which an input's rows are attributed as the current inventory would
-    /// (the attribution hash, and the text hash older rows recorded): with any other hash an
-    /// input is read again.
-    pub inventory_hashes: &'a [&'a str],
     /// The decoders' generation: an input an older one quarantined whole is read again.
     pub decoders: u64,
 }
@@ -93,9 +89,7 @@ pub fn plan(listed: &[Listed], committed: &Committed, o: &PlanOptions) -> Plan {
                 continue;
             }
         }
-        let same = |r: &InputRow| {
-            r.content_hash == *hash && o.inventory_hashes.contains(&r.inventory_hash.as_str())
-        };
+        let same = |r: &InputRow| r.content_hash == *hash;
         let older_quarantine =
             |r: &InputRow| r.decoders < o.decoders && r.records > 0 && r.quarantined == r.records;
         let unchanged = !o.force && entry.is_some_and(|r| same(r) && !older_quarantine(r));
@@ -184,7 +178,6 @@ mod tests {
             c,
             &PlanOptions {
                 force: false,
-                inventory_hashes: &[INV],
                 decoders: 3,
             },
         )
@@ -225,25 +218,26 @@ mod tests {
     }
 
     #[test]
-    fn an_inventory_change_or_force_reads_everything() {
+    fn an_inventory_change_reads_nothing_and_force_reads_everything() {
+        // Inventory changes re-attribute stored rows (crate::reattribute), not inputs.
         let l = [listed("a", "h1")];
-        let c = committed(&[row("a", "h1", "s1")]);
+        let mut r = row("a", "h1", "s1");
+        r.inventory_hash = "an-older-inventory".into();
+        let c = committed(&[r]);
         let p = plan(
             &l,
             &c,
             &PlanOptions {
                 force: false,
-                inventory_hashes: &["inv2"],
                 decoders: 3,
             },
         );
-        assert_eq!((p.todo.len(), p.supersede.len()), (1, 1));
+        assert_eq!((p.todo.len(), p.supersede.len()), (0, 0));
         let p = plan(
             &l,
             &c,
             &PlanOptions {
                 force: true,
-                inventory_hashes: &[INV],
                 decoders: 3,
             },
         );

@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 mod carry;
+mod reattribute;
 
 /// A local warehouse and the runtime its I/O runs on.
 struct Wh {
@@ -251,54 +252,6 @@ fn parquet_input_goes_through_the_same_path() {
     );
     // 3600 seconds starting at :50 → 600 s in one hour, 3000 in the next.
     assert_eq!(h.sum("flows", "bytes"), (2, 7200));
-}
-
-#[test]
-fn an_attribution_change_rereads_inputs_and_a_name_change_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("in");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(
-        src.join("a.log"),
-        format!(
-            "{HEADER}\n2 unknown eni-1a 10.0.9.9 10.0.1.10 40000 14001 6 1 500 {T0} {} ACCEPT OK\n",
-            T0 + 5
-        ),
-    )
-    .unwrap();
-    let wh = dir.path().join("wh");
-    let h = Wh::new(&wh);
-    let run = |ix: &Index| {
-        h.ingest(&jobs(&src), ix, &Options::default())
-            .unwrap()
-            .tally
-    };
-    assert_eq!(run(&ix()).inputs_read, 1);
-    assert_eq!(run(&ix()).inputs_skipped, 1);
-    // Names, cost centers and new accounts are joined at invoice time: nothing is read again.
-    let renamed = crate::inventory::tests::SAMPLE.replacen(
-        "cost_center = \"",
-        "cost_center = \"renamed-",
-        1,
-    )
-        + "\n[[accounts]]\nid = \"333333333333\"\nname = \"new-team\"\ncost_center = \"CC-9\"\n";
-    let ix_renamed = Inventory::from_toml(&renamed, "t1").unwrap();
-    assert_ne!(ix_renamed.hash, ix().hash);
-    assert_eq!(ix_renamed.attribution, ix().attribution);
-    assert_eq!(run(&ix_renamed).inputs_skipped, 1);
-    // eni-1a removed from the inventory: the same file must be re-read, now unattributed.
-    let text = crate::inventory::tests::SAMPLE.replace(
-        "{ id = \"eni-1a\", az_id = \"use1-az1\", ips = [\"10.0.1.10\"] },",
-        "",
-    );
-    let ix2 = Inventory::from_toml(&text, "t2").unwrap();
-    let t = run(&ix2);
-    assert_eq!(
-        (t.inputs_read, t.attributed, t.unattributed),
-        (1, 0, 1),
-        "{t}"
-    );
-    assert_eq!(h.sum("flows", "bytes"), (1, 500), "replaced, not added");
 }
 
 fn two_inputs(src: &Path) {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, Remove, StructType};
+pub use deltalake::kernel::Add;
+use deltalake::kernel::{Action, Remove, StructType};
 use deltalake::logstore::{default_logstore, LogStoreRef, StorageConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -22,6 +23,9 @@ use crate::parquet_io;
 use crate::registry::TableDef;
 use crate::store::Warehouse;
 use crate::Error;
+
+mod schema;
+pub use schema::{conform, widen};
 
 /// A data file of a table's current version.
 #[derive(Debug, Clone)]
@@ -381,6 +385,18 @@ impl Table {
         unreachable!("the loop returns")
     }
 
+    /// The bytes of one data file.
+    pub async fn get_bytes(&self, f: &DataFile) -> Result<bytes::Bytes, Error> {
+        let at = format!("{}/{}", self.at, f.path);
+        self.files
+            .get(&object_store::path::Path::from(f.path.as_str()))
+            .await
+            .map_err(Error::store(&at, "read"))?
+            .bytes()
+            .await
+            .map_err(Error::store(&at, "read"))
+    }
+
     /// Reads the data columns of some of the table's files.
     pub async fn read(&self, files: &[DataFile]) -> Result<Vec<RecordBatch>, Error> {
         let mut out = Vec::new();
@@ -394,7 +410,9 @@ impl Table {
                 .bytes()
                 .await
                 .map_err(Error::store(&at, "read"))?;
-            out.extend(parquet_io::decode(bytes, &at)?);
+            for b in parquet_io::decode(bytes, &at)? {
+                out.push(widen(&self.def.schema(), b, &at)?);
+            }
         }
         Ok(out)
     }
@@ -537,33 +555,4 @@ impl Table {
             .map_err(|e| Error::delta(&self.at, "build a query provider")(e.into()))?;
         Ok(Arc::new(p))
     }
-}
-
-/// Gives a batch computed by a query the table's columns and types, whatever the engine
-/// inferred from portable SQL: columns are taken by name, timestamps become microseconds UTC
-/// (`generate_series` over an interval yields nanoseconds in DataFusion) and sums are cast to
-/// the table's integer type, refusing values that do not fit.
-pub fn conform(def: &TableDef, b: &RecordBatch) -> Result<RecordBatch, Error> {
-    let schema = def.schema();
-    let opts = arrow::compute::CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    let err = |m: String| Error::Schema {
-        table: def.name.to_string(),
-        message: m,
-    };
-    let mut cols = Vec::with_capacity(schema.fields().len());
-    for f in schema.fields() {
-        let c = b
-            .column_by_name(f.name())
-            .ok_or_else(|| err(format!("the query gave no column {}", f.name())))?;
-        cols.push(if c.data_type() == f.data_type() {
-            c.clone()
-        } else {
-            arrow::compute::cast_with_options(c, f.data_type(), &opts)
-                .map_err(|e| err(format!("column {}: {e}", f.name())))?
-        });
-    }
-    RecordBatch::try_new(schema, cols).map_err(|e| err(e.to_string()))
 }
