@@ -92,13 +92,39 @@ pub fn decode(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, Error> {
         .collect()
 }
 
-/// Reads some columns of a Parquet file (those of `names` it has), in batches of `rows`.
-pub fn decode_columns(bytes: Bytes, names: &[&str], what: &str) -> Result<Vec<RecordBatch>, Error> {
+/// Reads some text columns of a Parquet file (those of `names` it has) as dictionary arrays:
+/// a scan for given values then looks at each distinct value once, not at every row.
+pub fn decode_dictionaries(
+    bytes: Bytes,
+    names: &[&str],
+    what: &str,
+) -> Result<Vec<RecordBatch>, Error> {
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
     let perr = |source| Error::Parquet {
         path: what.to_string(),
         source,
     };
-    let b = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+    let plain = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(perr)?;
+    let fields: Vec<arrow::datatypes::FieldRef> = plain
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 if names.contains(&f.name().as_str()) => {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                )))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    let hint = Arc::new(arrow::datatypes::Schema::new(fields));
+    let b = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        bytes,
+        ArrowReaderOptions::new().with_schema(hint),
+    )
+    .map_err(perr)?;
     let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), names.iter().copied());
     b.with_projection(mask)
         .build()

@@ -27,26 +27,31 @@ pub(super) fn run_shard(run_id: &str) -> Option<(u32, u32)> {
 
 /// What identifies an input's content: the store's version (an S3 ETag) with the size, or
 /// else a hash of the bytes.
-fn content_identity(input: &InputRef) -> std::io::Result<(String, u64)> {
+fn content_identity(input: &InputRef, buf: &mut [u8]) -> std::io::Result<(String, u64)> {
     match (&input.version, &input.location) {
         (Some(v), _) => Ok((
             format!("etag:{}:{}", v.trim_matches('"'), input.size),
             input.size,
         )),
-        (None, Location::File(p)) => hash_file(p, input.size),
+        (None, Location::File(p)) => hash_file(p, input.size, buf),
         (None, _) => Err(std::io::Error::other("an input without a version")),
     }
 }
 
 /// Hashes the first `listed` bytes: what the listing saw is what is read (a file that grows
 /// meanwhile has a new size, and so a new identity, at the next listing).
-fn hash_file(path: &std::path::Path, listed: u64) -> std::io::Result<(String, u64)> {
+/// `buf` is the caller's, reused across files: a fresh zeroed megabyte per file cost more
+/// than hashing a small file.
+fn hash_file(
+    path: &std::path::Path,
+    listed: u64,
+    buf: &mut [u8],
+) -> std::io::Result<(String, u64)> {
     let mut f = File::open(path)?.take(listed);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read(buf)?;
         if n == 0 {
             break;
         }
@@ -60,6 +65,7 @@ fn hash_file(path: &std::path::Path, listed: u64) -> std::io::Result<(String, u6
 /// was requested meanwhile.
 pub(super) fn identify(jobs: &[Job], opts: &Options) -> Option<Vec<Listed>> {
     let mut out = Vec::with_capacity(jobs.len());
+    let mut buf = vec![0u8; 1 << 20];
     for j in jobs {
         if opts.stopped() {
             return None;
@@ -68,7 +74,7 @@ pub(super) fn identify(jobs: &[Job], opts: &Options) -> Option<Vec<Listed>> {
             id: input_id(&j.input.key),
             key: j.input.key.clone(),
             uri: j.input.uri.clone(),
-            content: content_identity(&j.input).ok(),
+            content: content_identity(&j.input, &mut buf).ok(),
         });
     }
     Some(out)

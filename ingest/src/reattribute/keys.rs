@@ -1,12 +1,14 @@
 //! Which stored rows an inventory change can re-attribute: those naming an ENI whose
 //! connection, AZ or addresses changed (as the ENI a record was captured on or as the endpoint
-//! it was attributed to), an address of such an ENI, or a region gained or lost.
+//! it was attributed to), an address of such an ENI, or a region gained or lost. When only a
+//! connection's lifetime changed, only the hours between its old and new times can change,
+//! and files of other hours are not even opened.
 
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 
-use crate::inventory::Index;
+use crate::inventory::{ConnInfo, Index};
 
 /// The columns [`Keys::touches`] reads.
 pub const COLUMNS: &[&str] = &[
@@ -18,21 +20,83 @@ pub const COLUMNS: &[&str] = &[
     "log_region",
 ];
 
-/// What changed between two inventories, as the values stored rows hold.
+/// The clock hours (Unix seconds of their start, both ends included) whose rows a change can
+/// affect; `None` leaves that end open.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Hours {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl Hours {
+    /// Every hour.
+    const ALL: Hours = Hours {
+        from: None,
+        to: None,
+    };
+
+    fn contains(&self, hour: i64) -> bool {
+        self.from.is_none_or(|f| hour >= f) && self.to.is_none_or(|t| hour <= t)
+    }
+
+    /// The smallest span holding both.
+    fn hull(self, o: Hours) -> Hours {
+        Hours {
+            from: self.from.zip(o.from).map(|(a, b)| a.min(b)),
+            to: self.to.zip(o.to).map(|(a, b)| a.max(b)),
+        }
+    }
+}
+
+/// The hours a change of connection lifetime can affect (attribution's rule: a record is
+/// outside the lifetime when it ends before `created` or starts at or after `deleted`). A
+/// later `created` moves records that end before it: their rows are in hours up to its hour.
+/// An earlier `deleted` moves records that start after it: rows from its hour on.
+fn lifetime_hours(a: &ConnInfo, b: &ConnInfo) -> Hours {
+    let hour = |t: i64| t.div_euclid(3600) * 3600;
+    let mut h: Option<Hours> = None;
+    let mut add = |x: Hours| h = Some(h.map_or(x, |y| y.hull(x)));
+    if a.created != b.created {
+        add(Hours {
+            from: None,
+            to: Some(hour(a.created.max(b.created))),
+        });
+    }
+    if a.deleted != b.deleted {
+        let first = match (a.deleted, b.deleted) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => i64::MAX,
+        };
+        add(Hours {
+            from: Some(hour(first)),
+            to: None,
+        });
+    }
+    h.unwrap_or(Hours::ALL)
+}
+
+/// What changed between two inventories, as the values stored rows hold, each with the hours
+/// it can affect.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Keys {
     all: bool,
-    enis: HashSet<String>,
-    ips: HashSet<String>,
+    enis: HashMap<String, Hours>,
+    ips: HashMap<String, Hours>,
     regions: HashSet<String>,
 }
 
-/// What attribution reads of one ENI: a difference here can change a row's verdict.
-fn signature(ix: &Index, e: usize) -> String {
+/// What attribution reads of one ENI: a difference here can change a row's verdict. With
+/// `lifetime` false, the connection's created and deleted times are left out.
+fn signature(ix: &Index, e: usize, lifetime: bool) -> String {
     let eni = &ix.enis[e];
     let mut ips = eni.ips.clone();
     ips.sort();
-    format!("{}|{ips:?}|{:?}", eni.az_id, ix.conn_of(e))
+    let mut conn = ix.conn_of(e).clone();
+    if !lifetime {
+        (conn.created, conn.deleted) = (0, None);
+    }
+    format!("{}|{ips:?}|{conn:?}", eni.az_id)
 }
 
 impl Keys {
@@ -57,27 +121,48 @@ impl Keys {
     /// Adds another difference.
     pub fn merge(&mut self, o: Keys) {
         self.all |= o.all;
-        self.enis.extend(o.enis);
-        self.ips.extend(o.ips);
+        for (mine, theirs) in [(&mut self.enis, o.enis), (&mut self.ips, o.ips)] {
+            for (k, h) in theirs {
+                let e = mine.entry(k).or_insert(h);
+                *e = e.hull(h);
+            }
+        }
         self.regions.extend(o.regions);
     }
 
     /// What differs between the inventory rows were attributed under and the current one.
     pub fn between(old: &Index, new: &Index) -> Keys {
-        let sigs = |ix: &Index| -> HashMap<String, (String, usize)> {
+        let ids = |ix: &Index| -> HashMap<String, usize> {
             (0..ix.enis.len())
-                .map(|e| (ix.enis[e].id.clone(), (signature(ix, e), e)))
+                .map(|e| (ix.enis[e].id.clone(), e))
                 .collect()
         };
-        let (a, b) = (sigs(old), sigs(new));
+        let (a, b) = (ids(old), ids(new));
         let mut k = Keys::default();
-        for (ix, mine, theirs) in [(old, &a, &b), (new, &b, &a)] {
-            for (id, (sig, e)) in mine {
-                if theirs.get(id).map(|t| &t.0) != Some(sig) {
-                    k.enis.insert(id.clone());
-                    k.ips
-                        .extend(ix.enis[*e].ips.iter().map(|ip| ip.to_string()));
+        let mut add = |ix: &Index, e: usize, h: Hours| {
+            let eni = &ix.enis[e];
+            let mut one = Keys::default();
+            one.enis.insert(eni.id.clone(), h);
+            one.ips.extend(eni.ips.iter().map(|ip| (ip.to_string(), h)));
+            k.merge(one);
+        };
+        for (id, &e) in &a {
+            match b.get(id) {
+                None => add(old, e, Hours::ALL),
+                Some(&f) if signature(old, e, true) == signature(new, f, true) => {}
+                Some(&f) if signature(old, e, false) == signature(new, f, false) => {
+                    let h = lifetime_hours(old.conn_of(e), new.conn_of(f));
+                    add(old, e, h);
                 }
+                Some(&f) => {
+                    add(old, e, Hours::ALL);
+                    add(new, f, Hours::ALL);
+                }
+            }
+        }
+        for (id, &f) in &b {
+            if !a.contains_key(id) {
+                add(new, f, Hours::ALL);
             }
         }
         let (ra, rb): (HashSet<&str>, HashSet<&str>) =
@@ -89,28 +174,49 @@ impl Keys {
         k
     }
 
-    /// Whether a row of `b` (with some of [`COLUMNS`]) is a candidate.
+    /// Whether rows of this clock hour (a file's partition; `None` when unknown) can change.
+    pub fn may_touch_hour(&self, hour: Option<i64>) -> bool {
+        let Some(h) = hour else {
+            return !self.is_empty();
+        };
+        self.all
+            || !self.regions.is_empty()
+            || self
+                .enis
+                .values()
+                .chain(self.ips.values())
+                .any(|w| w.contains(h))
+    }
+
+    /// Whether a row of `b` (with some of [`COLUMNS`], as text or dictionaries of text) may
+    /// be a candidate. A dictionary's values are checked whether or not a row uses them: a
+    /// file read for nothing costs time, never a wrong row.
     pub fn touches(&self, b: &RecordBatch) -> bool {
         if self.all {
             return true;
         }
-        if self.is_empty() {
-            return false;
-        }
-        let col = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>());
-        let any_in = |a: Option<&StringArray>, set: &HashSet<String>| {
-            !set.is_empty()
-                && a.is_some_and(|a| {
-                    (0..a.len()).any(|i| a.is_valid(i) && set.contains(a.value(i)))
-                })
-        };
-        any_in(col("endpoint_eni"), &self.enis)
-            || any_in(col("interface_id"), &self.enis)
-            || any_in(col("srcaddr"), &self.ips)
-            || any_in(col("dstaddr"), &self.ips)
-            || any_in(col("log_region"), &self.regions)
-            || any_in(col("region"), &self.regions)
+        let (enis, ips) = (&self.enis, &self.ips);
+        holds(b, "endpoint_eni", &|v| enis.contains_key(v))
+            || holds(b, "interface_id", &|v| enis.contains_key(v))
+            || holds(b, "srcaddr", &|v| ips.contains_key(v))
+            || holds(b, "dstaddr", &|v| ips.contains_key(v))
+            || holds(b, "log_region", &|v| self.regions.contains(v))
+            || holds(b, "region", &|v| self.regions.contains(v))
     }
+}
+
+/// Whether a text (or dictionary of text) column of `b` holds a value `hit` picks.
+fn holds(b: &RecordBatch, name: &str, hit: &dyn Fn(&str) -> bool) -> bool {
+    let Some(c) = b.column_by_name(name) else {
+        return false;
+    };
+    let values = match c.as_any_dictionary_opt() {
+        Some(d) => d.values().clone(),
+        None => c.clone(),
+    };
+    values
+        .as_string_opt::<i32>()
+        .is_some_and(|a: &StringArray| (0..a.len()).any(|i| a.is_valid(i) && hit(a.value(i))))
 }
 
 #[cfg(test)]
@@ -144,7 +250,7 @@ mod tests {
         let k = Keys::between(&a, &none);
         assert_eq!(k.enis.len(), a.enis.len());
         let ip = a.enis[0].ips[0].to_string();
-        assert!(k.ips.contains(&ip));
+        assert!(k.ips.contains_key(&ip));
         assert!(k.touches(&batch(&[("dstaddr", Some(&ip))])));
         assert!(k.touches(&batch(&[("endpoint_eni", Some(&a.enis[0].id))])));
         assert!(!k.touches(&batch(&[
@@ -153,6 +259,30 @@ mod tests {
         ])));
         assert!(!Keys::default().touches(&batch(&[("dstaddr", Some(&ip))])));
         assert!(Keys::all().touches(&batch(&[("dstaddr", None)])));
+        // Read as dictionaries (how files are scanned), the same answers.
+        let dict = |v: &str| {
+            let d: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
+                vec![v, "other"].into_iter().collect();
+            RecordBatch::try_from_iter([("dstaddr", Arc::new(d) as arrow::array::ArrayRef)])
+                .unwrap()
+        };
+        assert!(k.touches(&dict(&ip)));
+        assert!(!k.touches(&dict("192.0.2.250")));
+        // A connection deleted at 10:20 moves records from then on: hours from 10:00.
+        let base_deleted = base.replace(
+            "created = \"2026-01-02T00:00:00Z\"\nenis",
+            "created = \"2026-01-02T00:00:00Z\"\ndeleted = \"2026-10-01T10:20:00Z\"\nenis",
+        );
+        let d = ix(&base_deleted);
+        assert!(d.conns[0].deleted.is_some(), "the edit applies");
+        let kd = Keys::between(&a, &d);
+        let ten = crate::inventory::parse_time("2026-10-01T10:00:00Z").unwrap();
+        assert!(!kd.may_touch_hour(Some(ten - 3600)));
+        assert!(kd.may_touch_hour(Some(ten)));
+        assert!(kd.may_touch_hour(Some(ten + 86_400)));
+        assert!(kd.may_touch_hour(None));
+        assert!(kd.touches(&batch(&[("endpoint_eni", Some("eni-1a"))])));
+        assert!(!Keys::default().may_touch_hour(Some(ten)));
         let region = a.regions().next().unwrap().to_string();
         assert!(k.regions.contains(&region));
         assert!(k.touches(&batch(&[("log_region", Some(&region))])));

@@ -202,6 +202,14 @@ fn flows(
     Ok(())
 }
 
+/// The clock hour of a `flows` file's partition (`date=…/hour=…`), Unix seconds.
+fn partition_hour(f: &DataFile) -> Option<i64> {
+    let date = f.partition.get("date")?.as_deref()?;
+    let hour: i64 = f.partition.get("hour")?.as_deref()?.parse().ok()?;
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp() + hour * 3600)
+}
+
 /// Looks at one `flows` file: reads its key columns, and when a row may change, all of it.
 fn look(
     wh: &Warehouse,
@@ -218,6 +226,10 @@ fn look(
         replace: None,
         moves: Moves::default(),
     };
+    // Rows of an hour no change reaches (a lifetime edit) are not even opened.
+    if !keys.is_all() && !keys.may_touch_hour(partition_hour(&l.file)) {
+        return Ok(l);
+    }
     let Some(bytes) = rt.block_on(wh.get_file(&format!("{}/{}", FLOWS.name, l.file.path)))? else {
         return Err(Error::Corrupt {
             path: at,
@@ -225,7 +237,7 @@ fn look(
         });
     };
     if !keys.is_all() {
-        let cols = parquet_io::decode_columns(bytes.clone(), keys::COLUMNS, &at)?;
+        let cols = parquet_io::decode_dictionaries(bytes.clone(), keys::COLUMNS, &at)?;
         if !cols.iter().any(|b| keys.touches(b)) {
             return Ok(l);
         }

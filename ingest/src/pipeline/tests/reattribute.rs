@@ -199,3 +199,42 @@ fn rows_no_longer_msk_traffic_leave_with_their_bytes_reported() {
         "{s}"
     );
 }
+
+#[test]
+fn a_lifetime_edit_opens_only_the_hours_it_can_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    // The same client traffic two hours apart.
+    let line = |t: i64| {
+        format!(
+            "2 111111111111 eni-c1 10.0.9.9 10.0.1.10 40000 14001 6 1 500 {t} {} ACCEPT OK",
+            t + 5
+        )
+    };
+    write_input(&src, &[line(T0), line(T0 + 7200)]);
+    let h = Wh::new(&dir.path().join("wh"));
+    let (_, r) = h.run(&src, &ix());
+    assert_eq!(r.tally.attributed, 2);
+    // Connection aaaa is deleted between the two.
+    let gone_at = chrono::DateTime::from_timestamp(T0 + 3600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let text = crate::inventory::tests::SAMPLE.replacen(
+        "created = \"2026-01-02T00:00:00Z\"\nenis",
+        &format!("created = \"2026-01-02T00:00:00Z\"\ndeleted = \"{gone_at}\"\nenis"),
+        1,
+    );
+    let (s, _) = h.run(&src, &Inventory::from_toml(&text, "deleted").unwrap());
+    assert_eq!(
+        s.files,
+        (2, 1, 1),
+        "the earlier hour's file is not opened: {s}"
+    );
+    assert_eq!(
+        s.moves
+            .by_change
+            .get(&("attributed".into(), "outside_connection_lifetime".into())),
+        Some(&(1, 500)),
+        "{s}"
+    );
+}
