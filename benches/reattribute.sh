@@ -13,7 +13,8 @@
 #      then hold exactly B's attributed bytes per connection (checked, the script fails if not);
 #   2. a connection gets a `deleted` time on the estate's last day (only that day's files are
 #      opened), then another connection one half-way through (eight days of files);
-#   3. an account's cost center is renamed (nothing to do but list and check the inputs).
+#   3. a connection is added whose endpoint carried no traffic yet (a key scan, nothing read);
+#   4. an account's cost center is renamed (nothing to do but list and check the inputs).
 # Figures go in the README by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,10 +93,29 @@ PY
 delete_at "$DAYS" delete-last-day
 delete_at $((1 + DAYS / 2)) delete-half-way
 
+# A new connection whose endpoint has carried no traffic yet: only the key columns are scanned.
+cat >>"$dir/A.toml" <<'TOML'
+
+[[connections]]
+arn = "arn:aws:kafka:us-east-1:210000000000:vpc-connection/900000000001/orders-prod/ffffffffffff"
+cluster = "orders-prod"
+auth = "SASL_IAM"
+client_account = "210000000000"
+vpc_id = "vpc-fffffffffffffffff"
+endpoint_id = "vpce-fffffffffffffffff"
+created = "2026-10-15T00:00:00Z"
+
+[[connections.enis]]
+id = "eni-fffffffffffffffff"
+az_id = "use1-az1"
+ips = ["10.250.1.10"]
+TOML
+timed add-idle-connection "$dir/A.conf.toml"
+
 sed -i '0,/^cost_center = "/s//cost_center = "renamed-/' "$dir/A.toml"
 timed rename-cost-center "$dir/A.conf.toml"
 
 full=$(cat "$WORK/full-ingest-B.secs")
-for s in add-connection delete-last-day delete-half-way rename-cost-center; do
+for s in add-connection delete-last-day delete-half-way add-idle-connection rename-cost-center; do
   awk -v a="$(cat "$WORK/$s.secs")" -v b="$full" -v n="$s" 'BEGIN {printf "%-28s %.3f of a full ingest\n", n, a/b}'
 done
