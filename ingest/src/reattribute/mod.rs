@@ -69,7 +69,15 @@ pub fn reattribute(
     workers: usize,
 ) -> Result<Summary, Error> {
     let (current, content) = mark_of(ix);
-    let marks = rt.block_on(marks::list(wh))?;
+    let mut marks = rt.block_on(marks::list(wh))?;
+    if marks.is_empty() && legacy_stale(wh, ix, rt)? {
+        // Rows from before marks, read under another inventory: a mark no release can
+        // parse makes the next whole run check every row (a shard's own mark must not hide
+        // them).
+        let legacy = Bytes::from_static(b"rows written before attribution marks");
+        rt.block_on(marks::put(wh, "legacy", legacy.clone()))?;
+        marks.push(("legacy".to_string(), legacy));
+    }
     let mut s = Summary::default();
     if shard {
         if !marks.iter().any(|(h, _)| *h == current) {
@@ -78,29 +86,25 @@ pub fn reattribute(
         s.deferred = marks.iter().any(|(h, _)| *h != current);
         return Ok(s);
     }
-    let keys = if marks.is_empty() {
-        match legacy_keys(wh, ix, rt)? {
-            Some(k) => k,
-            None => return rt.block_on(marks::settle(wh, &current, content)).map(|_| s),
+    let mut keys = Keys::default();
+    for (hash, bytes) in marks.iter().filter(|(h, _)| *h != current) {
+        s.from.push(hash.clone());
+        let old = serde_json::from_slice::<Inventory>(bytes)
+            .ok()
+            .and_then(|i| i.index().ok());
+        match old {
+            Some(old) => keys.merge(Keys::between(&old, ix)),
+            // A mark this release cannot read (legacy, or an older format): every row.
+            None => keys = Keys::all(),
         }
-    } else {
-        let mut k = Keys::default();
-        for (hash, bytes) in marks.iter().filter(|(h, _)| *h != current) {
-            s.from.push(hash.clone());
-            let old = serde_json::from_slice::<Inventory>(bytes)
-                .ok()
-                .and_then(|i| i.index().ok());
-            match old {
-                Some(old) => k.merge(Keys::between(&old, ix)),
-                // A mark this release cannot read (an older format): look at every row.
-                None => k = Keys::all(),
-            }
+    }
+    if s.from.is_empty() {
+        // A new warehouse, or one whose rows are all under this inventory.
+        if marks.is_empty() {
+            rt.block_on(marks::settle(wh, &current, content))?;
         }
-        if s.from.is_empty() {
-            return Ok(s);
-        }
-        k
-    };
+        return Ok(s);
+    }
     s.full = keys.is_all();
     tracing::info!(message = "re-attributing stored rows to the current inventory", from = ?s.from, every_row = s.full);
     flows(wh, ix, rt, &keys, tag, workers.max(1), &mut s)?;
@@ -109,23 +113,18 @@ pub fn reattribute(
     Ok(s)
 }
 
-/// A warehouse from before marks: its inputs record the hash they were attributed under
-/// (or the whole inventory text's). All current: nothing to do (`None`); else every row.
-fn legacy_keys(
-    wh: &Warehouse,
-    ix: &Index,
-    rt: &tokio::runtime::Handle,
-) -> Result<Option<Keys>, Error> {
+/// Whether a warehouse from before marks holds inputs read under another inventory (they
+/// record the attribution hash, or the whole inventory text's before that).
+fn legacy_stale(wh: &Warehouse, ix: &Index, rt: &tokio::runtime::Handle) -> Result<bool, Error> {
     let committed = rt.block_on(linkmeter_warehouse::inputs::read(wh))?;
     let now = [
         format!("{:016x}", ix.attribution),
         format!("{:016x}", ix.hash),
     ];
-    let stale = committed
+    Ok(committed
         .inputs
         .values()
-        .any(|r| !now.contains(&r.inventory_hash));
-    Ok(stale.then(Keys::all))
+        .any(|r| !now.contains(&r.inventory_hash)))
 }
 
 /// One file looked at: replaced by `add` (None: removed, every row now filtered), or kept.

@@ -53,7 +53,8 @@ struct Walk<'a> {
     root: &'a Path,
     inside_links: bool,
     stop: Option<&'a AtomicBool>,
-    out: Vec<PathBuf>,
+    /// Files found, and whether each was reached through a symbolic link.
+    out: Vec<(PathBuf, bool)>,
 }
 
 impl Walk<'_> {
@@ -73,7 +74,7 @@ impl Walk<'_> {
             if ft.is_dir() {
                 self.dir(&path)?;
             } else if ft.is_file() {
-                self.out.push(path);
+                self.out.push((path, false));
             } else if ft.is_symlink() {
                 self.link(path);
             } else {
@@ -89,7 +90,7 @@ impl Walk<'_> {
             return;
         }
         match fs::canonicalize(&path) {
-            Ok(t) if t.starts_with(self.root) && t.is_file() => self.out.push(path),
+            Ok(t) if t.starts_with(self.root) && t.is_file() => self.out.push((path, true)),
             _ => {
                 tracing::warn!(message = "skipped: a symbolic link to something other than a regular file inside the source", path = %path.display())
             }
@@ -119,7 +120,7 @@ impl FileSource {
             source,
         };
         let meta = fs::metadata(&self.root).map_err(err)?;
-        let paths = if meta.is_dir() {
+        let (root, paths) = if meta.is_dir() {
             let root = fs::canonicalize(&self.root).map_err(err)?;
             let mut w = Walk {
                 root: &root,
@@ -128,32 +129,38 @@ impl FileSource {
                 out: Vec::new(),
             };
             w.dir(&self.root).map_err(err)?;
-            w.out
+            (Some(root.clone()), w.out)
         } else if meta.is_file() {
-            vec![self.root.clone()]
+            (None, vec![(self.root.clone(), self.root.is_symlink())])
         } else {
             return Err(err(std::io::Error::other(
                 "not a regular file or directory (a device, FIFO or socket cannot be a source)",
             )));
+        };
+        // The walk descends only real directories, so a regular file's canonical path is the
+        // canonical root joined with its relative path: no realpath per file (a readlink per
+        // path component, most of a rerun's listing time over thousands of files).
+        let rel_of = |p: &Path| match &root {
+            Some(_) => p.strip_prefix(&self.root).unwrap_or(p).to_path_buf(),
+            None => PathBuf::from(p.file_name().unwrap_or_default()),
+        };
+        let canonical = |p: &Path, link: bool| match (&root, link) {
+            (Some(r), false) => r.join(rel_of(p)),
+            _ => fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
         };
         let mut out = Vec::with_capacity(paths.len());
         // A file reached both directly and through a link is one input, under its own name
         // (so adding a link never renames an input).
         let mut seen: HashSet<PathBuf> = paths
             .iter()
-            .filter(|p| !p.is_symlink())
-            .filter_map(|p| fs::canonicalize(p).ok())
+            .filter(|(_, link)| !link)
+            .map(|(p, _)| canonical(p, false))
             .collect();
-        for p in paths {
-            let rel = if meta.is_dir() {
-                p.strip_prefix(&self.root).unwrap_or(&p).to_path_buf()
-            } else {
-                PathBuf::from(p.file_name().unwrap_or_default())
-            };
-            let rel = rel.to_string_lossy().replace('\\', "/");
+        for (p, link) in paths {
+            let rel = rel_of(&p).to_string_lossy().replace('\\', "/");
             let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            let abs = fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-            if p.is_symlink() && !seen.insert(abs.clone()) {
+            let abs = canonical(&p, link);
+            if link && !seen.insert(abs.clone()) {
                 continue;
             }
             out.push(InputRef {

@@ -238,3 +238,54 @@ fn a_lifetime_edit_opens_only_the_hours_it_can_change() {
         "{s}"
     );
 }
+
+#[test]
+fn a_warehouse_without_marks_is_checked_whole_even_when_a_shard_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    write_input(
+        &src,
+        &[format!(
+            "2 111111111111 eni-c1 10.0.9.9 10.0.1.10 40000 14001 6 1 500 {T0} {} ACCEPT OK",
+            T0 + 5
+        )],
+    );
+    let marks = |h: &Wh| {
+        h.rt.block_on(linkmeter_warehouse::marks::list(&h.wh))
+            .unwrap()
+            .len()
+    };
+    // Written as a release before marks did: rows and inputs, no `_attribution/`.
+    let h = Wh::new(&dir.path().join("wh"));
+    h.ingest(&jobs(&src), &without_aaaa(), &Options::default())
+        .unwrap();
+    assert_eq!(marks(&h), 0);
+    // A shard under the full inventory re-attributes nothing, and its own mark must not
+    // hide that the old rows were read under another inventory.
+    let s = reattribute(&h.wh, &ix(), h.rt.handle(), true, "s", 1).unwrap();
+    assert!(s.deferred && !s.ran(), "{s}");
+    assert!(s.to_string().contains("the next whole run"), "{s}");
+    assert!(
+        h.flow_rows()[0].contains("unknown_endpoint"),
+        "{:?}",
+        h.flow_rows()
+    );
+    assert_eq!(marks(&h), 2, "the legacy mark and the shard's");
+    let s = reattribute(&h.wh, &ix(), h.rt.handle(), false, "w", 1).unwrap();
+    assert!(s.full, "every row is checked: {s}");
+    assert_eq!(
+        s.moves
+            .by_change
+            .get(&("unknown_endpoint".into(), "attributed".into())),
+        Some(&(1, 500)),
+        "{s}"
+    );
+    assert_eq!(marks(&h), 1, "settled on the current inventory");
+    // Inputs read under the current inventory: nothing to do but write the mark.
+    let dir2 = tempfile::tempdir().unwrap();
+    let h2 = Wh::new(&dir2.path().join("wh"));
+    h2.ingest(&jobs(&src), &ix(), &Options::default()).unwrap();
+    let s = reattribute(&h2.wh, &ix(), h2.rt.handle(), false, "w", 1).unwrap();
+    assert!(!s.ran(), "{s}");
+    assert_eq!(marks(&h2), 1);
+}
