@@ -192,6 +192,18 @@ fn flows(
             change.adds.extend(add);
         }
     }
+    // For audits, the commit says what moved.
+    let moves: Vec<serde_json::Value> = s
+        .moves
+        .by_change
+        .iter()
+        .map(|((from, to), (rows, bytes))| {
+            serde_json::json!({"from": from, "to": to, "rows": rows, "bytes": bytes.to_string()})
+        })
+        .collect();
+    change
+        .info
+        .push(("moves", serde_json::Value::Array(moves).to_string()));
     // One commit: readers see every row under the old attribution or every row under the
     // new. Nothing else writes `flows` meanwhile (a whole run holds the writer lock).
     rt.block_on(async {
