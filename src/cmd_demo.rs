@@ -71,7 +71,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     }
     println!("3/4 top tenants by billable bytes:");
     let top = rt.block_on(async {
-        let cat = Catalog::open(&wh).await?;
+        let cat = Catalog::open_with(&wh, &cfg.engine.options()).await?;
         cat.query(TOP_TENANTS).await
     })?;
     println!("{}", linkmeter_sql::pretty(&top));

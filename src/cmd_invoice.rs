@@ -43,6 +43,7 @@ pub fn invoice(
 ) -> Result<(MonthClose, Written)> {
     let opts = CloseOptions {
         reconcile_tolerance: cfg.reconcile_tolerance,
+        engine: cfg.engine.options(),
     };
     let close = rt
         .block_on(close_month(wh, book, month, opts))

@@ -348,7 +348,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     };
     // Reading never creates a local warehouse directory.
     let wh = crate::warehouse::open_existing(&cfg, rt)?;
-    let cat = rt.block_on(Catalog::open(&wh))?;
+    let cat = rt.block_on(Catalog::open_with(&wh, &cfg.engine.options()))?;
     let s = Session {
         place: wh.display(),
         cat,

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+
+use crate::units::{secs, size};
 use linkmeter_ingest::decode::Content;
 use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
 use linkmeter_ingest::limits::Limits;
@@ -70,6 +72,9 @@ pub struct Config {
     /// How to reach S3 or an S3-compatible store (sources, warehouse, config files).
     #[serde(default)]
     pub s3: S3Config,
+    /// The query engine (`[engine]`).
+    #[serde(default)]
+    pub engine: EngineSettings,
     /// Where flow logs and metrics come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -123,17 +128,30 @@ impl IngestSettings {
     }
 }
 
-/// Durations given in whole seconds or milliseconds in the file.
-mod secs {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
+/// `[engine]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Bytes the query engine's operators (sorts, joins, aggregations) may hold before they
+    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB".
+    #[serde(deserialize_with = "size::de")]
+    pub memory_limit: usize,
+}
 
-    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            memory_limit: linkmeter_sql::engine::DEFAULT_MEMORY_LIMIT,
+        }
     }
+}
 
-    pub fn de_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+impl EngineSettings {
+    /// The engine's options.
+    pub fn options(&self) -> linkmeter_sql::EngineOptions {
+        linkmeter_sql::EngineOptions {
+            memory_limit: self.memory_limit,
+        }
     }
 }
 
@@ -280,6 +298,7 @@ const ENV: &[(&str, &str, Kind)] = &[
         Kind::Float,
     ),
     ("LINKMETER_LOCK_TTL_SECS", "lock_ttl_secs", Kind::Int),
+    ("LINKMETER_MEMORY_LIMIT", "engine.memory_limit", Kind::Text),
     ("LINKMETER_WORKERS", "ingest.workers", Kind::Int),
     ("LINKMETER_FLUSH_ROWS", "ingest.flush_rows", Kind::Int),
     ("LINKMETER_STRICT", "ingest.strict", Kind::Bool),
@@ -364,6 +383,12 @@ impl Config {
             bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
         }
         self.ingest.limits.check().map_err(|e| anyhow!(e))?;
+        if self.engine.memory_limit < 16 << 20 {
+            bail!(
+                "[engine] memory_limit {} bytes is too small for the query engine; give at least \"16MiB\" (the default is \"512MiB\")",
+                self.engine.memory_limit
+            );
+        }
         let mut names = std::collections::HashSet::new();
         for s in &self.sources {
             if !names.insert(s.name.as_str()) {
@@ -523,6 +548,24 @@ mod tests {
         assert_eq!(c.resolve(&c.warehouse), d.path().join("wh"));
         assert_eq!(c.ingest.flush_rows, 100_000, "defaults from the struct");
         assert_eq!(c.reconcile_tolerance, 0.25);
+        assert_eq!(
+            c.engine.memory_limit,
+            512 << 20,
+            "the engine's default budget"
+        );
+        std::fs::write(
+            &p,
+            "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = \"1MiB\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("too small"), "{e}");
+        std::fs::write(
+            &p,
+            "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = 268435456\n",
+        )
+        .unwrap();
+        assert_eq!(Config::load(&p).unwrap().engine.memory_limit, 256 << 20);
         std::fs::write(&p, "warehouse = \"wh\"\ninventory = \"i\"\nwarehous = 1\n").unwrap();
         let e = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(e.contains("unknown field `warehous`"), "{e}");
@@ -538,6 +581,7 @@ mod tests {
             ("LINKMETER_S3_FORCE_PATH_STYLE", "yes"),
             ("LINKMETER_S3_TIMEOUT_SECS", "7"),
             ("LINKMETER_WAREHOUSE", "s3://b/w"),
+            ("LINKMETER_MEMORY_LIMIT", "1GiB"),
         ]
         .into();
         overlay(&mut doc, &|v| vars.get(v).map(|s| s.to_string())).unwrap();
@@ -551,6 +595,7 @@ mod tests {
             "the file's other settings stay"
         );
         assert_eq!(c.s3.timeout, Duration::from_secs(7));
+        assert_eq!(c.engine.options().memory_limit, 1 << 30);
         let mut doc = toml::Table::new();
         let e = overlay(&mut doc, &|v| {
             (v == "LINKMETER_STRICT").then(|| "maybe".into())

@@ -16,6 +16,7 @@ mod config;
 mod exit;
 mod logging;
 mod progress;
+mod units;
 mod warehouse;
 
 use std::process::ExitCode;

@@ -64,6 +64,8 @@ pub struct CloseOptions {
     /// How far an hour's flow/broker ratio may stray from the month's median before it is
     /// flagged.
     pub reconcile_tolerance: f64,
+    /// The query engine's settings (its memory budget).
+    pub engine: linkmeter_sql::EngineOptions,
 }
 
 /// Closes `month`: rollups, pricing, `invoice_lines` for both views. Rerunning restates it.
@@ -73,8 +75,8 @@ pub async fn close_month(
     month: Month,
     opts: CloseOptions,
 ) -> Result<MonthClose, CloseError> {
-    let rollups = rollup(wh, month).await?;
-    let cat = Catalog::open(wh).await?;
+    let mut rollups = rollup(wh, month, &opts.engine).await?;
+    let cat = Catalog::open_with(wh, &opts.engine).await?;
     let (usage, eh, ch) = load_month(&cat, month).await?;
     let accounts = load_accounts(&cat).await?;
     let invoice = aws_view(book, &usage, &eh, &ch)?;
@@ -86,6 +88,7 @@ pub async fn close_month(
         let batch = crate::lines_table::batch(v, &book.currency, &accounts);
         crate::lines_table::write(wh, month, view, batch).await?;
     }
+    rollups.memory_peak = rollups.memory_peak.max(cat.memory_peak());
     Ok(MonthClose {
         month,
         invoice,

@@ -28,11 +28,19 @@ pub enum RollupError {
 pub struct RollupReport {
     /// (table, rows) in run order.
     pub tables: Vec<(&'static str, u64)>,
+    /// The most memory the query engine's operators held at once, and their budget.
+    pub memory_peak: usize,
+    /// The budget.
+    pub memory_limit: usize,
 }
 
 /// Runs every rollup for `month` and replaces the month's partition of each rollup table.
-pub async fn rollup(wh: &Warehouse, month: Month) -> Result<RollupReport, RollupError> {
-    let cat = Catalog::open(wh).await?;
+pub async fn rollup(
+    wh: &Warehouse,
+    month: Month,
+    engine: &linkmeter_sql::EngineOptions,
+) -> Result<RollupReport, RollupError> {
+    let cat = Catalog::open_with(wh, engine).await?;
     for needed in [
         "flows",
         "connections",
@@ -61,5 +69,7 @@ pub async fn rollup(wh: &Warehouse, month: Month) -> Result<RollupReport, Rollup
             .await?;
         report.tables.push((table, rows));
     }
+    report.memory_peak = cat.memory_peak();
+    report.memory_limit = engine.memory_limit;
     Ok(report)
 }

@@ -116,7 +116,17 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
         let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");
         outln!(out, "    {acct} {name:<16} {amount:>14}");
     }
+    outln!(
+        out,
+        "  query engine memory: peak {} of a {} budget ([engine] memory_limit; operators spill beyond it)",
+        mib(o.rollups.memory_peak),
+        mib(o.rollups.memory_limit)
+    );
     out
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
 }
 
 fn top_of(inv: &Invoice) -> BTreeMap<&str, Decimal> {

@@ -5,12 +5,16 @@
 //! `sql/views/` are registered on top, so analysts and the rollups see one set of names.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use linkmeter_warehouse::registry::{SEGMENT_TABLES, TABLES};
 use linkmeter_warehouse::segment::segment_of;
 use linkmeter_warehouse::Warehouse;
+
+pub mod engine;
+pub use engine::EngineOptions;
 
 /// Errors opening the warehouse or running SQL.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,7 @@ pub struct Catalog {
     /// Views registered (those whose tables exist).
     pub views: Vec<&'static str>,
     root: String,
+    pool: Arc<engine::PeakPool>,
 }
 
 fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> SqlError {
@@ -135,13 +140,19 @@ impl Catalog {
     /// removes it) is not counted, so a reader never sees a row twice or a row that a
     /// rerun will replace.
     pub async fn open(wh: &Warehouse) -> Result<Catalog, SqlError> {
+        Self::open_with(wh, &EngineOptions::default()).await
+    }
+
+    /// [`Catalog::open`] with the engine's settings (its memory budget).
+    pub async fn open_with(wh: &Warehouse, o: &EngineOptions) -> Result<Catalog, SqlError> {
         if let Some(dir) = wh.local_dir() {
             if !dir.is_dir() {
                 return Err(SqlError::NoWarehouse(dir.display().to_string()));
             }
         }
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let (runtime, pool) = engine::runtime(o).map_err(df("setting up the query engine"))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let mut tables = Vec::new();
         // The checkpoint is read before the tables: a segment checkpointed after this is left
         // out whole, and one superseded after it is gone whole from the tables read next.
@@ -199,7 +210,13 @@ impl Catalog {
             tables,
             views,
             root: wh.display(),
+            pool,
         })
+    }
+
+    /// The most memory the engine's operators held at once in this session.
+    pub fn memory_peak(&self) -> usize {
+        self.pool.peak()
     }
 
     /// Runs one statement that may only read: DataFusion refuses DDL, DML (INSERT, COPY) and

@@ -60,8 +60,9 @@ fn rollups_match_truth_and_bill_partial_hours() {
 
 async fn check(wh: &Warehouse, d: &std::path::Path) {
     let month = Month::parse("2026-10").unwrap();
-    let r1 = rollup(wh, month).await.unwrap();
-    let r2 = rollup(wh, month).await.unwrap();
+    let engine = linkmeter_sql::EngineOptions::default();
+    let r1 = rollup(wh, month, &engine).await.unwrap();
+    let r2 = rollup(wh, month, &engine).await.unwrap();
     assert_eq!(
         r1.tables, r2.tables,
         "a rerun restates the month with the same rows"

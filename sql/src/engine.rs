@@ -1,0 +1,159 @@
+//! How the query engine runs: a memory pool of a configured size, shared fairly by the
+//! operators that can spill (sorts, aggregations, joins), which spill to the system's temporary
+//! directory instead of growing; an operator that cannot spill fails with a message naming the
+//! largest consumers. The pool records its peak, which the invoice summary prints.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+
+/// Default memory budget of the query engine: room for a month close of a large estate in a
+/// 1 GiB task beside the process's own buffers.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// How the query engine runs (`[engine]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Bytes the engine's operators may hold before they spill (or, if they cannot, fail).
+    pub memory_limit: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+/// A pool that remembers the most it ever had reserved.
+#[derive(Debug)]
+pub struct PeakPool {
+    inner: Arc<dyn MemoryPool>,
+    peak: AtomicUsize,
+}
+
+impl PeakPool {
+    /// The most bytes reserved at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn note(&self) {
+        self.peak
+            .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for PeakPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (peak {} bytes)", self.inner, self.peak())
+    }
+}
+
+impl MemoryPool for PeakPool {
+    fn name(&self) -> &str {
+        "linkmeter"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.note();
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        self.inner.try_grow(reservation, additional)?;
+        self.note();
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
+}
+
+/// The engine's runtime and its pool.
+pub fn runtime(o: &EngineOptions) -> datafusion::error::Result<(Arc<RuntimeEnv>, Arc<PeakPool>)> {
+    let top = NonZeroUsize::new(3).expect("non-zero");
+    let pool = Arc::new(PeakPool {
+        inner: Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(o.memory_limit),
+            top,
+        )),
+        peak: AtomicUsize::new(0),
+    });
+    let rt = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .build_arc()?;
+    Ok((rt, pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalog;
+
+    /// A query whose sort holds every row (a window over all of them), so its memory is what
+    /// the budget lets it have.
+    const SORT_ALL: &str =
+        "SELECT SUM(r) FROM (SELECT row_number() OVER (ORDER BY v % 1000, v) AS r \
+                            FROM generate_series(1, 2000000) AS t(v))";
+
+    async fn run(limit: usize) -> (String, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = linkmeter_warehouse::Warehouse::local(dir.path()).unwrap();
+        let cat = Catalog::open_with(
+            &wh,
+            &EngineOptions {
+                memory_limit: limit,
+            },
+        )
+        .await
+        .unwrap();
+        let out = cat.query(SORT_ALL).await.unwrap();
+        (crate::pretty(&out), cat.memory_peak())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_budget_spills_and_gets_the_same_answer() {
+        let (big, big_peak) = run(1 << 30).await;
+        let small_limit = 16 << 20;
+        let (small, small_peak) = run(small_limit).await;
+        assert_eq!(small, big);
+        assert!(big.contains("2000001000000"), "{big}");
+        assert!(
+            big_peak > small_limit,
+            "the query needs more than the small budget: {big_peak}"
+        );
+        assert!(
+            small_peak > 0 && small_peak <= small_limit,
+            "held {small_peak} of {small_limit}"
+        );
+    }
+}
