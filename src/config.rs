@@ -129,21 +129,13 @@ impl IngestSettings {
 }
 
 /// `[engine]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
     /// Bytes the query engine's operators (sorts, joins, aggregations) may hold before they
-    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB".
-    #[serde(deserialize_with = "size::de")]
-    pub memory_limit: usize,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            memory_limit: linkmeter_sql::engine::DEFAULT_MEMORY_LIMIT,
-        }
-    }
+    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB"; none: no limit.
+    #[serde(deserialize_with = "size::de_some")]
+    pub memory_limit: Option<usize>,
 }
 
 impl EngineSettings {
@@ -383,10 +375,9 @@ impl Config {
             bail!("reconcile_tolerance {t} must be a positive fraction such as 0.25");
         }
         self.ingest.limits.check().map_err(|e| anyhow!(e))?;
-        if self.engine.memory_limit < 16 << 20 {
+        if let Some(m) = self.engine.memory_limit.filter(|m| *m < 16 << 20) {
             bail!(
-                "[engine] memory_limit {} bytes is too small for the query engine; give at least \"16MiB\" (the default is \"512MiB\")",
-                self.engine.memory_limit
+                "[engine] memory_limit {m} bytes is too small for the query engine; give at least \"16MiB\" (or leave it out: no limit)"
             );
         }
         let mut names = std::collections::HashSet::new();
@@ -548,11 +539,7 @@ mod tests {
         assert_eq!(c.resolve(&c.warehouse), d.path().join("wh"));
         assert_eq!(c.ingest.flush_rows, 100_000, "defaults from the struct");
         assert_eq!(c.reconcile_tolerance, 0.25);
-        assert_eq!(
-            c.engine.memory_limit,
-            512 << 20,
-            "the engine's default budget"
-        );
+        assert_eq!(c.engine.memory_limit, None, "no budget unless set");
         std::fs::write(
             &p,
             "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = \"1MiB\"\n",
@@ -565,7 +552,10 @@ mod tests {
             "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = 268435456\n",
         )
         .unwrap();
-        assert_eq!(Config::load(&p).unwrap().engine.memory_limit, 256 << 20);
+        assert_eq!(
+            Config::load(&p).unwrap().engine.memory_limit,
+            Some(256 << 20)
+        );
         std::fs::write(&p, "warehouse = \"wh\"\ninventory = \"i\"\nwarehous = 1\n").unwrap();
         let e = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(e.contains("unknown field `warehous`"), "{e}");
@@ -595,7 +585,7 @@ mod tests {
             "the file's other settings stay"
         );
         assert_eq!(c.s3.timeout, Duration::from_secs(7));
-        assert_eq!(c.engine.options().memory_limit, 1 << 30);
+        assert_eq!(c.engine.options().memory_limit, Some(1 << 30));
         let mut doc = toml::Table::new();
         let e = overlay(&mut doc, &|v| {
             (v == "LINKMETER_STRICT").then(|| "maybe".into())

@@ -30,10 +30,13 @@ pub mod size {
             .ok_or_else(|| format!("{s:?} is too large"))
     }
 
-    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    /// A size that, when given, is `Some`.
+    pub fn de_some<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
         match Raw::deserialize(d)? {
-            Raw::Bytes(b) => usize::try_from(b).map_err(serde::de::Error::custom),
-            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
+            Raw::Bytes(b) => usize::try_from(b)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse(&t).map(Some).map_err(serde::de::Error::custom),
         }
     }
 }

@@ -30,8 +30,8 @@ pub struct RollupReport {
     pub tables: Vec<(&'static str, u64)>,
     /// The most memory the query engine's operators held at once, and their budget.
     pub memory_peak: usize,
-    /// The budget.
-    pub memory_limit: usize,
+    /// The budget (`None`: no limit).
+    pub memory_limit: Option<usize>,
 }
 
 /// Runs every rollup for `month` and replaces the month's partition of each rollup table.

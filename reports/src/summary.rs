@@ -116,11 +116,17 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
         let name = o.accounts.get(*acct).map(|a| a.0.as_str()).unwrap_or("");
         outln!(out, "    {acct} {name:<16} {amount:>14}");
     }
+    let budget = match o.rollups.memory_limit {
+        Some(l) => format!(
+            "of a {} budget ([engine] memory_limit; operators spill beyond it)",
+            mib(l)
+        ),
+        None => "(no budget set: [engine] memory_limit)".to_string(),
+    };
     outln!(
         out,
-        "  query engine memory: peak {} of a {} budget ([engine] memory_limit; operators spill beyond it)",
-        mib(o.rollups.memory_peak),
-        mib(o.rollups.memory_limit)
+        "  query engine memory: peak {} {budget}",
+        mib(o.rollups.memory_peak)
     );
     out
 }

@@ -1,7 +1,9 @@
-//! How the query engine runs: a memory pool of a configured size, shared fairly by the
-//! operators that can spill (sorts, aggregations, joins), which spill to the system's temporary
-//! directory instead of growing; an operator that cannot spill fails with a message naming the
-//! largest consumers. The pool records its peak, which the invoice summary prints.
+//! How the query engine runs: with a budget, a memory pool of that size shared fairly by the
+//! operators that can spill (sorts, aggregations), which spill to the system's temporary
+//! directory instead of growing; an operator that cannot spill (a hash join's build side in
+//! DataFusion 55) fails with a message naming the largest consumers and the setting to raise.
+//! Without one, memory is not limited. Either way the pool records its peak, which the invoice
+//! summary prints.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -10,26 +12,17 @@ use std::sync::Arc;
 
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+    UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
-/// Default memory budget of the query engine: room for a month close of a large estate in a
-/// 1 GiB task beside the process's own buffers.
-pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
-
 /// How the query engine runs (`[engine]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineOptions {
-    /// Bytes the engine's operators may hold before they spill (or, if they cannot, fail).
-    pub memory_limit: usize,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            memory_limit: DEFAULT_MEMORY_LIMIT,
-        }
-    }
+    /// Bytes the engine's operators may hold before they spill (or, if they cannot, fail);
+    /// `None`: no limit. (The month close of a large estate still joins more than fits a
+    /// small budget: the default is none until the close reads hourly pre-aggregates.)
+    pub memory_limit: Option<usize>,
 }
 
 /// A pool that remembers the most it ever had reserved.
@@ -101,11 +94,12 @@ impl MemoryPool for PeakPool {
 /// The engine's runtime and its pool.
 pub fn runtime(o: &EngineOptions) -> datafusion::error::Result<(Arc<RuntimeEnv>, Arc<PeakPool>)> {
     let top = NonZeroUsize::new(3).expect("non-zero");
+    let inner: Arc<dyn MemoryPool> = match o.memory_limit {
+        Some(limit) => Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), top)),
+        None => Arc::new(UnboundedMemoryPool::default()),
+    };
     let pool = Arc::new(PeakPool {
-        inner: Arc::new(TrackConsumersPool::new(
-            FairSpillPool::new(o.memory_limit),
-            top,
-        )),
+        inner,
         peak: AtomicUsize::new(0),
     });
     let rt = RuntimeEnvBuilder::new()
@@ -131,13 +125,44 @@ mod tests {
         let cat = Catalog::open_with(
             &wh,
             &EngineOptions {
-                memory_limit: limit,
+                memory_limit: Some(limit),
             },
         )
         .await
         .unwrap();
         let out = cat.query(SORT_ALL).await.unwrap();
         (crate::pretty(&out), cat.memory_peak())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_join_over_the_budget_fails_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = linkmeter_warehouse::Warehouse::local(dir.path()).unwrap();
+        let o = EngineOptions {
+            memory_limit: Some(16 << 20),
+        };
+        let cat = Catalog::open_with(&wh, &o).await.unwrap();
+        let e = cat
+            .query(
+                "SELECT COUNT(*) FROM generate_series(1, 3000000) AS a(v) \
+                 JOIN generate_series(1, 3000000) AS b(w) ON v = w",
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("raise memory_limit in [engine]"), "{e}");
+        let none = Catalog::open_with(&wh, &EngineOptions::default())
+            .await
+            .unwrap();
+        let out = none
+            .query("SELECT COUNT(*) FROM generate_series(1, 3000000) AS a(v) JOIN generate_series(1, 3000000) AS b(w) ON v = w")
+            .await
+            .unwrap();
+        assert!(crate::pretty(&out).contains("3000000"));
+        assert!(
+            none.memory_peak() > 16 << 20,
+            "unlimited, and the peak says what it took"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

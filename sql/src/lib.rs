@@ -128,8 +128,16 @@ pub struct Catalog {
 }
 
 fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> SqlError {
-    let context = context.into();
-    move |source| SqlError::DataFusion { context, source }
+    let mut context = context.into();
+    move |source| {
+        if matches!(
+            source.find_root(),
+            datafusion::error::DataFusionError::ResourcesExhausted(_)
+        ) {
+            context.push_str(" (the query needs more memory than [engine] memory_limit allows and cannot spill it; raise memory_limit in [engine] or LINKMETER_MEMORY_LIMIT)");
+        }
+        SqlError::DataFusion { context, source }
+    }
 }
 
 impl Catalog {
