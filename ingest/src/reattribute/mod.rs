@@ -105,6 +105,9 @@ pub fn reattribute(
         }
         return Ok(s);
     }
+    // The current inventory's mark first: rows rewritten under it are never unmarked, so a
+    // crash before the old marks go leaves every inventory that rows may be under.
+    rt.block_on(marks::put(wh, &current, content.clone()))?;
     s.full = keys.is_all();
     tracing::info!(message = "re-attributing stored rows to the current inventory", from = ?s.from, every_row = s.full);
     flows(wh, ix, rt, &keys, tag, workers.max(1), &mut s)?;
@@ -258,11 +261,8 @@ fn look(
     let mut out = Vec::new();
     let mut changed = false;
     for b in parquet_io::decode(bytes, &at)? {
-        let legacy = rows::RECORD_COLUMNS
-            .iter()
-            .any(|c| b.column_by_name(c).is_none());
         let b = widen(&schema, b, &at)?;
-        let r = rows::reattribute(&b, ix, legacy).map_err(|m| Error::Corrupt {
+        let r = rows::reattribute(&b, ix).map_err(|m| Error::Corrupt {
             path: at.clone(),
             message: m,
         })?;

@@ -15,6 +15,7 @@ use crate::decode::{FlowRecord, Position};
 use crate::hours::HourShare;
 use crate::inventory::Index;
 use crate::rows::{FlowsBuilder, Lineage};
+use crate::source::account_from_key;
 
 /// The columns attribution writes; a row whose columns here are unchanged is unchanged.
 pub const ATTRIBUTION_COLUMNS: &[&str] = &[
@@ -34,9 +35,6 @@ pub const ATTRIBUTION_COLUMNS: &[&str] = &[
     "az_id",
     "broker_id",
 ];
-
-/// The columns added for re-attribution; files written before lack them.
-pub const RECORD_COLUMNS: &[&str] = &["log_region", "log_az_id", "context_account"];
 
 /// Rows and bytes that moved from one verdict to another (`attributed`, or the reason).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -112,12 +110,9 @@ fn verdict(status: &str, reason: Option<&str>) -> String {
     }
 }
 
-/// Attributes the rows of `b` (of the `flows` columns) again under `ix`. `legacy` says the
-/// file predates the record columns ([`RECORD_COLUMNS`]): its record region and AZ are taken
-/// from `region`/`az_id` (the connection's on attributed rows, the same region in practice:
-/// PrivateLink is regional) and the input's account is unknown; the rewritten rows keep those
-/// columns null rather than store a guess.
-pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, String> {
+/// Attributes the rows of `b` (of the `flows` columns, old files read with nulls in the
+/// columns added since) again under `ix`.
+pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
     let c = Cols::of(b)?;
     let mut out = FlowsBuilder::default();
     let mut moves = Moves::default();
@@ -131,10 +126,13 @@ pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, 
                 })
                 .transpose()
         };
-        let (region, az) = match legacy {
-            true => (opt(c.region, i), opt(c.az_id, i)),
-            false => (opt(c.log_region, i), opt(c.log_az_id, i)),
-        };
+        // The record's region and AZ: their own columns, else (rows written before them, and
+        // their copies) `region`/`az_id` where those are the record's, on rows without an
+        // endpoint ENI. On attributed rows those hold the connection's: left out, a row that
+        // loses its endpoint then says `unknown_endpoint` rather than `no_inventory_region`.
+        let eni_less = c.endpoint_eni.is_null(i);
+        let region = opt(c.log_region, i).or(opt(c.region, i).filter(|_| eni_less));
+        let az = opt(c.log_az_id, i).or(opt(c.az_id, i).filter(|_| eni_less));
         let rec = FlowRecord {
             account_id: opt(c.log_account_id, i),
             interface_id: opt(c.interface_id, i),
@@ -154,10 +152,15 @@ pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, 
             extra: opt(c.extra, i).unwrap_or_default().to_string(),
             ..Default::default()
         };
-        let context = if legacy {
-            None
-        } else {
-            opt(c.context_account, i)
+        // The input's account: stored, else from its path as listing found it (AWSLogs/ACCOUNT/
+        // in the key), which is where it came from unless the source config named one.
+        let uri_account;
+        let context = match opt(c.context_account, i) {
+            Some(a) => Some(a),
+            None => {
+                uri_account = account_from_key(c.source_uri.value(i));
+                uri_account.as_deref()
+            }
         };
         let was = verdict(c.status.value(i), opt(c.reason, i));
         let bytes = u128::try_from(c.bytes.value(i)).unwrap_or(0);
@@ -171,7 +174,12 @@ pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, 
             }
             Outcome::Relevant(a) => a,
         };
-        let now = a.reason.map_or("attributed", |r| r.as_str());
+        let mut now = a.reason.map_or("attributed", |r| r.as_str()).to_string();
+        let conn = a.eni.map(|e| ix.conn_of(e).arn.as_str());
+        if now == was && conn != opt(c.connection_arn, i) {
+            // The same verdict for another connection is a move too: someone else pays.
+            now = format!("{now} (another connection)");
+        }
         if now != was {
             let e = moves.by_change.entry((was, now.to_string())).or_default();
             e.0 += 1;
@@ -195,10 +203,7 @@ pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, 
         };
         out.append(&rec, &a, &share, pos, ix, &lineage);
     }
-    let mut batch = out.finish();
-    if legacy {
-        batch = null_record_columns(batch)?;
-    }
+    let batch = out.finish();
     let changed = dropped
         || ATTRIBUTION_COLUMNS.iter().any(|n| {
             b.column_by_name(n).map(|c| c.as_ref()) != batch.column_by_name(n).map(|c| c.as_ref())
@@ -210,22 +215,6 @@ pub fn reattribute(b: &RecordBatch, ix: &Index, legacy: bool) -> Result<Redone, 
     })
 }
 
-/// A legacy file's rows keep the record columns as they were (nulls), not the guesses
-/// attribution was given.
-fn null_record_columns(new: RecordBatch) -> Result<RecordBatch, String> {
-    let schema = new.schema();
-    let cols = schema
-        .fields()
-        .iter()
-        .zip(new.columns())
-        .map(|(f, c)| match RECORD_COLUMNS.contains(&f.name().as_str()) {
-            true => arrow::array::new_null_array(f.data_type(), new.num_rows()),
-            false => c.clone(),
-        })
-        .collect();
-    RecordBatch::try_new(schema, cols).map_err(|e| e.to_string())
-}
-
 /// The stored columns attribution reads.
 struct Cols<'a> {
     usage_hour: &'a TimestampMicrosecondArray,
@@ -233,6 +222,8 @@ struct Cols<'a> {
     packets: &'a Int64Array,
     status: &'a StringArray,
     reason: &'a StringArray,
+    endpoint_eni: &'a StringArray,
+    connection_arn: &'a StringArray,
     region: &'a StringArray,
     az_id: &'a StringArray,
     flow_start: &'a TimestampMicrosecondArray,
@@ -267,6 +258,8 @@ impl<'a> Cols<'a> {
             packets: i64s(b, "packets")?,
             status: strs(b, "status")?,
             reason: strs(b, "reason")?,
+            endpoint_eni: strs(b, "endpoint_eni")?,
+            connection_arn: strs(b, "connection_arn")?,
             region: strs(b, "region")?,
             az_id: strs(b, "az_id")?,
             flow_start: times(b, "flow_start")?,
@@ -292,5 +285,77 @@ impl<'a> Cols<'a> {
             log_az_id: strs(b, "log_az_id")?,
             context_account: strs(b, "context_account")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{parse_time, Inventory};
+
+    #[test]
+    fn a_row_from_before_the_record_columns_keeps_its_verdict() {
+        let ix = Inventory::from_toml(crate::inventory::tests::SAMPLE, "t").unwrap();
+        let t = parse_time("2026-10-01T10:00:00Z").unwrap();
+        // No account-id and no VPC in the record: only the input's account (from its path)
+        // finds the endpoint by address.
+        let rec = FlowRecord {
+            account_id: Some("unknown"),
+            interface_id: Some("eni-client"),
+            srcaddr: Some("10.0.9.9".parse().unwrap()),
+            dstaddr: Some("10.0.1.10".parse().unwrap()),
+            srcport: Some(40000),
+            dstport: Some(14001),
+            bytes: Some(100),
+            packets: Some(1),
+            start: Some(t),
+            end: Some(t + 10),
+            action: Some("ACCEPT"),
+            ..Default::default()
+        };
+        let uri = "s3://logs/AWSLogs/111111111111/vpcflowlogs/us-east-1/2026/10/01/x.log.gz";
+        let Outcome::Relevant(a) = attribute(&rec, Some("111111111111"), &ix) else {
+            panic!("relevant")
+        };
+        assert_eq!(a.reason, None, "attributed with the input's account");
+        let share = HourShare {
+            hour: t - t % 3600,
+            seconds: 10,
+            bytes: 100,
+            packets: 1,
+        };
+        let mut b = FlowsBuilder::default();
+        // Stored as a release before `context_account` stored it: null.
+        let lineage = Lineage {
+            source_uri: uri.into(),
+            input_id: "i".into(),
+            run_id: "r".into(),
+            context_account: None,
+        };
+        b.append(&rec, &a, &share, Position::default(), &ix, &lineage);
+        let old = b.finish();
+        let r = reattribute(&old, &ix).unwrap();
+        assert!(!r.changed && r.moves.by_change.is_empty(), "{:?}", r.moves);
+        assert_eq!(
+            r.batch
+                .column_by_name("context_account")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "111111111111",
+            "the account found again is stored"
+        );
+        // The same endpoint under another connection: still attributed, but someone else pays.
+        let moved = crate::inventory::tests::SAMPLE.replace("shared-a/aaaa", "shared-a/cccc");
+        let ix2 = Inventory::from_toml(&moved, "t2").unwrap();
+        let r = reattribute(&old, &ix2).unwrap();
+        assert!(r.changed);
+        assert_eq!(
+            r.moves.by_change.get(&(
+                "attributed".to_string(),
+                "attributed (another connection)".to_string()
+            )),
+            Some(&(1, 100))
+        );
     }
 }
