@@ -177,8 +177,8 @@ pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
         let mut now = a.reason.map_or("attributed", |r| r.as_str()).to_string();
         let conn = a.eni.map(|e| ix.conn_of(e).arn.as_str());
         if now == was && conn != opt(c.connection_arn, i) {
-            // The same verdict for another connection is a move too: someone else pays.
-            now = format!("{now} (another connection)");
+            // The same verdict under another connection (or none) is a move too: someone else pays.
+            now = format!("{now} (connection changed)");
         }
         if now != was {
             let e = moves.by_change.entry((was, now.to_string())).or_default();
@@ -353,7 +353,7 @@ mod tests {
         assert_eq!(
             r.moves.by_change.get(&(
                 "attributed".to_string(),
-                "attributed (another connection)".to_string()
+                "attributed (connection changed)".to_string()
             )),
             Some(&(1, 100))
         );
