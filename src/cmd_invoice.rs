@@ -13,7 +13,7 @@ use crate::{ConfigContext, Exit};
 /// Arguments of `invoice`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/invoice_view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv and focus-{aws,chargeback}.csv (FOCUS 1.2 column\nnames), and report.html (charts of the month, a static file). Rerunning after late data restates the month. The summary shows totals per meter, top movers against\nthe previous month (when it was invoiced) and data-quality lines."
+    after_help = "Examples:\n  linkmeter invoice --month 2026-10\n  linkmeter invoice --config estate/linkmeter.toml --month 2026-10\n\nRuns the month's rollups (replacing that month's earlier output), prices them with the price book\n(`prices` in the config) and writes invoice_lines/month=M/invoice_view={aws,chargeback}/ and\nWAREHOUSE/reports/month=M/finance-{aws,chargeback}.csv and focus-{aws,chargeback}.csv (FOCUS 1.2 column\nnames), and report.html (charts of the month, a static file). Rerunning after late data restates the month. The summary shows totals per meter, top movers against\nthe previous month (when it was invoiced), data-quality lines and the query engine's peak memory\n([engine] memory_limit in the config, or LINKMETER_MEMORY_LIMIT, caps it; default: no limit)."
 )]
 pub struct Args {
     #[command(flatten)]

@@ -22,7 +22,8 @@ use crate::{ConfigProblem, Exit};
 Ingests every source until caught up (Kafka sources to their end; file and S3 inputs stamped
 from a day before the previous month on, or every input with --all), then runs the rollups and
 invoices of the previous and the current month (UTC), writing invoice_lines and the finance and
-FOCUS CSVs under WAREHOUSE/reports/month=YYYY-MM/. Running it twice changes nothing. The whole
+FOCUS CSVs under WAREHOUSE/reports/month=YYYY-MM/. After an inventory edit it first re-attributes
+the stored rows the edit can change, reading no raw input again. Running it twice changes nothing. The whole
 run holds the warehouse lock, so overlapping runs never write together: the second exits 5.
 
 Exit codes:

@@ -190,17 +190,7 @@ pub async fn carry(wh: &Warehouse, from: &str, keep: &[InputRow], to: &str) -> R
                 continue;
             }
             rows += n as u64;
-            let partition: Vec<(&str, String)> = def
-                .partitions
-                .iter()
-                .map(|k| {
-                    (
-                        *k,
-                        f.partition.get(*k).cloned().flatten().unwrap_or_default(),
-                    )
-                })
-                .collect();
-            seg.write(wh, def, &partition, &kept).await?;
+            seg.write(wh, def, &f.partition_values(def), &kept).await?;
         }
     }
     seg.commit_files(wh).await?;

@@ -132,9 +132,25 @@ pub fn day_hour(secs: i64) -> (String, String) {
     (t.format("%Y-%m-%d").to_string(), t.format("%H").to_string())
 }
 
+/// The instant of `date` and `hour` partition values: the inverse of [`day_hour`].
+pub fn hour_of(date: &str, hour: &str) -> Option<i64> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let h: i64 = hour.parse().ok().filter(|h| (0..24).contains(h))?;
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp() + h * 3600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_hours_round_trip() {
+        let t = 1_790_812_800 + 7 * 3600;
+        let (d, h) = day_hour(t);
+        assert_eq!(hour_of(&d, &h), Some(t));
+        assert_eq!(hour_of("2026-10-01", "24"), None);
+        assert_eq!(hour_of("2026-13-01", "00"), None);
+    }
 
     #[test]
     fn months() {

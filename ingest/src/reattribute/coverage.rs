@@ -45,17 +45,8 @@ pub fn redo(
             if !changed {
                 continue;
             }
-            let partition: Vec<(&str, String)> = COVERAGE
-                .partitions
-                .iter()
-                .map(|k| {
-                    (
-                        *k,
-                        f.partition.get(*k).cloned().flatten().unwrap_or_default(),
-                    )
-                })
-                .collect();
             let name = segment::rewritten_name(&f.path, tag);
+            let partition = f.partition_values(&COVERAGE);
             change.adds.push(t.write(&partition, &name, &out).await?);
             change.removes.push(f);
         }

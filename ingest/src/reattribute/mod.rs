@@ -216,14 +216,6 @@ fn flows(
     Ok(())
 }
 
-/// The clock hour of a `flows` file's partition (`date=…/hour=…`), Unix seconds.
-fn partition_hour(f: &DataFile) -> Option<i64> {
-    let date = f.partition.get("date")?.as_deref()?;
-    let hour: i64 = f.partition.get("hour")?.as_deref()?.parse().ok()?;
-    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp() + hour * 3600)
-}
-
 /// Looks at one `flows` file: reads its key columns, and when a row may change, all of it.
 fn look(
     wh: &Warehouse,
@@ -241,7 +233,7 @@ fn look(
         moves: Moves::default(),
     };
     // Rows of an hour no change reaches (a lifetime edit) are not even opened.
-    if !keys.is_all() && !keys.may_touch_hour(partition_hour(&l.file)) {
+    if !keys.is_all() && !keys.may_touch_hour(l.file.hour()) {
         return Ok(l);
     }
     let Some(bytes) = rt.block_on(wh.get_file(&format!("{}/{}", FLOWS.name, l.file.path)))? else {
@@ -278,21 +270,7 @@ fn look(
         l.replace = Some(None);
         return Ok(l);
     }
-    let partition: Vec<(&str, String)> = FLOWS
-        .partitions
-        .iter()
-        .map(|k| {
-            (
-                *k,
-                l.file
-                    .partition
-                    .get(*k)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let partition = l.file.partition_values(&FLOWS);
     let name = segment::rewritten_name(&l.file.path, tag);
     let add = rt.block_on(linkmeter_warehouse::table::write_file(
         wh, &FLOWS, &partition, &name, &out,

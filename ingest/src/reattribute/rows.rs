@@ -103,10 +103,21 @@ fn opt_i32(a: &Int32Array, i: usize) -> Option<i32> {
 }
 
 /// What a stored row's verdict was or is: `attributed` or the reason.
-fn verdict(status: &str, reason: Option<&str>) -> String {
+fn verdict<'a>(status: &'a str, reason: Option<&'a str>) -> &'a str {
     match reason {
-        Some(r) if status != "attributed" => r.to_string(),
-        _ => status.to_string(),
+        Some(r) if status != "attributed" => r,
+        _ => status,
+    }
+}
+
+impl Moves {
+    fn add(&mut self, from: &str, to: &str, bytes: u128) {
+        let e = self
+            .by_change
+            .entry((from.to_string(), to.to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += bytes;
     }
 }
 
@@ -117,6 +128,15 @@ pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
     let mut out = FlowsBuilder::default();
     let mut moves = Moves::default();
     let mut dropped = false;
+    let mut lineage = Lineage {
+        source_uri: String::new(),
+        input_id: String::new(),
+        run_id: String::new(),
+        context_account: None,
+    };
+    // The `context_account` stored on the rows `lineage` was built for (it may be null and
+    // the lineage's found again from the path).
+    let mut stored_context: Option<String> = None;
     for i in 0..b.num_rows() {
         let parse_ip = |a: &StringArray| -> Result<Option<IpAddr>, String> {
             opt(a, i)
@@ -154,36 +174,41 @@ pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
         };
         // The input's account: stored, else from its path as listing found it (AWSLogs/ACCOUNT/
         // in the key), which is where it came from unless the source config named one.
-        let uri_account;
-        let context = match opt(c.context_account, i) {
-            Some(a) => Some(a),
-            None => {
-                uri_account = account_from_key(c.source_uri.value(i));
-                uri_account.as_deref()
-            }
-        };
+        let uri = c.source_uri.value(i);
+        if lineage.source_uri != uri
+            || lineage.input_id != c.input_id.value(i)
+            || lineage.run_id != c.run_id.value(i)
+            || stored_context.as_deref() != opt(c.context_account, i)
+        {
+            stored_context = opt(c.context_account, i).map(str::to_string);
+            // Rows of one input are together: the lineage is built once per run of them.
+            lineage = Lineage {
+                source_uri: uri.to_string(),
+                input_id: c.input_id.value(i).to_string(),
+                run_id: c.run_id.value(i).to_string(),
+                context_account: opt(c.context_account, i)
+                    .map(str::to_string)
+                    .or_else(|| account_from_key(uri)),
+            };
+        }
+        let context = lineage.context_account.as_deref();
         let was = verdict(c.status.value(i), opt(c.reason, i));
         let bytes = u128::try_from(c.bytes.value(i)).unwrap_or(0);
         let a = match attribute(&rec, context, ix) {
             Outcome::Filtered => {
                 dropped = true;
-                let e = moves.by_change.entry((was, "filtered".into())).or_default();
-                e.0 += 1;
-                e.1 += bytes;
+                moves.add(was, "filtered", bytes);
                 continue;
             }
             Outcome::Relevant(a) => a,
         };
-        let mut now = a.reason.map_or("attributed", |r| r.as_str()).to_string();
+        let now = a.reason.map_or("attributed", |r| r.as_str());
         let conn = a.eni.map(|e| ix.conn_of(e).arn.as_str());
-        if now == was && conn != opt(c.connection_arn, i) {
-            // The same verdict under another connection (or none) is a move too: someone else pays.
-            now = format!("{now} (connection changed)");
-        }
         if now != was {
-            let e = moves.by_change.entry((was, now.to_string())).or_default();
-            e.0 += 1;
-            e.1 += bytes;
+            moves.add(was, now, bytes);
+        } else if conn != opt(c.connection_arn, i) {
+            // The same verdict under another connection (or none) is a move too: someone else pays.
+            moves.add(was, &format!("{now} (connection changed)"), bytes);
         }
         let share = HourShare {
             hour: c.usage_hour.value(i).div_euclid(1_000_000),
@@ -194,12 +219,6 @@ pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
         let pos = Position {
             line: u64::try_from(c.source_line.value(i)).unwrap_or(0),
             offset: u64::try_from(c.source_offset.value(i)).unwrap_or(0),
-        };
-        let lineage = Lineage {
-            source_uri: c.source_uri.value(i).to_string(),
-            input_id: c.input_id.value(i).to_string(),
-            run_id: c.run_id.value(i).to_string(),
-            context_account: context.map(str::to_string),
         };
         out.append(&rec, &a, &share, pos, ix, &lineage);
     }

@@ -46,6 +46,30 @@ impl DataFile {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
 
+    /// Its partition values in the order of the table's partition columns, as
+    /// [`Table::write`] takes them (to write a file's replacement beside it).
+    pub fn partition_values(&self, def: &TableDef) -> Vec<(&'static str, String)> {
+        def.partitions
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    self.partition
+                        .get(*k)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The clock hour (Unix seconds) of a file partitioned by `date` and `hour`.
+    pub fn hour(&self) -> Option<i64> {
+        let value = |k: &str| self.partition.get(k).cloned().flatten();
+        crate::time::hour_of(&value("date")?, &value("hour")?)
+    }
+
     fn remove(&self) -> Action {
         Action::Remove(Remove {
             path: self.path.clone(),
