@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Rollup + invoice benchmark over a generated warehouse, with DuckDB (from PyPI) running the
-# same rollup SQL (sql/rollups/usage_hourly.sql, and the view sql/views/billable_flows.sql) over the same
-# Parquet files as a reference, and a cross-check that both engines get the same bytes.
+# Month-close benchmark over generated warehouses, with DuckDB (from PyPI) running the same
+# portable SQL over the same Parquet files, and a cross-check that both engines get the same
+# answer (the script fails on a difference).
 #
-#   benches/invoice.sh                  # about 12 million flow rows (31 days, 40 tenants)
-#   INSTANCES=12 benches/invoice.sh     # scale the MSK traffic up (flow rows grow linearly)
+#   benches/invoice.sh                  # 12 million flow rows (31 days, 40 tenants, INSTANCES=6)
+#   SIZES="6 48" benches/invoice.sh     # and an estate 8× larger (about 100 million rows)
 #
-# Prints wall time and peak RSS for `linkmeter invoice` and for DuckDB. Figures go in the README.
+# For each estate: `linkmeter invoice` (wall, peak RSS, the engine's own memory peak), then
+# three queries, each run by `linkmeter sql` (DataFusion) and by DuckDB as whole processes:
+#   usage_hourly    sql/rollups/usage_hourly.sql for 2026-10 (reads flow_hours)
+#   billable_flows  the view over the raw rows (sql/views/billable_flows.sql), the month summed
+#   reconciliation  sql/views/reconciliation.sql for 2026-10 (flow_hours and broker_metrics)
+# Figures go in the README. DuckDB reads the files on disk by glob, so the estates must not
+# hold files a Delta version removed (a fresh ingest has none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/linkmeter-target}"
@@ -15,46 +21,65 @@ cargo build --release -q
 BIN="$CARGO_TARGET_DIR/release/linkmeter"
 WORK="${BENCH_DIR:-/tmp/linkmeter-bench-invoice}"
 VENV="${DUCKDB_VENV:-$WORK/duckdb-venv}"
-INSTANCES="${INSTANCES:-6}"
+SIZES="${SIZES:-${INSTANCES:-6}}"
+START=2026-10-01T00:00:00Z
+END=2026-11-01T00:00:00Z
 
 mkdir -p "$WORK"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check 'duckdb==1.4.*' 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check duckdb
 
-dir="$WORK/estate"
-if [ ! -f "$dir/.ingested-$INSTANCES" ]; then
-  rm -rf "$dir"
-  "$BIN" generate --out "$dir" --days 31 --accounts 40 --instances "$INSTANCES" --noise 0 | head -1
-  "$BIN" ingest --config "$dir/linkmeter.toml" | sed -n 2,3p
-  touch "$dir/.ingested-$INSTANCES"
-fi
-rows=$("$BIN" sql -w "$dir/warehouse" --format csv "SELECT COUNT(*) AS n FROM flows" | tail -1)
-echo "flows rows: $rows"
-
-/usr/bin/time -v "$BIN" invoice --config "$dir/linkmeter.toml" --month 2026-10 >"$WORK/invoice.out" 2>"$WORK/invoice.time"
-head -1 "$WORK/invoice.out"
-awk -F': ' '/Elapsed \(wall clock\)/ {print "linkmeter invoice (rollups + both views + CSVs): wall " $2} /Maximum resident/ {print "linkmeter invoice peak RSS MiB: " int($2/1024)}' "$WORK/invoice.time"
-ours=$("$BIN" sql -w "$dir/warehouse" --format csv "SELECT CAST(SUM(bytes) AS BIGINT) AS b FROM usage_hourly WHERE month = '2026-10'" | tail -1)
+strip() { grep -v '^[[:space:]]*--' "$1" | sed "s/\${month_start}/$START/g; s/\${month_end}/$END/g"; }
+# The three queries, each reduced to one row that both engines must agree on.
+{ echo "SELECT COUNT(*) AS n, CAST(SUM(bytes) AS VARCHAR) AS b FROM ("; strip sql/rollups/usage_hourly.sql; echo ") q"; } >"$WORK/q_usage_hourly.sql"
+echo "SELECT COUNT(*) AS n, CAST(SUM(CAST(bytes AS DECIMAL(38, 0))) AS VARCHAR) AS b FROM billable_flows WHERE CAST(date AS VARCHAR) >= '2026-10-01' AND CAST(date AS VARCHAR) < '2026-11-01'" >"$WORK/q_billable_flows.sql"
+{ echo "SELECT COUNT(*) AS n, CAST(SUM(flow_bytes) AS VARCHAR) AS b, CAST(SUM(broker_bytes) AS VARCHAR) AS m FROM ("; strip sql/views/reconciliation.sql; echo ") q"; } >"$WORK/q_reconciliation.sql"
 
 cat >"$WORK/duck.py" <<'PY'
-import duckdb, pathlib, sys, time
-wh, sqldir = sys.argv[1], sys.argv[2]
+import duckdb, pathlib, sys
+wh, sqldir, query = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET TimeZone='UTC'")
-con.execute(f"CREATE VIEW flows AS SELECT * FROM read_parquet('{wh}/flows/**/*.parquet', hive_partitioning=true)")
+for t in ("flows", "flow_hours", "broker_metrics"):
+    con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{wh}/{t}/**/*.parquet', hive_partitioning=true)")
 for t in ("connections", "endpoint_enis"):
     con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{wh}/{t}/*.parquet')")
 strip = lambda t: "\n".join(l for l in t.splitlines() if not l.strip().startswith("--"))
-con.execute("CREATE VIEW billable_flows AS " + strip(pathlib.Path(sqldir, "views", "billable_flows.sql").read_text()))
-q = strip(pathlib.Path(sqldir, "rollups", "usage_hourly.sql").read_text())
-q = q.replace("${month_start}", "2026-10-01T00:00:00Z").replace("${month_end}", "2026-11-01T00:00:00Z")
-t = time.time()
-n, b = con.execute(f"SELECT COUNT(*), SUM(bytes) FROM ({q})").fetchone()
-print(f"duckdb usage_hourly: rows={n} seconds={time.time() - t:.2f}")
-print(f"duckdb_bytes={b}")
+for v in ("billable_flows", "billable_hours"):
+    con.execute(f"CREATE VIEW {v} AS " + strip(pathlib.Path(sqldir, "views", v + ".sql").read_text()))
+row = con.execute(pathlib.Path(query).read_text()).fetchone()
+print(",".join("" if v is None else str(v) for v in row))
 PY
-/usr/bin/time -v "$VENV/bin/python" "$WORK/duck.py" "$dir/warehouse" sql >"$WORK/duck.out" 2>"$WORK/duck.time"
-grep -v duckdb_bytes "$WORK/duck.out"
-awk -F': ' '/Maximum resident/ {print "duckdb peak RSS MiB: " int($2/1024)}' "$WORK/duck.time"
-theirs=$(sed -n 's/^duckdb_bytes=//p' "$WORK/duck.out")
-if [ "$ours" = "$theirs" ]; then echo "usage_hourly bytes agree: $ours"; else echo "MISMATCH: linkmeter $ours vs duckdb $theirs"; exit 1; fi
+
+# Runs a command under /usr/bin/time; prints "wall_seconds peak_mib" and keeps its stdout.
+timed() {
+  local out="$1"; shift
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out"
+  awk '{printf "%.2f %d\n", $1, $2 / 1024}' "$WORK/time"
+}
+
+for n in $SIZES; do
+  dir="$WORK/estate-$n"
+  if [ ! -f "$dir/.ingested" ]; then
+    rm -rf "$dir"
+    "$BIN" generate --out "$dir" --days 31 --accounts 40 --instances "$n" --noise 0 | head -1
+    "$BIN" ingest --config "$dir/linkmeter.toml" | sed -n 2,3p
+    touch "$dir/.ingested"
+  fi
+  wh="$dir/warehouse"
+  rows=$("$BIN" sql -w "$wh" --format csv "SELECT COUNT(*) AS n FROM flows" | tail -1)
+  sums=$("$BIN" sql -w "$wh" --format csv "SELECT COUNT(*) AS n FROM flow_hours" | tail -1)
+  points=$("$BIN" sql -w "$wh" --format csv "SELECT COUNT(*) AS n FROM broker_metrics" | tail -1)
+  echo "== INSTANCES=$n: flows rows $rows, flow_hours rows $sums, broker_metrics datapoints $points"
+  read -r wall mib < <(timed "$WORK/invoice.out" "$BIN" invoice --config "$dir/linkmeter.toml" --month 2026-10)
+  echo "linkmeter invoice --month 2026-10: wall ${wall}s, peak RSS ${mib} MiB; $(grep -o 'query engine memory: .*' "$WORK/invoice.out")"
+  for q in usage_hourly billable_flows reconciliation; do
+    read -r w1 m1 < <(timed "$WORK/ours.out" "$BIN" sql -w "$wh" --format csv -f "$WORK/q_$q.sql")
+    read -r w2 m2 < <(timed "$WORK/duck.out" "$VENV/bin/python" "$WORK/duck.py" "$wh" sql "$WORK/q_$q.sql")
+    ours=$(tail -1 "$WORK/ours.out")
+    theirs=$(tail -1 "$WORK/duck.out")
+    ratio=$(awk -v a="$w1" -v b="$w2" 'BEGIN {printf "%.2f", a / b}')
+    printf '%-15s linkmeter sql %6.2fs %5d MiB | duckdb %6.2fs %5d MiB | ratio %s | %s\n' "$q" "$w1" "$m1" "$w2" "$m2" "$ratio" "$ours"
+    if [ "$ours" != "$theirs" ]; then echo "MISMATCH in $q: linkmeter $ours vs duckdb $theirs"; exit 1; fi
+  done
+done

@@ -48,10 +48,12 @@ pub struct Reconciled {
 pub async fn quality(cat: &Catalog, month: Month, tolerance: f64) -> Result<Quality, RollupError> {
     let (start, end) = (month.start(), month.end());
     let mut q = Quality::default();
-    if cat.tables.contains(&"flows") {
+    // `flow_hours` holds the flows rows summed per hour (see linkmeter_warehouse::flow_hours).
+    if cat.tables.contains(&"flow_hours") {
         let sql = format!(
-            "SELECT reason, CAST(COUNT(*) AS BIGINT), SUM(CAST(bytes AS DECIMAL(38, 0))) FROM flows \
-             WHERE status = 'unattributed' AND usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}' GROUP BY 1 ORDER BY 3 DESC"
+            "SELECT reason, CAST(SUM(flow_rows) AS BIGINT), SUM(bytes) FROM flow_hours \
+             WHERE status = 'unattributed' AND {} GROUP BY 1 ORDER BY 3 DESC, 1",
+            in_month(month)
         );
         for b in cat.query(&sql).await? {
             let (r, n, by) = (strings(&b, 0)?, ints(&b, 1)?, wide(&b, 2)?);
@@ -68,16 +70,17 @@ pub async fn quality(cat: &Catalog, month: Month, tolerance: f64) -> Result<Qual
             q.skipdata_windows += ints(&b, 0)?.first().copied().unwrap_or(0);
         }
     }
-    if cat.tables.contains(&"endpoint_hours") && cat.tables.contains(&"flows") {
+    if cat.tables.contains(&"endpoint_hours") && cat.tables.contains(&"flow_hours") {
         let coverage = if cat.tables.contains(&"coverage") {
             "UNION SELECT DISTINCT interface_id AS eni, date_trunc('hour', window_start) AS h FROM coverage"
         } else {
             ""
         };
         let sql = format!(
-            "WITH seen AS (SELECT DISTINCT endpoint_eni AS eni, usage_hour AS h FROM flows WHERE endpoint_eni IS NOT NULL {coverage}) \
+            "WITH seen AS (SELECT DISTINCT endpoint_eni AS eni, usage_hour AS h FROM flow_hours WHERE endpoint_eni IS NOT NULL AND {} {coverage}) \
              SELECT CAST(COUNT(*) AS BIGINT), CAST(SUM(CASE WHEN s.eni IS NULL THEN 1 ELSE 0 END) AS BIGINT) \
              FROM endpoint_hours e LEFT JOIN seen s ON s.eni = e.endpoint_eni AND s.h = e.usage_hour WHERE e.month = '{}'",
+            in_month(month),
             month.label()
         );
         for b in cat.query(&sql).await? {
@@ -91,17 +94,29 @@ pub async fn quality(cat: &Catalog, month: Month, tolerance: f64) -> Result<Qual
     Ok(q)
 }
 
+/// A filter on `flow_hours` to one month's hours, naming its `date` partitions so that only
+/// they are opened.
+fn in_month(month: Month) -> String {
+    let (start, end) = (month.start(), month.end());
+    format!(
+        "date >= '{}' AND date < '{}' AND usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}'",
+        &start[..10],
+        &end[..10]
+    )
+}
+
 async fn reconcile(
     cat: &Catalog,
     month: Month,
     tolerance: f64,
 ) -> Result<Vec<Reconciled>, RollupError> {
     let (start, end) = (month.start(), month.end());
+    // The view's SQL for this month alone: its work grows with the month, not the warehouse.
     let sql = format!(
         "SELECT cluster_arn, COALESCE(cluster_name, cluster_arn), direction, CAST(usage_hour AS VARCHAR), \
-         flow_bytes, COALESCE(broker_bytes, -1) FROM reconciliation \
-         WHERE cluster_arn IS NOT NULL AND usage_hour >= TIMESTAMP '{start}' AND usage_hour < TIMESTAMP '{end}' \
-         ORDER BY 1, 3, 4"
+         flow_bytes, COALESCE(broker_bytes, -1) FROM ({}) r \
+         WHERE cluster_arn IS NOT NULL ORDER BY 1, 3, 4",
+        linkmeter_sql::render(linkmeter_sql::RECONCILIATION, &start, &end)
     );
     // Rows per (cluster ARN, direction): (hour, flow bytes, broker bytes or -1).
     type Hour = (String, i128, i64);

@@ -32,6 +32,8 @@ pub struct RollupReport {
     pub memory_peak: usize,
     /// The budget (`None`: no limit).
     pub memory_limit: Option<usize>,
+    /// `flows` files summed into `flow_hours` before the close (none when they agreed).
+    pub summaries: linkmeter_warehouse::flow_hours::Repaired,
 }
 
 /// Runs every rollup for `month` and replaces the month's partition of each rollup table.
@@ -43,6 +45,7 @@ pub async fn rollup(
     let cat = Catalog::open_with(wh, engine).await?;
     for needed in [
         "flows",
+        "flow_hours",
         "connections",
         "endpoint_enis",
         "clusters",

@@ -109,6 +109,8 @@ pub struct Outcome {
     pub s3: Option<Arc<S3Store>>,
     /// What re-attribution to the current inventory did.
     pub reattributed: crate::reattribute::Summary,
+    /// `flows` files summed into `flow_hours` (or summaries removed) to make the two agree.
+    pub summaries: linkmeter_warehouse::flow_hours::Repaired,
 }
 
 impl Outcome {
@@ -138,6 +140,14 @@ impl Outcome {
             );
         }
         let _ = write!(out, "{}", self.reattributed);
+        let r = self.summaries;
+        if r.summed + r.removed > 0 {
+            let _ = writeln!(
+                out,
+                "flow_hours: {} flows files summed that had no summary (a warehouse from before flow_hours, or a commit cut short), {} summaries of removed files dropped",
+                r.summed, r.removed
+            );
+        }
         if self.report.superseded + self.report.rolled_back > 0 {
             let _ = writeln!(
                 out,
@@ -219,6 +229,15 @@ pub fn run(
     let tag = run_id.split('-').nth(1).unwrap_or("x");
     let reattributed =
         crate::reattribute::reattribute(wh, ix, rt, o.shard.is_some(), tag, o.workers)?;
+    // A whole run holds the warehouse: it brings `flow_hours` level with `flows` (a shard
+    // writes only summaries of its own files, which are always paired).
+    let summaries = match o.shard {
+        None => rt.block_on(linkmeter_warehouse::flow_hours::repair(
+            wh,
+            Default::default(),
+        ))?,
+        Some(_) => Default::default(),
+    };
     let opts = Options {
         run_id: run_id.clone(),
         force: o.force,
@@ -249,6 +268,7 @@ pub fn run(
         elapsed: t0.elapsed(),
         s3,
         reattributed,
+        summaries,
     })
 }
 

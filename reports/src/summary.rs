@@ -128,6 +128,15 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
         "  query engine memory: peak {} {budget}",
         mib(o.rollups.memory_peak)
     );
+    let r = o.rollups.summaries;
+    if r.summed + r.removed > 0 {
+        outln!(
+            out,
+            "  flow_hours brought level with flows first: {} files summed, {} stale summaries dropped",
+            r.summed,
+            r.removed
+        );
+    }
     out
 }
 

@@ -5,11 +5,12 @@
 -- Parameters, substituted by linkmeter before the query runs:
 --   ${month_start}  first instant of the month, e.g. 2026-10-01T00:00:00Z
 --   ${month_end}    first instant of the next month
--- The observation-point rule is applied to aggregates, not rows (the same rule as the view
--- billable_flows): per (hour, endpoint ENI) the endpoint-side sums count when the endpoint
--- side logged anything that hour, else the client-side sums. Grouping 12 M flow rows by two
--- short keys instead of joining and grouping them by nine long strings cut DataFusion's peak
--- memory several-fold (benches/invoice.sh).
+-- It reads `flow_hours` (the flows rows summed per hour, ENI, side, direction and verdict as
+-- they are ingested), not the rows themselves: the close's work grows with ENI-hours, not
+-- with records. The observation-point rule is applied to those sums (the same rule as the
+-- views billable_flows and billable_hours): per (hour, endpoint ENI) the endpoint-side sums
+-- count when the endpoint side logged anything that hour, else the client-side sums.
+-- tests/e2e/preaggregates.rs runs this query over `flows` too and gets the same rows.
 -- Bytes are summed as DECIMAL(38,0): a sum of 64-bit integers wraps silently, and one hostile
 -- input can hold enough records of 2^48 bytes to do it.
 WITH per_side AS (
@@ -19,8 +20,8 @@ WITH per_side AS (
         observed_at,
         SUM(CASE WHEN status = 'attributed' AND direction = 'to_cluster' THEN CAST(bytes AS DECIMAL(38, 0)) ELSE 0 END) AS bytes_to_cluster,
         SUM(CASE WHEN status = 'attributed' AND direction = 'from_cluster' THEN CAST(bytes AS DECIMAL(38, 0)) ELSE 0 END) AS bytes_from_cluster,
-        SUM(CASE WHEN status = 'attributed' THEN 1 ELSE 0 END) AS attributed_rows
-    FROM flows
+        SUM(CASE WHEN status = 'attributed' THEN flow_rows ELSE 0 END) AS attributed_rows
+    FROM flow_hours
     WHERE endpoint_eni IS NOT NULL
       AND CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
       AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)

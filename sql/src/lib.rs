@@ -62,6 +62,11 @@ pub fn render(sql: &str, month_start: &str, month_end: &str) -> String {
         .replace("${month_end}", month_end)
 }
 
+/// The bounds views are registered with: every hour a warehouse can hold (views that take
+/// `${month_start}`/`${month_end}` are rendered with them; the month close renders its month).
+/// DataFusion turns timestamp literals into nanoseconds on the way, which end in 2262.
+pub const ALL_TIME: (&str, &str) = ("1970-01-01T00:00:00Z", "2200-01-01T00:00:00Z");
+
 /// Views registered over the tables: (name, SQL, tables and views it needs), in order.
 pub const VIEWS: &[(&str, &str, &[&str])] = &[
     (
@@ -70,19 +75,24 @@ pub const VIEWS: &[(&str, &str, &[&str])] = &[
         &["flows"],
     ),
     (
+        "billable_hours",
+        include_str!("../views/billable_hours.sql"),
+        &["flow_hours"],
+    ),
+    (
         "reconciliation",
-        include_str!("../views/reconciliation.sql"),
-        &["billable_flows", "broker_metrics"],
+        RECONCILIATION,
+        &["billable_hours", "broker_metrics"],
     ),
     (
         "account_usage",
         include_str!("../views/account_usage.sql"),
-        &["billable_flows", "accounts"],
+        &["billable_hours", "accounts"],
     ),
     (
         "endpoint_usage",
         include_str!("../views/endpoint_usage.sql"),
-        &["billable_flows", "connections", "accounts"],
+        &["billable_hours", "connections", "accounts"],
     ),
     (
         "unattributed_by_reason",
@@ -91,11 +101,19 @@ pub const VIEWS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The `reconciliation` view's SQL, with `${month_start}`/`${month_end}` bounds (see
+/// [`render`]): the month close runs it for its month alone.
+pub const RECONCILIATION: &str = include_str!("../views/reconciliation.sql");
+
 /// One line on what each view answers (for `\d`).
 pub const VIEW_ABOUT: &[(&str, &str)] = &[
     (
         "billable_flows",
         "attributed flow rows that count, observation-point rule applied",
+    ),
+    (
+        "billable_hours",
+        "billable_flows summed per hour, endpoint ENI, direction and cluster (from flow_hours)",
     ),
     (
         "reconciliation",
@@ -205,7 +223,7 @@ impl Catalog {
                 continue;
             }
             let plan = ctx
-                .sql(sql)
+                .sql(&render(sql, ALL_TIME.0, ALL_TIME.1))
                 .await
                 .map_err(df(format!("building view {name}")))?;
             ctx.register_table(*name, plan.into_view())

@@ -9,6 +9,6 @@ SELECT substr(CAST(f.usage_hour AS VARCHAR), 1, 7) AS month,
        f.direction,
        SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS bytes,
        CAST(SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS DOUBLE) / 1073741824.0 AS gib
-FROM billable_flows f
+FROM billable_hours f
 LEFT JOIN accounts a ON a.account_id = f.client_account_id
 GROUP BY 1, 2, 3, 4, 5, 6, 7

@@ -8,7 +8,7 @@ SELECT substr(CAST(f.usage_hour AS VARCHAR), 1, 7) AS month,
        c.cluster_name,
        c.auth_scheme,
        SUM(CAST(f.bytes AS DECIMAL(38, 0))) AS bytes
-FROM billable_flows f
+FROM billable_hours f
 JOIN connections c ON c.connection_arn = f.connection_arn
 LEFT JOIN accounts a ON a.account_id = c.client_account_id
 GROUP BY 1, 2, 3, 4, 5, 6, 7

@@ -1,5 +1,5 @@
 -- reconciliation: per cluster-hour and direction, the bytes flow logs saw on private
--- connectivity (the billable flows: attributed, observation-point rule applied) against the
+-- connectivity (billable_hours: attributed, observation-point rule applied) against the
 -- bytes the brokers counted from and to clients (broker_metrics BytesInPerSec for
 -- to_cluster, BytesOutPerSec for from_cluster; broker-level datapoints, or the sum over topics
 -- where a broker published only per-topic ones; CloudWatch metric streams where they cover the
@@ -12,12 +12,19 @@
 -- missing); an hour with flow bytes and no metrics has a NULL ratio (metrics missing).
 -- The median is over every hour the warehouse holds, so a closed month's deviations can move
 -- a little as later months arrive. `median` is DataFusion/DuckDB (Athena: approx_percentile).
+--
+-- ${month_start} and ${month_end} bound the hours (the view: all of them; the month close:
+-- its month, so that its work and memory grow with a month, not with the warehouse). The
+-- bounds name `date` partitions too, so readers open only those files.
 WITH cloudwatch AS (
     -- Firehose and Kafka relays deliver at least once: a datapoint delivered twice counts once.
     SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, bytes
     FROM broker_metrics
     WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
       AND broker_id IS NOT NULL AND counter IS NULL AND bytes IS NOT NULL
+      AND CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
+      AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
+      AND usage_hour >= TIMESTAMP '${month_start}' AND usage_hour < TIMESTAMP '${month_end}'
 ),
 counters AS (
     -- Prometheus byte counters (open monitoring), one row per scrape.
@@ -25,6 +32,11 @@ counters AS (
     FROM broker_metrics
     WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
       AND broker_id IS NOT NULL AND counter IS NOT NULL
+      -- From an hour early: the first step of the range needs the scrape before it.
+      AND CAST(date AS VARCHAR) >= substr(CAST(TIMESTAMP '${month_start}' - INTERVAL '1 hour' AS VARCHAR), 1, 10)
+      AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
+      AND period_start >= TIMESTAMP '${month_start}' - INTERVAL '1 hour'
+      AND usage_hour < TIMESTAMP '${month_end}'
 ),
 counter_steps AS (
     -- Bytes between consecutive scrapes, counted in the later scrape's hour; a smaller value
@@ -52,7 +64,8 @@ points AS (
     UNION ALL
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'prometheus' AS src,
            CAST(round(step) AS BIGINT) AS bytes
-    FROM counter_steps WHERE step IS NOT NULL
+    FROM counter_steps
+    WHERE step IS NOT NULL AND usage_hour >= TIMESTAMP '${month_start}'
 ),
 per_source AS (
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, metric,
@@ -82,7 +95,10 @@ broker AS (
 flow AS (
     SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, direction,
            SUM(CAST(bytes AS DECIMAL(38, 0))) AS flow_bytes
-    FROM billable_flows
+    FROM billable_hours
+    WHERE CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
+      AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
+      AND usage_hour >= TIMESTAMP '${month_start}' AND usage_hour < TIMESTAMP '${month_end}'
     GROUP BY usage_hour, cluster_arn, direction
 ),
 joined AS (

@@ -10,6 +10,7 @@ mod inventory;
 mod invoice;
 mod kafka;
 mod metrics;
+mod preaggregates;
 mod readers;
 mod report;
 mod rollup;

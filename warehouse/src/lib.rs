@@ -6,6 +6,7 @@
 //! - [`registry`]: each table's name, schema, partitioning and kind, defined once;
 //! - [`store`]: the [`Warehouse`] handle (local or object store) and its tables;
 //! - [`table`]: one Delta table: its files, commits, reads and a DataFusion provider;
+//! - [`flow_hours`]: `flows` summed per hour and ENI, one summary file per `flows` file;
 //! - [`segment`]: the commit protocol that makes ingest idempotent and crash-safe across tables;
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
 //! - [`lock`]: the writer lock of scheduled runs;
@@ -14,6 +15,7 @@
 //!
 //! `docs/architecture.md` tells how a commit makes rows visible.
 
+pub mod flow_hours;
 pub mod inputs;
 pub mod lock;
 pub mod marks;

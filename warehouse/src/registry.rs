@@ -124,6 +124,28 @@ fn flows() -> Vec<Field> {
     ]
 }
 
+fn flow_hours() -> Vec<Field> {
+    use DataType::*;
+    let sum = |n: &str| f(n, Decimal128(38, 0), false);
+    vec![
+        f("usage_hour", ts(), false),
+        f("endpoint_eni", Utf8, true),
+        f("observed_at", Utf8, false),
+        f("direction", Utf8, false),
+        f("status", Utf8, false),
+        f("reason", Utf8, true),
+        f("cluster_arn", Utf8, true),
+        f("cluster_name", Utf8, true),
+        f("auth_scheme", Utf8, true),
+        f("connection_arn", Utf8, true),
+        f("client_account_id", Utf8, true),
+        f("flow_rows", Int64, false),
+        // Sums of 64-bit byte counts: 128-bit, so that no input can make them wrap.
+        sum("bytes"),
+        sum("packets"),
+    ]
+}
+
 fn coverage() -> Vec<Field> {
     use DataType::*;
     vec![
@@ -403,6 +425,14 @@ table!(
     "flows without log_region, log_az_id, context_account"
 );
 table!(
+    FLOW_HOURS,
+    "flow_hours",
+    &["date", "hour"],
+    Ingested,
+    flow_hours,
+    "flows summed per hour, endpoint ENI, side, direction, verdict and cluster: one file per flows file"
+);
+table!(
     COVERAGE,
     "coverage",
     &["date"],
@@ -518,6 +548,7 @@ table!(
 /// Every table, in the order the catalog registers them.
 pub static TABLES: &[&TableDef] = &[
     &FLOWS,
+    &FLOW_HOURS,
     &COVERAGE,
     &BROKER_METRICS,
     &QUARANTINE,
@@ -534,8 +565,11 @@ pub static TABLES: &[&TableDef] = &[
     &INVOICE_LINES,
 ];
 
-/// The tables a segment writes rows into, in the order they are committed.
-pub static SEGMENT_TABLES: &[&TableDef] = &[&FLOWS, &COVERAGE, &BROKER_METRICS, &QUARANTINE];
+/// The tables a segment writes rows into, in the order they are committed. `flow_hours` files
+/// are written with the `flows` files they sum (same segment, partition and name), never on
+/// their own (see [`crate::flow_hours`]).
+pub static SEGMENT_TABLES: &[&TableDef] =
+    &[&FLOWS, &FLOW_HOURS, &COVERAGE, &BROKER_METRICS, &QUARANTINE];
 
 /// A table by name.
 pub fn by_name(name: &str) -> Option<&'static TableDef> {

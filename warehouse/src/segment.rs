@@ -8,10 +8,11 @@
 //!   of a segment are found by name in any table's snapshot.
 //! - **A data file counts only if its segment is in the checkpoint** (`inputs`, one row per
 //!   input naming its segment). A file whose segment is not is an *orphan*.
-//! - Writing: the segment's files are committed to `flows`, `coverage`, `broker_metrics` and
-//!   `quarantine` (one commit each), and **the `inputs` rows last**. A crash before that last
-//!   commit leaves orphans and inputs without a checkpoint: the next run removes the orphans
-//!   ([`recover`]) before it writes anything, and reads those inputs again.
+//! - Writing: the segment's files are committed to `flows`, `flow_hours`, `coverage`,
+//!   `broker_metrics` and `quarantine` (one commit each), and **the `inputs` rows last**. A
+//!   crash before that last commit leaves orphans and inputs without a checkpoint: the next
+//!   run removes the orphans ([`recover`]) before it writes anything, and reads those inputs
+//!   again.
 //! - Replacing (an input changed): **the `inputs` rows are removed first**, then the
 //!   segment's files in every table ([`supersede`]). A crash in between leaves orphans, which
 //!   [`recover`] removes; the inputs are read again because the checkpoint no longer has them.
@@ -34,7 +35,7 @@ use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::kernel::Add;
 
 use crate::inputs::{self, Committed, InputRow};
-use crate::registry::{TableDef, INPUTS, SEGMENT_TABLES};
+use crate::registry::{TableDef, FLOWS, FLOW_HOURS, INPUTS, SEGMENT_TABLES};
 use crate::store::Warehouse;
 use crate::table::{Change, DataFile};
 use crate::Error;
@@ -92,8 +93,9 @@ impl Segment {
         self.adds.values().map(Vec::len).sum()
     }
 
-    /// Writes rows of one partition of a segment table as a file of this segment. Nothing is
-    /// visible until [`Segment::commit`].
+    /// Writes rows of one partition of a segment table as a file of this segment (and, for
+    /// `flows`, its `flow_hours` summary of the same name). Nothing is visible until
+    /// [`Segment::commit`].
     pub async fn write(
         &mut self,
         wh: &Warehouse,
@@ -102,9 +104,21 @@ impl Segment {
         batches: &[RecordBatch],
     ) -> Result<(), Error> {
         debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
+        debug_assert!(
+            def.name != FLOW_HOURS.name,
+            "summaries come with their flows"
+        );
         let name = file_name(&self.id, self.part);
         self.part += 1;
         let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
+        if def.name == FLOWS.name {
+            let sum = crate::flow_hours::summarize(
+                batches,
+                &wh.join(&format!("{}/{}", FLOWS.name, add.path)),
+            )?;
+            let s = crate::table::write_file(wh, &FLOW_HOURS, partition, &name, &[sum]).await?;
+            self.adds.entry(FLOW_HOURS.name).or_default().push(s);
+        }
         self.adds.entry(def.name).or_default().push(add);
         Ok(())
     }
@@ -172,7 +186,8 @@ pub async fn carry(wh: &Warehouse, from: &str, keep: &[InputRow], to: &str) -> R
     let ids: HashSet<&str> = keep.iter().map(|r| r.input_id.as_str()).collect();
     let mut seg = Segment::new(to.to_string());
     let mut rows = 0u64;
-    for def in SEGMENT_TABLES {
+    // Summaries are written with the flows rows they sum.
+    for def in SEGMENT_TABLES.iter().filter(|d| d.name != FLOW_HOURS.name) {
         let Some(t) = wh.table_if_exists(def).await? else {
             continue;
         };

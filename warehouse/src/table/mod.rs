@@ -158,28 +158,60 @@ pub async fn write_file(
     batches: &[RecordBatch],
 ) -> Result<Add, Error> {
     let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
-    put_file(&files, &wh.join(def.name), def, partition, name, batches).await
+    let mode = object_store::PutMode::Create;
+    put_file(
+        &files,
+        &wh.join(def.name),
+        def,
+        (partition, name),
+        batches,
+        mode,
+    )
+    .await
+}
+
+/// [`write_file`] for a file whose content is a function of its name (a `flow_hours` summary
+/// of the `flows` file of the same name): one left uncommitted by a crash is written over.
+pub async fn write_derived_file(
+    wh: &Warehouse,
+    def: &'static TableDef,
+    partition: &[(&str, String)],
+    name: &str,
+    batches: &[RecordBatch],
+) -> Result<Add, Error> {
+    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
+    let mode = object_store::PutMode::Overwrite;
+    put_file(
+        &files,
+        &wh.join(def.name),
+        def,
+        (partition, name),
+        batches,
+        mode,
+    )
+    .await
 }
 
 async fn put_file(
     files: &Arc<dyn ObjectStore>,
     at: &str,
     def: &'static TableDef,
-    partition: &[(&str, String)],
-    name: &str,
+    (partition, name): (&[(&str, String)], &str),
     batches: &[RecordBatch],
+    mode: object_store::PutMode,
 ) -> Result<Add, Error> {
     let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
     let path = format!("{dir}{name}");
     let e = parquet_io::encode(&def.schema(), batches, &format!("{at}/{path}"))?;
     let size = e.bytes.len() as i64;
     // Data files are immutable: a name is never written twice (a file a version still lists
-    // must not change under its readers), so an existing one is an error, not overwritten.
+    // must not change under its readers), so an existing one is an error, not overwritten
+    // (but for derived files, whose content the name decides).
     files
         .put_opts(
             &object_store::path::Path::from(path.as_str()),
             PutPayload::from_bytes(e.bytes),
-            object_store::PutOptions::from(object_store::PutMode::Create),
+            object_store::PutOptions::from(mode),
         )
         .await
         .map_err(Error::store(format!("{at}/{path}"), "write"))?;
@@ -347,7 +379,16 @@ impl Table {
         name: &str,
         batches: &[RecordBatch],
     ) -> Result<Add, Error> {
-        put_file(&self.files, &self.at, self.def, partition, name, batches).await
+        let mode = object_store::PutMode::Create;
+        put_file(
+            &self.files,
+            &self.at,
+            self.def,
+            (partition, name),
+            batches,
+            mode,
+        )
+        .await
     }
 
     /// Commits a change as one new version (or nothing, when the change is empty) and moves to

@@ -1,0 +1,153 @@
+//! The month close reads `flow_hours` (flows summed per hour and ENI as they are ingested), not
+//! `flows`: the same SQL run over the raw rows gives the same answers, and a warehouse without
+//! the sums (written before them) gets them back before it is closed.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use linkmeter_sql::{render, Catalog, RECONCILIATION, ROLLUPS, VIEWS};
+use linkmeter_test_support::{generate, ok, scalar};
+use linkmeter_warehouse::{Month, Warehouse};
+
+/// Every row of a result as a line, sorted (row order is not part of the answer).
+fn lines(batches: &[RecordBatch]) -> Vec<String> {
+    let text = linkmeter_sql::csv(batches).unwrap();
+    let mut rows: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+fn view_sql(name: &str) -> &'static str {
+    VIEWS.iter().find(|v| v.0 == name).unwrap().1
+}
+
+/// Runs `sql` over the sums and `raw` over the rows; both must give the same, non-empty rows.
+async fn same(cat: &Catalog, what: &str, sql: &str, raw: &str) -> usize {
+    let (a, b) = (
+        lines(&cat.query(sql).await.unwrap()),
+        lines(&cat.query(raw).await.unwrap()),
+    );
+    assert!(!a.is_empty(), "{what}: no rows to compare");
+    assert_eq!(a.len(), b.len(), "{what}: rows over sums vs over flows");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{what}: over sums vs over flows");
+    }
+    a.len()
+}
+
+async fn compare(wh: &Warehouse, month: Month) {
+    let cat = Catalog::open(wh).await.unwrap();
+    // The raw path: `flows` itself in the shape of `flow_hours` (a row is a sum of one row),
+    // and the views over `billable_flows` instead of `billable_hours`.
+    let raw_hours = "SELECT *, CAST(1 AS BIGINT) AS flow_rows FROM flows";
+    let plan = cat.ctx.sql(raw_hours).await.unwrap();
+    cat.ctx
+        .register_table("flow_hours_raw", plan.into_view())
+        .unwrap();
+    let over_rows = |sql: &str| {
+        sql.replace("FROM flow_hours", "FROM flow_hours_raw")
+            .replace("FROM billable_hours", "FROM billable_flows")
+    };
+    let (start, end) = (month.start(), month.end());
+    let usage = render(ROLLUPS[0].1, &start, &end);
+    assert_eq!(ROLLUPS[0].0, "usage_hourly");
+    let n = same(&cat, "usage_hourly", &usage, &over_rows(&usage)).await;
+    assert!(n > 100, "{n} usage rows");
+    let rec = render(RECONCILIATION, &start, &end);
+    same(&cat, "reconciliation", &rec, &over_rows(&rec)).await;
+    for view in ["account_usage", "endpoint_usage"] {
+        same(&cat, view, view_sql(view), &over_rows(view_sql(view))).await;
+    }
+    // billable_hours is billable_flows summed.
+    let billable = |from: &str| {
+        format!("SELECT usage_hour, endpoint_eni, observed_at, direction, cluster_arn, CAST(SUM(CAST(bytes AS DECIMAL(38, 0))) AS VARCHAR) FROM {from} GROUP BY 1, 2, 3, 4, 5")
+    };
+    same(
+        &cat,
+        "billable_hours",
+        &billable("billable_hours"),
+        &billable("billable_flows"),
+    )
+    .await;
+    // Every verdict and reason, both sides.
+    let unattributed = "SELECT status, reason, observed_at, CAST(SUM(flow_rows) AS BIGINT), CAST(SUM(bytes) AS VARCHAR) FROM flow_hours GROUP BY 1, 2, 3";
+    same(
+        &cat,
+        "verdicts",
+        unattributed,
+        &over_rows(unattributed).replace("SUM(bytes)", "SUM(CAST(bytes AS DECIMAL(38, 0)))"),
+    )
+    .await;
+}
+
+#[test]
+fn the_close_over_hourly_sums_equals_the_close_over_flow_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 2 --accounts 8 --instances 1 --noise 1");
+    let estate = d.join("estate");
+    ok(&estate, &["ingest"]);
+    let wh_dir = estate.join("warehouse");
+    // The sums are far fewer rows than the flows they sum, and both sides of the rule exist.
+    let rows = scalar(&wh_dir, "SELECT CAST(COUNT(*) AS BIGINT) FROM flows");
+    let sums = scalar(&wh_dir, "SELECT CAST(COUNT(*) AS BIGINT) FROM flow_hours");
+    assert!(sums > 0 && sums * 5 < rows, "{sums} sums of {rows} rows");
+    for side in ["endpoint", "client"] {
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM flow_hours WHERE observed_at = '{side}' AND status = 'attributed'");
+        assert!(scalar(&wh_dir, &sql) > 0, "no attributed {side}-side sums");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let wh = Warehouse::local(&wh_dir).unwrap();
+    rt.block_on(compare(&wh, Month::parse("2026-10").unwrap()));
+}
+
+/// The invoice CSVs of an estate's month (finance and FOCUS), by file name.
+fn invoices(estate: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        linkmeter_test_support::walk(&estate.join("warehouse/reports"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_warehouse_without_sums_gets_them_back_before_its_month_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "estate", "--days 1 --accounts 6 --instances 1 --noise 1");
+    let estate = d.join("estate");
+    ok(&estate, &["ingest"]);
+    ok(&estate, &["invoice", "--month", "2026-10"]);
+    let before = invoices(&estate);
+    assert!(!before.is_empty());
+    let wh_dir = estate.join("warehouse");
+    let sums = scalar(&wh_dir, "SELECT CAST(COUNT(*) AS BIGINT) FROM flow_hours");
+    let files = scalar(
+        &wh_dir,
+        "SELECT CAST(COUNT(DISTINCT date || hour) AS BIGINT) FROM flows",
+    );
+    // As a warehouse written before flow_hours: the table is not there at all.
+    std::fs::remove_dir_all(wh_dir.join("flow_hours")).unwrap();
+    std::fs::remove_dir_all(estate.join("warehouse/reports")).unwrap();
+    let out = ok(&estate, &["invoice", "--month", "2026-10"]);
+    assert!(
+        out.contains("flow_hours brought level with flows first"),
+        "{out}"
+    );
+    assert!(files > 0);
+    assert_eq!(
+        scalar(&wh_dir, "SELECT CAST(COUNT(*) AS BIGINT) FROM flow_hours"),
+        sums,
+        "the same sums again"
+    );
+    assert_eq!(invoices(&estate), before, "the same invoices to the cent");
+    // Level now: the next close sums nothing.
+    let out = ok(&estate, &["invoice", "--month", "2026-10"]);
+    assert!(!out.contains("flow_hours brought level"), "{out}");
+}

@@ -1,0 +1,259 @@
+//! `flow_hours`: the `flows` rows summed per hour, endpoint ENI, observation point, direction,
+//! verdict and cluster, so that the month close and the reconciliation read thousands of rows
+//! where `flows` holds millions. The observation-point rule stays a query-time decision over
+//! these sums (`sql/views/billable_hours.sql`), so a late file still changes the answer.
+//!
+//! **One summary file per `flows` file**, of the same partition and name: whatever adds or
+//! removes a `flows` file (a segment commit, a carry, a re-attribution, a supersede, a
+//! recovery) does the same to its summary, and the pair is checked by name. [`repair`] makes
+//! the two tables agree again after anything that changed one and not the other (a crash
+//! between their two commits, or a warehouse written before `flow_hours` existed): it sums
+//! every `flows` file without a summary and removes every summary without its `flows` file.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, RecordBatchOptions,
+};
+use arrow::datatypes::Int64Type;
+use arrow::row::{RowConverter, SortField};
+
+use crate::registry::{FLOWS, FLOW_HOURS};
+use crate::store::Warehouse;
+use crate::table::{Add, Change};
+use crate::Error;
+
+/// The `flows` columns a summary row is keyed by (in `flow_hours` order).
+pub const KEYS: &[&str] = &[
+    "usage_hour",
+    "endpoint_eni",
+    "observed_at",
+    "direction",
+    "status",
+    "reason",
+    "cluster_arn",
+    "cluster_name",
+    "auth_scheme",
+    "connection_arn",
+    "client_account_id",
+];
+
+/// Sums of one key: rows, bytes, packets.
+#[derive(Default, Clone, Copy)]
+struct Sums(i64, i128, i128);
+
+/// The `flow_hours` rows of some `flows` rows (one batch, sorted by key). `at` names the
+/// rows' file in errors.
+pub fn summarize(batches: &[RecordBatch], at: &str) -> Result<RecordBatch, Error> {
+    let schema = FLOW_HOURS.schema();
+    let corrupt = |message: String| Error::Corrupt {
+        path: at.to_string(),
+        message,
+    };
+    let fields = KEYS
+        .iter()
+        .map(|k| {
+            let f = schema.field_with_name(k).expect("summary keys are columns");
+            SortField::new(f.data_type().clone())
+        })
+        .collect();
+    let conv = RowConverter::new(fields).map_err(|e| corrupt(e.to_string()))?;
+    let mut groups: HashMap<Box<[u8]>, Sums> = HashMap::new();
+    for b in batches {
+        let column = |name: &str| {
+            b.column_by_name(name)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("flows rows without column {name}")))
+        };
+        let keys = KEYS
+            .iter()
+            .map(|k| column(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = conv
+            .convert_columns(&keys)
+            .map_err(|e| corrupt(format!("flows key columns: {e}")))?;
+        let int = |name: &str| -> Result<Int64Array, Error> {
+            column(name)?
+                .as_primitive_opt::<Int64Type>()
+                .cloned()
+                .ok_or_else(|| corrupt(format!("flows column {name} is not Int64")))
+        };
+        let (bytes, packets) = (int("bytes")?, int("packets")?);
+        for (i, row) in rows.iter().enumerate() {
+            let add = |s: &mut Sums| {
+                s.0 += 1;
+                s.1 += i128::from(bytes.value(i));
+                s.2 += i128::from(packets.value(i));
+            };
+            match groups.get_mut(row.as_ref()) {
+                Some(s) => add(s),
+                None => add(groups.entry(row.as_ref().into()).or_default()),
+            }
+        }
+    }
+    // Sorted by key (row bytes order as the columns do): hour, then ENI, so readers prune.
+    let mut groups: Vec<(Box<[u8]>, Sums)> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let parser = conv.parser();
+    let mut columns: Vec<ArrayRef> = conv
+        .convert_rows(groups.iter().map(|(k, _)| parser.parse(k)))
+        .map_err(|e| corrupt(format!("summing flows: {e}")))?;
+    let sums = |pick: fn(&Sums) -> i128| -> Result<ArrayRef, Error> {
+        let a = Decimal128Array::from_iter_values(groups.iter().map(|(_, s)| pick(s)))
+            .with_precision_and_scale(38, 0)
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(Arc::new(a))
+    };
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        groups.iter().map(|(_, s)| s.0),
+    )));
+    columns.push(sums(|s| s.1)?);
+    columns.push(sums(|s| s.2)?);
+    let options = RecordBatchOptions::new().with_row_count(Some(groups.len()));
+    RecordBatch::try_new_with_options(schema, columns, &options)
+        .map_err(|e| corrupt(format!("summing flows: {e}")))
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Repaired {
+    /// `flows` files summed (they had no summary).
+    pub summed: usize,
+    /// Summaries removed (their `flows` file is gone).
+    pub removed: usize,
+}
+
+/// Makes `flow_hours` hold exactly one summary per `flows` file (see the module docs), in one
+/// commit. `written` holds summaries already uploaded for new `flows` files (by path), which
+/// are committed instead of summing their files again. The caller holds the writer lock.
+pub async fn repair(wh: &Warehouse, written: HashMap<String, Add>) -> Result<Repaired, Error> {
+    let Some(flows) = wh.table_if_exists(&FLOWS).await? else {
+        return Ok(Repaired::default());
+    };
+    let mut flows = flows.lock().await;
+    flows.refresh().await?;
+    let flow_files = flows.files()?;
+    let hours = wh.table(&FLOW_HOURS).await?;
+    let mut hours = hours.lock().await;
+    hours.refresh().await?;
+    let summaries = hours.files()?;
+    let want: HashSet<&str> = flow_files.iter().map(|f| f.path.as_str()).collect();
+    let have: HashSet<&str> = summaries.iter().map(|f| f.path.as_str()).collect();
+    let mut change = Change {
+        info: vec![("operation", "summarize".to_string())],
+        ..Default::default()
+    };
+    let mut written = written;
+    let mut out = Repaired::default();
+    for f in flow_files
+        .iter()
+        .filter(|f| !have.contains(f.path.as_str()))
+    {
+        let add = match written.remove(&f.path) {
+            Some(add) => add,
+            None => {
+                let rows = flows.read(std::slice::from_ref(f)).await?;
+                let at = wh.join(&format!("{}/{}", FLOWS.name, f.path));
+                let sum = summarize(&rows, &at)?;
+                let partition = f.partition_values(&FLOWS);
+                crate::table::write_derived_file(wh, &FLOW_HOURS, &partition, f.name(), &[sum])
+                    .await?
+            }
+        };
+        out.summed += 1;
+        change.adds.push(add);
+    }
+    for s in summaries
+        .into_iter()
+        .filter(|s| !want.contains(s.path.as_str()))
+    {
+        out.removed += 1;
+        change.removes.push(s);
+    }
+    hours.commit(change).await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampMicrosecondArray};
+
+    fn flows_batch(rows: &[(i64, &str, &str, i64)]) -> RecordBatch {
+        // (hour, eni, observed_at, bytes): every other column fixed or null.
+        let schema = FLOWS.schema();
+        let n = rows.len();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "usage_hour" | "flow_start" | "flow_end" => Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(
+                            rows.iter().map(|r| r.0 * 3_600_000_000),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    "endpoint_eni" => {
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))
+                    }
+                    "observed_at" => {
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2)))
+                    }
+                    "bytes" | "record_bytes" => {
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3)))
+                    }
+                    "packets" | "record_packets" | "source_line" | "source_offset" => {
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| 1)))
+                    }
+                    "status" => Arc::new(StringArray::from_iter_values(
+                        rows.iter().map(|_| "attributed"),
+                    )),
+                    "direction" => Arc::new(StringArray::from_iter_values(
+                        rows.iter().map(|_| "to_cluster"),
+                    )),
+                    "source_uri" | "input_id" | "run_id" => {
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "x")))
+                    }
+                    _ => arrow::array::new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn rows_of_a_key_are_summed_exactly_and_sorted() {
+        let big = i64::MAX;
+        let a = flows_batch(&[(5, "eni-b", "client", big), (5, "eni-a", "endpoint", 7)]);
+        let b = flows_batch(&[(5, "eni-b", "client", big), (4, "eni-b", "client", 1)]);
+        let s = summarize(&[a, b], "t").unwrap();
+        assert_eq!(s.num_rows(), 3);
+        let eni = s.column_by_name("endpoint_eni").unwrap().as_string::<i32>();
+        let rows = s
+            .column_by_name("flow_rows")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let bytes = s
+            .column_by_name("bytes")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
+        // Hour 4 first, then hour 5's ENIs in order.
+        assert_eq!(
+            (0..3).map(|i| eni.value(i)).collect::<Vec<_>>(),
+            ["eni-b", "eni-a", "eni-b"]
+        );
+        assert_eq!(rows.values().to_vec(), [1, 1, 2]);
+        // Two records of 2^63-1 bytes: no wrap.
+        assert_eq!(bytes.value(2), 2 * i128::from(big));
+        assert_eq!(bytes.value(1), 7);
+    }
+
+    #[test]
+    fn no_rows_sum_to_an_empty_batch() {
+        let s = summarize(&[flows_batch(&[])], "t").unwrap();
+        assert_eq!(s.num_rows(), 0);
+        assert_eq!(s.schema(), FLOW_HOURS.schema());
+    }
+}
