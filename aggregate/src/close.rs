@@ -75,9 +75,9 @@ pub async fn close_month(
     month: Month,
     opts: CloseOptions,
 ) -> Result<MonthClose, CloseError> {
-    // The close reads `flow_hours`: bring it level with `flows` first (a warehouse from
-    // before it, or a commit cut short). Nothing to do, and no read, when they agree.
-    let summaries = linkmeter_warehouse::flow_hours::repair(wh, Default::default()).await?;
+    // The close reads the hourly summaries: bring them level with their tables first (a
+    // warehouse from before them, or a commit cut short). No read when they agree.
+    let summaries = linkmeter_warehouse::summaries::repair(wh, Default::default()).await?;
     let mut rollups = rollup(wh, month, &opts.engine).await?;
     rollups.summaries = summaries;
     let cat = Catalog::open_with(wh, &opts.engine).await?;

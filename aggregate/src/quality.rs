@@ -72,9 +72,9 @@ pub async fn quality(cat: &Catalog, month: Month, tolerance: f64) -> Result<Qual
     }
     if cat.tables.contains(&"endpoint_hours") && cat.tables.contains(&"flow_hours") {
         let coverage = if cat.tables.contains(&"coverage") {
-            "UNION SELECT DISTINCT interface_id AS eni, date_trunc('hour', window_start) AS h FROM coverage"
+            format!("UNION SELECT DISTINCT interface_id AS eni, date_trunc('hour', window_start) AS h FROM coverage WHERE window_start >= TIMESTAMP '{start}' AND window_start < TIMESTAMP '{end}'")
         } else {
-            ""
+            String::new()
         };
         let sql = format!(
             "WITH seen AS (SELECT DISTINCT endpoint_eni AS eni, usage_hour AS h FROM flow_hours WHERE endpoint_eni IS NOT NULL AND {} {coverage}) \

@@ -32,8 +32,8 @@ pub struct RollupReport {
     pub memory_peak: usize,
     /// The budget (`None`: no limit).
     pub memory_limit: Option<usize>,
-    /// `flows` files summed into `flow_hours` before the close (none when they agreed).
-    pub summaries: linkmeter_warehouse::flow_hours::Repaired,
+    /// Files summed into `flow_hours`/`broker_hours` before the close (none when they agreed).
+    pub summaries: linkmeter_warehouse::summaries::Repaired,
 }
 
 /// Runs every rollup for `month` and replaces the month's partition of each rollup table.

@@ -109,8 +109,8 @@ pub struct Outcome {
     pub s3: Option<Arc<S3Store>>,
     /// What re-attribution to the current inventory did.
     pub reattributed: crate::reattribute::Summary,
-    /// `flows` files summed into `flow_hours` (or summaries removed) to make the two agree.
-    pub summaries: linkmeter_warehouse::flow_hours::Repaired,
+    /// Files summed into `flow_hours`/`broker_hours` (or summaries removed) to make them agree.
+    pub summaries: linkmeter_warehouse::summaries::Repaired,
 }
 
 impl Outcome {
@@ -144,7 +144,7 @@ impl Outcome {
         if r.summed + r.removed > 0 {
             let _ = writeln!(
                 out,
-                "flow_hours: {} flows files summed that had no summary (a warehouse from before flow_hours, or a commit cut short), {} summaries of removed files dropped",
+                "hourly summaries: {} flows/broker_metrics files summed that had none (a warehouse from before them, or a commit cut short), {} summaries of removed files dropped",
                 r.summed, r.removed
             );
         }
@@ -229,10 +229,10 @@ pub fn run(
     let tag = run_id.split('-').nth(1).unwrap_or("x");
     let reattributed =
         crate::reattribute::reattribute(wh, ix, rt, o.shard.is_some(), tag, o.workers)?;
-    // A whole run holds the warehouse: it brings `flow_hours` level with `flows` (a shard
-    // writes only summaries of its own files, which are always paired).
+    // A whole run holds the warehouse: it brings the summaries level with their tables (a
+    // shard writes its files with their summaries, so its own are always paired).
     let summaries = match o.shard {
-        None => rt.block_on(linkmeter_warehouse::flow_hours::repair(
+        None => rt.block_on(linkmeter_warehouse::summaries::repair(
             wh,
             Default::default(),
         ))?,

@@ -132,7 +132,7 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
     if r.summed + r.removed > 0 {
         outln!(
             out,
-            "  flow_hours brought level with flows first: {} files summed, {} stale summaries dropped",
+            "  hourly summaries brought level first: {} files summed, {} stale summaries dropped",
             r.summed,
             r.removed
         );

@@ -16,34 +16,96 @@
 -- ${month_start} and ${month_end} bound the hours (the view: all of them; the month close:
 -- its month, so that its work and memory grow with a month, not with the warehouse). The
 -- bounds name `date` partitions too, so readers open only those files.
-WITH cloudwatch AS (
-    -- Firehose and Kafka relays deliver at least once: a datapoint delivered twice counts once.
-    SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, bytes
-    FROM broker_metrics
-    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
-      AND broker_id IS NOT NULL AND counter IS NULL AND bytes IS NOT NULL
-      AND CAST(date AS VARCHAR) >= substr('${month_start}', 1, 10)
+--
+-- The broker side reads `broker_hours` (datapoints summed per file and hour), not the
+-- datapoints: sums of files whose spans do not overlap share no datapoint. Only the hours of
+-- a series whose files overlap (a datapoint may have been delivered twice) are read from
+-- `broker_metrics`, and in the usual case, none, the join below reads no datapoint at all.
+-- tests/e2e/preaggregates.rs checks the answer against the datapoints alone.
+WITH hours AS (
+    -- broker_hours: the byte datapoints summed per file, hour, broker, topic, metric and
+    -- source (linkmeter_warehouse::broker_hours), from an hour early: the first counter step
+    -- of the range needs the scrape before it.
+    SELECT *
+    FROM broker_hours
+    WHERE CAST(date AS VARCHAR) >= substr(CAST(TIMESTAMP '${month_start}' - INTERVAL '1 hour' AS VARCHAR), 1, 10)
       AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
-      AND usage_hour >= TIMESTAMP '${month_start}' AND usage_hour < TIMESTAMP '${month_end}'
-),
-counters AS (
-    -- Prometheus byte counters (open monitoring), one row per scrape.
-    SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, counter
-    FROM broker_metrics
-    WHERE metric IN ('BytesInPerSec', 'BytesOutPerSec') AND cluster_arn IS NOT NULL
-      AND broker_id IS NOT NULL AND counter IS NOT NULL
-      -- From an hour early: the first step of the range needs the scrape before it.
-      AND CAST(date AS VARCHAR) >= substr(CAST(TIMESTAMP '${month_start}' - INTERVAL '1 hour' AS VARCHAR), 1, 10)
-      AND CAST(date AS VARCHAR) < substr('${month_end}', 1, 10)
-      AND period_start >= TIMESTAMP '${month_start}' - INTERVAL '1 hour'
+      AND usage_hour >= TIMESTAMP '${month_start}' - INTERVAL '1 hour'
       AND usage_hour < TIMESTAMP '${month_end}'
 ),
+chained AS (
+    -- Each file's rows of a series in time order, with the latest datapoint before them.
+    SELECT h.*,
+           MAX(last_at) OVER (
+               PARTITION BY cluster_arn, broker_id, topic, metric, source ORDER BY first_at, last_at
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS seen_until,
+           LAG(last_at) OVER (
+               PARTITION BY cluster_arn, broker_id, topic, metric, source ORDER BY first_at, last_at) AS prev_at,
+           LAG(last_counter) OVER (
+               PARTITION BY cluster_arn, broker_id, topic, metric, source ORDER BY first_at, last_at) AS prev_counter
+    FROM hours h
+),
+overlapping AS (
+    -- A row whose span starts before an earlier row's ends may share datapoints with it
+    -- (delivered twice); a counter row after such a row cannot trust the scrape before it.
+    SELECT c.*, CASE WHEN first_at <= seen_until THEN 1 ELSE 0 END AS overlaps
+    FROM chained c
+),
+judged AS (
+    SELECT o.*,
+           CASE WHEN overlaps = 1 THEN 1
+                WHEN source = 'prometheus' AND LAG(overlaps) OVER (
+                    PARTITION BY cluster_arn, broker_id, topic, metric, source ORDER BY first_at, last_at) = 1 THEN 1
+                ELSE 0 END AS doubtful,
+           -- The counter step from the previous file's last scrape to this one's first: a
+           -- smaller value is a broker restart and counts from zero; after a gap of more than
+           -- 15 minutes it is left out (its bytes cannot be placed in hours).
+           CASE WHEN source <> 'prometheus' OR prev_at IS NULL THEN NULL
+                WHEN first_at - prev_at > INTERVAL '15 minutes' THEN NULL
+                WHEN first_counter >= prev_counter THEN CAST(round(first_counter - prev_counter) AS BIGINT)
+                ELSE CAST(round(first_counter) AS BIGINT) END AS joining_step
+    FROM overlapping o
+),
+summed AS (
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, source,
+           MAX(doubtful) AS doubtful,
+           SUM(steps + CASE WHEN joining_step IS NULL THEN 0 ELSE 1 END) AS steps,
+           SUM(bytes + COALESCE(joining_step, 0)) AS bytes
+    FROM judged
+    WHERE usage_hour >= TIMESTAMP '${month_start}'
+    GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, source
+),
+doubtful AS (
+    SELECT usage_hour, cluster_arn, broker_id, topic, metric, source FROM summed WHERE doubtful = 1
+),
+cloudwatch AS (
+    -- Hours whose files overlap, from their datapoints: Firehose and Kafka relays deliver at
+    -- least once, and a datapoint delivered twice counts once.
+    SELECT DISTINCT m.period_start, m.usage_hour, m.cluster_arn, m.cluster_name, m.broker_id, m.topic, m.metric, m.bytes
+    FROM doubtful d
+    JOIN broker_metrics m
+      ON m.usage_hour = d.usage_hour AND m.cluster_arn = d.cluster_arn AND m.broker_id = d.broker_id
+     AND COALESCE(m.topic, '') = COALESCE(d.topic, '') AND m.metric = d.metric AND d.source = 'cloudwatch'
+    WHERE m.counter IS NULL AND m.bytes IS NOT NULL
+      AND CAST(m.date AS VARCHAR) >= substr('${month_start}', 1, 10)
+      AND CAST(m.date AS VARCHAR) < substr('${month_end}', 1, 10)
+),
+counters AS (
+    -- Prometheus byte counters of those hours, one row per scrape, from an hour before each.
+    SELECT DISTINCT m.period_start, m.usage_hour, m.cluster_arn, m.cluster_name, m.broker_id, m.topic, m.metric, m.counter,
+           d.usage_hour AS for_hour
+    FROM doubtful d
+    JOIN broker_metrics m
+      ON m.cluster_arn = d.cluster_arn AND m.broker_id = d.broker_id
+     AND COALESCE(m.topic, '') = COALESCE(d.topic, '') AND m.metric = d.metric AND d.source = 'prometheus'
+     AND m.period_start >= d.usage_hour - INTERVAL '1 hour' AND m.usage_hour <= d.usage_hour
+    WHERE m.counter IS NOT NULL
+      AND CAST(m.date AS VARCHAR) >= substr(CAST(TIMESTAMP '${month_start}' - INTERVAL '1 hour' AS VARCHAR), 1, 10)
+      AND CAST(m.date AS VARCHAR) < substr('${month_end}', 1, 10)
+),
 counter_steps AS (
-    -- Bytes between consecutive scrapes, counted in the later scrape's hour; a smaller value
-    -- than the previous one is a broker restart, and counts from zero. After a gap of more
-    -- than 15 minutes between scrapes the step is left out: its bytes cannot be placed in
-    -- hours, and the hours around the gap show as metrics missing rather than as a spike.
-    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric,
+    -- The same steps as above, between consecutive scrapes.
+    SELECT usage_hour, for_hour, cluster_arn, cluster_name, broker_id, topic, metric,
            CASE WHEN prev IS NULL THEN NULL
                 WHEN period_start - prev_at > INTERVAL '15 minutes' THEN NULL
                 WHEN counter >= prev THEN counter - prev
@@ -51,21 +113,25 @@ counter_steps AS (
     FROM (
         SELECT c.*,
                LAG(counter) OVER (
-                   PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev,
+                   PARTITION BY for_hour, cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev,
                LAG(period_start) OVER (
-                   PARTITION BY cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev_at
+                   PARTITION BY for_hour, cluster_arn, broker_id, topic, metric ORDER BY period_start) AS prev_at
         FROM counters c
     ) with_prev
 ),
 points AS (
+    SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, source AS src,
+           CAST(bytes AS BIGINT) AS bytes
+    FROM summed
+    WHERE doubtful = 0 AND steps > 0
+    UNION ALL
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'cloudwatch' AS src,
            CAST(bytes AS BIGINT) AS bytes
     FROM cloudwatch
     UNION ALL
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'prometheus' AS src,
            CAST(round(step) AS BIGINT) AS bytes
-    FROM counter_steps
-    WHERE step IS NOT NULL AND usage_hour >= TIMESTAMP '${month_start}'
+    FROM counter_steps WHERE step IS NOT NULL AND usage_hour = for_hour
 ),
 per_source AS (
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, metric,

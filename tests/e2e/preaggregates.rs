@@ -35,6 +35,12 @@ async fn same(cat: &Catalog, what: &str, sql: &str, raw: &str) -> usize {
     a.len()
 }
 
+/// The reconciliation from `broker_metrics` datapoints alone (and flows rows).
+fn datapoints(month: Month) -> String {
+    let sql = include_str!("../../sql/checks/reconciliation_datapoints.sql");
+    render(sql, &month.start(), &month.end()).replace("FROM billable_hours", "FROM billable_flows")
+}
+
 async fn compare(wh: &Warehouse, month: Month) {
     let cat = Catalog::open(wh).await.unwrap();
     // The raw path: `flows` itself in the shape of `flow_hours` (a row is a sum of one row),
@@ -55,6 +61,8 @@ async fn compare(wh: &Warehouse, month: Month) {
     assert!(n > 100, "{n} usage rows");
     let rec = render(RECONCILIATION, &start, &end);
     same(&cat, "reconciliation", &rec, &over_rows(&rec)).await;
+    // The broker side from broker_hours against the datapoints alone.
+    same(&cat, "reconciliation", &rec, &datapoints(month)).await;
     for view in ["account_usage", "endpoint_usage"] {
         same(&cat, view, view_sql(view), &over_rows(view_sql(view))).await;
     }
@@ -97,8 +105,47 @@ fn the_close_over_hourly_sums_equals_the_close_over_flow_rows() {
         assert!(scalar(&wh_dir, &sql) > 0, "no attributed {side}-side sums");
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let month = Month::parse("2026-10").unwrap();
     let wh = Warehouse::local(&wh_dir).unwrap();
-    rt.block_on(compare(&wh, Month::parse("2026-10").unwrap()));
+    rt.block_on(compare(&wh, month));
+
+    // Datapoints delivered twice (a relay's retry: half of an hour's lines again in another
+    // object; an object of the very same bytes would be the same input), so that the sums of
+    // that hour's files overlap: it comes from the datapoints, and the answer stays the same.
+    let count = "SELECT CAST(COUNT(*) AS BIGINT) FROM broker_metrics";
+    let points = scalar(&wh_dir, count);
+    let metrics: Vec<_> = linkmeter_test_support::walk(&estate.join("metrics"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".gz"))
+        .collect();
+    assert!(metrics.len() > 10);
+    let text = linkmeter_test_support::gunzip(&metrics[7]);
+    let half: String = text.lines().step_by(2).map(|l| format!("{l}\n")).collect();
+    linkmeter_test_support::gzip(&metrics[7].with_file_name("redelivered-half.gz"), &half);
+    let before = rt.block_on(async {
+        let cat = Catalog::open(&wh).await.unwrap();
+        lines(
+            &cat.query(&render(RECONCILIATION, &month.start(), &month.end()))
+                .await
+                .unwrap(),
+        )
+    });
+    ok(&estate, &["ingest"]);
+    let doubled = scalar(&wh_dir, count);
+    assert!(
+        doubled > points,
+        "{doubled} datapoints after redelivery, {points} before"
+    );
+    rt.block_on(compare(&wh, month));
+    let after = rt.block_on(async {
+        let cat = Catalog::open(&wh).await.unwrap();
+        lines(
+            &cat.query(&render(RECONCILIATION, &month.start(), &month.end()))
+                .await
+                .unwrap(),
+        )
+    });
+    assert_eq!(after, before, "datapoints delivered twice count once");
 }
 
 /// The invoice CSVs of an estate's month (finance and FOCUS), by file name.
@@ -137,7 +184,7 @@ fn a_warehouse_without_sums_gets_them_back_before_its_month_is_closed() {
     std::fs::remove_dir_all(estate.join("warehouse/reports")).unwrap();
     let out = ok(&estate, &["invoice", "--month", "2026-10"]);
     assert!(
-        out.contains("flow_hours brought level with flows first"),
+        out.contains("hourly summaries brought level first"),
         "{out}"
     );
     assert!(files > 0);
@@ -149,5 +196,5 @@ fn a_warehouse_without_sums_gets_them_back_before_its_month_is_closed() {
     assert_eq!(invoices(&estate), before, "the same invoices to the cent");
     // Level now: the next close sums nothing.
     let out = ok(&estate, &["invoice", "--month", "2026-10"]);
-    assert!(!out.contains("flow_hours brought level"), "{out}");
+    assert!(!out.contains("hourly summaries brought level"), "{out}");
 }

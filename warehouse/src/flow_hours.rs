@@ -3,14 +3,10 @@
 //! where `flows` holds millions. The observation-point rule stays a query-time decision over
 //! these sums (`sql/views/billable_hours.sql`), so a late file still changes the answer.
 //!
-//! **One summary file per `flows` file**, of the same partition and name: whatever adds or
-//! removes a `flows` file (a segment commit, a carry, a re-attribution, a supersede, a
-//! recovery) does the same to its summary, and the pair is checked by name. [`repair`] makes
-//! the two tables agree again after anything that changed one and not the other (a crash
-//! between their two commits, or a warehouse written before `flow_hours` existed): it sums
-//! every `flows` file without a summary and removes every summary without its `flows` file.
+//! One summary file per `flows` file, of the same partition and name (see
+//! [`crate::summaries`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -19,9 +15,7 @@ use arrow::array::{
 use arrow::datatypes::Int64Type;
 use arrow::row::{RowConverter, SortField};
 
-use crate::registry::{FLOWS, FLOW_HOURS};
-use crate::store::Warehouse;
-use crate::table::{Add, Change};
+use crate::registry::FLOW_HOURS;
 use crate::Error;
 
 /// The `flows` columns a summary row is keyed by (in `flow_hours` order).
@@ -115,69 +109,13 @@ pub fn summarize(batches: &[RecordBatch], at: &str) -> Result<RecordBatch, Error
         .map_err(|e| corrupt(format!("summing flows: {e}")))
 }
 
-/// What [`repair`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Repaired {
-    /// `flows` files summed (they had no summary).
-    pub summed: usize,
-    /// Summaries removed (their `flows` file is gone).
-    pub removed: usize,
-}
-
-/// Makes `flow_hours` hold exactly one summary per `flows` file (see the module docs), in one
-/// commit. `written` holds summaries already uploaded for new `flows` files (by path), which
-/// are committed instead of summing their files again. The caller holds the writer lock.
-pub async fn repair(wh: &Warehouse, written: HashMap<String, Add>) -> Result<Repaired, Error> {
-    let Some(flows) = wh.table_if_exists(&FLOWS).await? else {
-        return Ok(Repaired::default());
-    };
-    let mut flows = flows.lock().await;
-    flows.refresh().await?;
-    let flow_files = flows.files()?;
-    let hours = wh.table(&FLOW_HOURS).await?;
-    let mut hours = hours.lock().await;
-    hours.refresh().await?;
-    let summaries = hours.files()?;
-    let want: HashSet<&str> = flow_files.iter().map(|f| f.path.as_str()).collect();
-    let have: HashSet<&str> = summaries.iter().map(|f| f.path.as_str()).collect();
-    let mut change = Change {
-        info: vec![("operation", "summarize".to_string())],
-        ..Default::default()
-    };
-    let mut written = written;
-    let mut out = Repaired::default();
-    for f in flow_files
-        .iter()
-        .filter(|f| !have.contains(f.path.as_str()))
-    {
-        let add = match written.remove(&f.path) {
-            Some(add) => add,
-            None => {
-                let rows = flows.read(std::slice::from_ref(f)).await?;
-                let at = wh.join(&format!("{}/{}", FLOWS.name, f.path));
-                let sum = summarize(&rows, &at)?;
-                let partition = f.partition_values(&FLOWS);
-                crate::table::write_derived_file(wh, &FLOW_HOURS, &partition, f.name(), &[sum])
-                    .await?
-            }
-        };
-        out.summed += 1;
-        change.adds.push(add);
-    }
-    for s in summaries
-        .into_iter()
-        .filter(|s| !want.contains(s.path.as_str()))
-    {
-        out.removed += 1;
-        change.removes.push(s);
-    }
-    hours.commit(change).await?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::FLOWS;
+    use crate::store::Warehouse;
+    use crate::summaries::{repair, Repaired};
+    use crate::table::Change;
     use arrow::array::{StringArray, TimestampMicrosecondArray};
 
     fn flows_batch(rows: &[(i64, &str, &str, i64)]) -> RecordBatch {
@@ -248,6 +186,93 @@ mod tests {
         // Two records of 2^63-1 bytes: no wrap.
         assert_eq!(bytes.value(2), 2 * i128::from(big));
         assert_eq!(bytes.value(1), 7);
+    }
+
+    /// The (path, summed bytes) of every committed summary.
+    async fn summaries(wh: &Warehouse) -> Vec<(String, i128)> {
+        let t = wh.table(&FLOW_HOURS).await.unwrap();
+        let mut t = t.lock().await;
+        t.refresh().await.unwrap();
+        let mut out = Vec::new();
+        for f in t.files().unwrap() {
+            let rows = t.read(std::slice::from_ref(&f)).await.unwrap();
+            let bytes: i128 = rows
+                .iter()
+                .flat_map(|b| {
+                    let c = b.column_by_name("bytes").unwrap();
+                    let c = c.as_primitive::<arrow::datatypes::Decimal128Type>();
+                    c.values().to_vec()
+                })
+                .sum();
+            out.push((f.path.clone(), bytes));
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn repair_pairs_every_flows_file_with_its_summary_after_a_commit_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::local(dir.path()).unwrap();
+        let part = || {
+            vec![
+                ("date", "2026-10-01".to_string()),
+                ("hour", "05".to_string()),
+            ]
+        };
+        // A segment writes a flows file and its summary together.
+        let mut seg = crate::segment::Segment::new("s1".into());
+        let rows = flows_batch(&[(5, "eni-a", "endpoint", 10), (5, "eni-a", "endpoint", 5)]);
+        seg.write(&wh, &FLOWS, &part(), &[rows]).await.unwrap();
+        seg.commit(&wh, &[]).await.unwrap();
+        let before = summaries(&wh).await;
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].1, 15);
+        assert_eq!(
+            repair(&wh, HashMap::new()).await.unwrap(),
+            Repaired::default(),
+            "paired: nothing to do"
+        );
+        // A rewrite of that file whose summary commit never happened (a crash in between).
+        let flows = wh.table(&FLOWS).await.unwrap();
+        let mut flows = flows.lock().await;
+        flows.refresh().await.unwrap();
+        let old = flows.files().unwrap();
+        let name = crate::segment::rewritten_name(&old[0].path, "t1");
+        let rows = flows_batch(&[(5, "eni-a", "endpoint", 7)]);
+        let add = crate::table::write_file(&wh, &FLOWS, &part(), &name, &[rows])
+            .await
+            .unwrap();
+        flows
+            .commit(Change {
+                adds: vec![add],
+                removes: old,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        drop(flows);
+        let r = repair(&wh, HashMap::new()).await.unwrap();
+        assert_eq!(
+            r,
+            Repaired {
+                summed: 1,
+                removed: 1
+            }
+        );
+        let after = summaries(&wh).await;
+        assert_eq!(after.len(), 1);
+        assert!(after[0].0.ends_with(&name), "{after:?}");
+        assert_eq!(
+            after[0].1, 7,
+            "the summary of the new file, not the old one"
+        );
+        // And a warehouse whose flow_hours is gone entirely gets it back the same.
+        std::fs::remove_dir_all(dir.path().join("flow_hours")).unwrap();
+        let wh = Warehouse::local(dir.path()).unwrap();
+        let r = repair(&wh, HashMap::new()).await.unwrap();
+        assert_eq!((r.summed, r.removed), (1, 0));
+        assert_eq!(summaries(&wh).await, after);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`registry`]: each table's name, schema, partitioning and kind, defined once;
 //! - [`store`]: the [`Warehouse`] handle (local or object store) and its tables;
 //! - [`table`]: one Delta table: its files, commits, reads and a DataFusion provider;
-//! - [`flow_hours`]: `flows` summed per hour and ENI, one summary file per `flows` file;
+//! - [`summaries`]: hourly sums written beside `flows` ([`flow_hours`]) and `broker_metrics`
+//!   ([`broker_hours`]), one summary file per source file, for the month close;
 //! - [`segment`]: the commit protocol that makes ingest idempotent and crash-safe across tables;
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
 //! - [`lock`]: the writer lock of scheduled runs;
@@ -15,6 +16,7 @@
 //!
 //! `docs/architecture.md` tells how a commit makes rows visible.
 
+pub mod broker_hours;
 pub mod flow_hours;
 pub mod inputs;
 pub mod lock;
@@ -24,6 +26,7 @@ pub mod registry;
 pub mod runs;
 pub mod segment;
 pub mod store;
+pub mod summaries;
 pub mod table;
 pub mod time;
 

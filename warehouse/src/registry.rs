@@ -146,6 +146,25 @@ fn flow_hours() -> Vec<Field> {
     ]
 }
 
+fn broker_hours() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("usage_hour", ts(), false),
+        f("cluster_arn", Utf8, false),
+        f("cluster_name", Utf8, true),
+        f("broker_id", Int32, false),
+        f("topic", Utf8, true),
+        f("metric", Utf8, false),
+        f("source", Utf8, false),
+        f("steps", Int64, false),
+        f("bytes", Decimal128(38, 0), false),
+        f("first_at", ts(), false),
+        f("last_at", ts(), false),
+        f("first_counter", Float64, true),
+        f("last_counter", Float64, true),
+    ]
+}
+
 fn coverage() -> Vec<Field> {
     use DataType::*;
     vec![
@@ -449,6 +468,14 @@ table!(
     "MSK broker-metric datapoints with raw statistics and derived bytes"
 );
 table!(
+    BROKER_HOURS,
+    "broker_hours",
+    &["date"],
+    Ingested,
+    broker_hours,
+    "byte datapoints of broker_metrics summed per hour, broker, topic, metric and source: one file per broker_metrics file"
+);
+table!(
     QUARANTINE,
     "quarantine",
     &[],
@@ -551,6 +578,7 @@ pub static TABLES: &[&TableDef] = &[
     &FLOW_HOURS,
     &COVERAGE,
     &BROKER_METRICS,
+    &BROKER_HOURS,
     &QUARANTINE,
     &RUNS,
     &INPUTS,
@@ -565,11 +593,17 @@ pub static TABLES: &[&TableDef] = &[
     &INVOICE_LINES,
 ];
 
-/// The tables a segment writes rows into, in the order they are committed. `flow_hours` files
-/// are written with the `flows` files they sum (same segment, partition and name), never on
-/// their own (see [`crate::flow_hours`]).
-pub static SEGMENT_TABLES: &[&TableDef] =
-    &[&FLOWS, &FLOW_HOURS, &COVERAGE, &BROKER_METRICS, &QUARANTINE];
+/// The tables a segment writes rows into, in the order they are committed. Summary files
+/// (`flow_hours`, `broker_hours`) are written with the files they sum (same segment, partition
+/// and name), never on their own (see [`crate::summaries`]).
+pub static SEGMENT_TABLES: &[&TableDef] = &[
+    &FLOWS,
+    &FLOW_HOURS,
+    &COVERAGE,
+    &BROKER_METRICS,
+    &BROKER_HOURS,
+    &QUARANTINE,
+];
 
 /// A table by name.
 pub fn by_name(name: &str) -> Option<&'static TableDef> {

@@ -35,8 +35,9 @@ use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use deltalake::kernel::Add;
 
 use crate::inputs::{self, Committed, InputRow};
-use crate::registry::{TableDef, FLOWS, FLOW_HOURS, INPUTS, SEGMENT_TABLES};
+use crate::registry::{TableDef, INPUTS, SEGMENT_TABLES};
 use crate::store::Warehouse;
+use crate::summaries;
 use crate::table::{Change, DataFile};
 use crate::Error;
 
@@ -93,9 +94,9 @@ impl Segment {
         self.adds.values().map(Vec::len).sum()
     }
 
-    /// Writes rows of one partition of a segment table as a file of this segment (and, for
-    /// `flows`, its `flow_hours` summary of the same name). Nothing is visible until
-    /// [`Segment::commit`].
+    /// Writes rows of one partition of a segment table as a file of this segment (and, for a
+    /// summarized table, its summary of the same name: see [`crate::summaries`]). Nothing is
+    /// visible until [`Segment::commit`].
     pub async fn write(
         &mut self,
         wh: &Warehouse,
@@ -105,19 +106,17 @@ impl Segment {
     ) -> Result<(), Error> {
         debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
         debug_assert!(
-            def.name != FLOW_HOURS.name,
-            "summaries come with their flows"
+            !summaries::is_summary(def),
+            "summaries come with their rows"
         );
         let name = file_name(&self.id, self.part);
         self.part += 1;
         let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
-        if def.name == FLOWS.name {
-            let sum = crate::flow_hours::summarize(
-                batches,
-                &wh.join(&format!("{}/{}", FLOWS.name, add.path)),
-            )?;
-            let s = crate::table::write_file(wh, &FLOW_HOURS, partition, &name, &[sum]).await?;
-            self.adds.entry(FLOW_HOURS.name).or_default().push(s);
+        if let Some(pair) = summaries::of_source(def) {
+            let at = wh.join(&format!("{}/{}", def.name, add.path));
+            let sum = (pair.summarize)(batches, &at)?;
+            let s = crate::table::write_file(wh, pair.summary, partition, &name, &[sum]).await?;
+            self.adds.entry(pair.summary.name).or_default().push(s);
         }
         self.adds.entry(def.name).or_default().push(add);
         Ok(())
@@ -187,7 +186,7 @@ pub async fn carry(wh: &Warehouse, from: &str, keep: &[InputRow], to: &str) -> R
     let mut seg = Segment::new(to.to_string());
     let mut rows = 0u64;
     // Summaries are written with the flows rows they sum.
-    for def in SEGMENT_TABLES.iter().filter(|d| d.name != FLOW_HOURS.name) {
+    for def in SEGMENT_TABLES.iter().filter(|d| !summaries::is_summary(d)) {
         let Some(t) = wh.table_if_exists(def).await? else {
             continue;
         };

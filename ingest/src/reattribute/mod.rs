@@ -193,7 +193,7 @@ fn flows(
         s.files.1 += usize::from(l.read);
         s.moves.merge(l.moves);
         if let Some(sum) = l.summary {
-            summaries.insert(sum.path.clone(), sum);
+            summaries.insert((FLOW_HOURS.name, sum.path.clone()), sum);
         }
         if let Some(add) = l.replace {
             s.files.2 += 1;
@@ -221,7 +221,7 @@ fn flows(
     })?;
     // Then the summaries of the files replaced (a crash in between leaves the two tables
     // apart by name, which the next repair finds).
-    rt.block_on(flow_hours::repair(wh, summaries))?;
+    rt.block_on(linkmeter_warehouse::summaries::repair(wh, summaries))?;
     Ok(())
 }
 
