@@ -128,13 +128,18 @@ impl IngestSettings {
     }
 }
 
+/// The query engine's memory budget when the config sets none: the month close of a
+/// 100 M-row month peaks far below it since it reads hourly sums (README "Benchmarks").
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
 /// `[engine]` settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
     /// Bytes the query engine's operators (sorts, joins, aggregations) may hold before they
-    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB"; none: no limit.
-    #[serde(deserialize_with = "size::de_some")]
+    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB", or "unlimited";
+    /// unset: [`DEFAULT_MEMORY_LIMIT`].
+    #[serde(deserialize_with = "size::de_limit")]
     pub memory_limit: Option<usize>,
 }
 
@@ -142,7 +147,11 @@ impl EngineSettings {
     /// The engine's options.
     pub fn options(&self) -> linkmeter_sql::EngineOptions {
         linkmeter_sql::EngineOptions {
-            memory_limit: self.memory_limit,
+            memory_limit: match self.memory_limit {
+                None => Some(DEFAULT_MEMORY_LIMIT),
+                Some(usize::MAX) => None,
+                Some(n) => Some(n),
+            },
         }
     }
 }
@@ -377,7 +386,7 @@ impl Config {
         self.ingest.limits.check().map_err(|e| anyhow!(e))?;
         if let Some(m) = self.engine.memory_limit.filter(|m| *m < 16 << 20) {
             bail!(
-                "[engine] memory_limit {m} bytes is too small for the query engine; give at least \"16MiB\" (or leave it out: no limit)"
+                "[engine] memory_limit {m} bytes is too small for the query engine; give at least \"16MiB\" (or leave it out: 512MiB)"
             );
         }
         let mut names = std::collections::HashSet::new();
@@ -539,7 +548,11 @@ mod tests {
         assert_eq!(c.resolve(&c.warehouse), d.path().join("wh"));
         assert_eq!(c.ingest.flush_rows, 100_000, "defaults from the struct");
         assert_eq!(c.reconcile_tolerance, 0.25);
-        assert_eq!(c.engine.memory_limit, None, "no budget unless set");
+        assert_eq!(
+            c.engine.options().memory_limit,
+            Some(DEFAULT_MEMORY_LIMIT),
+            "a budget unless set otherwise"
+        );
         std::fs::write(
             &p,
             "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = \"1MiB\"\n",
@@ -553,8 +566,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            Config::load(&p).unwrap().engine.memory_limit,
+            Config::load(&p).unwrap().engine.options().memory_limit,
             Some(256 << 20)
+        );
+        std::fs::write(
+            &p,
+            "warehouse = \"wh\"\ninventory = \"i\"\n[engine]\nmemory_limit = \"unlimited\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&p).unwrap().engine.options().memory_limit,
+            None,
+            "no budget when asked"
         );
         std::fs::write(&p, "warehouse = \"wh\"\ninventory = \"i\"\nwarehous = 1\n").unwrap();
         let e = format!("{:#}", Config::load(&p).unwrap_err());

@@ -30,9 +30,10 @@ pub mod size {
             .ok_or_else(|| format!("{s:?} is too large"))
     }
 
-    /// A size that, when given, is `Some`.
-    pub fn de_some<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    /// A size, or "unlimited" (`usize::MAX`), that when given is `Some`.
+    pub fn de_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
         match Raw::deserialize(d)? {
+            Raw::Text(t) if t.trim() == "unlimited" => Ok(Some(usize::MAX)),
             Raw::Bytes(b) => usize::try_from(b)
                 .map(Some)
                 .map_err(serde::de::Error::custom),

@@ -77,7 +77,7 @@ pub async fn close_month(
 ) -> Result<MonthClose, CloseError> {
     // The close reads the hourly summaries: bring them level with their tables first (a
     // warehouse from before them, or a commit cut short). No read when they agree.
-    let summaries = linkmeter_warehouse::summaries::repair(wh, Default::default()).await?;
+    let summaries = linkmeter_warehouse::summaries::repair(wh).await?;
     let mut rollups = rollup(wh, month, &opts.engine).await?;
     rollups.summaries = summaries;
     let cat = Catalog::open_with(wh, &opts.engine).await?;

@@ -232,10 +232,7 @@ pub fn run(
     // A whole run holds the warehouse: it brings the summaries level with their tables (a
     // shard writes its files with their summaries, so its own are always paired).
     let summaries = match o.shard {
-        None => rt.block_on(linkmeter_warehouse::summaries::repair(
-            wh,
-            Default::default(),
-        ))?,
+        None => rt.block_on(linkmeter_warehouse::summaries::repair(wh))?,
         Some(_) => Default::default(),
     };
     let opts = Options {

@@ -48,13 +48,13 @@ chained AS (
 overlapping AS (
     -- A row whose span starts before an earlier row's ends may share datapoints with it
     -- (delivered twice); a counter row after such a row cannot trust the scrape before it.
-    SELECT c.*, CASE WHEN first_at <= seen_until THEN 1 ELSE 0 END AS overlaps
+    SELECT c.*, CASE WHEN first_at <= seen_until THEN 1 ELSE 0 END AS overlapped
     FROM chained c
 ),
 judged AS (
     SELECT o.*,
-           CASE WHEN overlaps = 1 THEN 1
-                WHEN source = 'prometheus' AND LAG(overlaps) OVER (
+           CASE WHEN overlapped = 1 THEN 1
+                WHEN source = 'prometheus' AND LAG(overlapped) OVER (
                     PARTITION BY cluster_arn, broker_id, topic, metric, source ORDER BY first_at, last_at) = 1 THEN 1
                 ELSE 0 END AS doubtful,
            -- The counter step from the previous file's last scrape to this one's first: a

@@ -40,7 +40,7 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
         out.contains("SKIPDATA windows (AWS skipped records; the meter is incomplete there): 1"),
         "{out}"
     );
-    // The query engine's peak (no budget by default).
+    // The query engine's peak, under the default budget.
     let peak: f64 = out
         .split("query engine memory: peak ")
         .nth(1)
@@ -48,8 +48,9 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no engine peak in:\n{out}"));
     assert!(peak > 0.0, "{peak}");
+    assert!(peak < 512.0, "{peak}");
     assert!(
-        out.contains("(no budget set: [engine] memory_limit)"),
+        out.contains("of a 512.0 MiB budget ([engine] memory_limit"),
         "{out}"
     );
     for reason in [

@@ -28,6 +28,16 @@ async fn same(cat: &Catalog, what: &str, sql: &str, raw: &str) -> usize {
         lines(&cat.query(raw).await.unwrap()),
     );
     assert!(!a.is_empty(), "{what}: no rows to compare");
+    let diff: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).take(5).collect();
+    if !diff.is_empty() {
+        // Whether the sums differ from the rows they sum, or the queries over them do.
+        let check = "WITH a AS (SELECT usage_hour h, status, observed_at, endpoint_eni e, SUM(CAST(bytes AS DECIMAL(38, 0))) b FROM flows GROUP BY 1, 2, 3, 4), \
+                     s AS (SELECT usage_hour h, status, observed_at, endpoint_eni e, SUM(bytes) b FROM flow_hours GROUP BY 1, 2, 3, 4) \
+                     SELECT a.h, a.status, a.observed_at, a.e, a.b, s.b FROM a FULL JOIN s ON a.h = s.h AND a.status = s.status \
+                     AND a.observed_at = s.observed_at AND a.e IS NOT DISTINCT FROM s.e WHERE (a.b IS DISTINCT FROM s.b) LIMIT 5";
+        let sums = lines(&cat.query(check).await.unwrap());
+        panic!("{what}: over sums vs over flows differ, first: {diff:#?}\nflows against flow_hours: {sums:#?}");
+    }
     assert_eq!(a.len(), b.len(), "{what}: rows over sums vs over flows");
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y, "{what}: over sums vs over flows");
@@ -41,7 +51,7 @@ fn datapoints(month: Month) -> String {
     render(sql, &month.start(), &month.end()).replace("FROM billable_hours", "FROM billable_flows")
 }
 
-async fn compare(wh: &Warehouse, month: Month) {
+async fn compare(wh: &Warehouse, month: Month, phase: &str) {
     let cat = Catalog::open(wh).await.unwrap();
     // The raw path: `flows` itself in the shape of `flow_hours` (a row is a sum of one row),
     // and the views over `billable_flows` instead of `billable_hours`.
@@ -57,14 +67,22 @@ async fn compare(wh: &Warehouse, month: Month) {
     let (start, end) = (month.start(), month.end());
     let usage = render(ROLLUPS[0].1, &start, &end);
     assert_eq!(ROLLUPS[0].0, "usage_hourly");
-    let n = same(&cat, "usage_hourly", &usage, &over_rows(&usage)).await;
+    let what = |q: &str| format!("{q} ({phase})");
+    let n = same(&cat, &what("usage_hourly"), &usage, &over_rows(&usage)).await;
     assert!(n > 100, "{n} usage rows");
     let rec = render(RECONCILIATION, &start, &end);
-    same(&cat, "reconciliation", &rec, &over_rows(&rec)).await;
+    same(&cat, &what("reconciliation"), &rec, &over_rows(&rec)).await;
     // The broker side from broker_hours against the datapoints alone.
-    same(&cat, "reconciliation", &rec, &datapoints(month)).await;
+    let w = what("reconciliation from datapoints");
+    same(&cat, &w, &rec, &datapoints(month)).await;
     for view in ["account_usage", "endpoint_usage"] {
-        same(&cat, view, view_sql(view), &over_rows(view_sql(view))).await;
+        same(
+            &cat,
+            &what(view),
+            view_sql(view),
+            &over_rows(view_sql(view)),
+        )
+        .await;
     }
     // billable_hours is billable_flows summed.
     let billable = |from: &str| {
@@ -107,7 +125,7 @@ fn the_close_over_hourly_sums_equals_the_close_over_flow_rows() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let month = Month::parse("2026-10").unwrap();
     let wh = Warehouse::local(&wh_dir).unwrap();
-    rt.block_on(compare(&wh, month));
+    rt.block_on(compare(&wh, month, "as ingested"));
 
     // Datapoints delivered twice (a relay's retry: half of an hour's lines again in another
     // object; an object of the very same bytes would be the same input), so that the sums of
@@ -136,7 +154,7 @@ fn the_close_over_hourly_sums_equals_the_close_over_flow_rows() {
         doubled > points,
         "{doubled} datapoints after redelivery, {points} before"
     );
-    rt.block_on(compare(&wh, month));
+    rt.block_on(compare(&wh, month, "after redelivery"));
     let after = rt.block_on(async {
         let cat = Catalog::open(&wh).await.unwrap();
         lines(

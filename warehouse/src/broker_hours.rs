@@ -1,6 +1,6 @@
 //! `broker_hours`: the byte datapoints of `broker_metrics` that the reconciliation reads,
-//! summed per hour, cluster, broker, topic, metric and source, one summary file per
-//! `broker_metrics` file (see [`crate::summaries`]).
+//! summed per source file, hour, cluster, broker, topic, metric and source, written per
+//! segment and day beside the `broker_metrics` files (see [`crate::summaries`]).
 //!
 //! A row sums the datapoints **of one file**, so that summing rows across files is exact only
 //! when no two files hold the same datapoint (relays deliver at least once). Each row keeps the

@@ -3,8 +3,7 @@
 //! where `flows` holds millions. The observation-point rule stays a query-time decision over
 //! these sums (`sql/views/billable_hours.sql`), so a late file still changes the answer.
 //!
-//! One summary file per `flows` file, of the same partition and name (see
-//! [`crate::summaries`]).
+//! Written per segment and day beside the `flows` files they sum (see [`crate::summaries`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -211,36 +210,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn repair_pairs_every_flows_file_with_its_summary_after_a_commit_cut_short() {
+    async fn repair_matches_summaries_to_the_flows_files_there_are() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::local(dir.path()).unwrap();
-        let part = || {
-            vec![
-                ("date", "2026-10-01".to_string()),
-                ("hour", "05".to_string()),
-            ]
-        };
-        // A segment writes a flows file and its summary together.
+        let part = |h: &str| vec![("date", "2026-10-01".to_string()), ("hour", h.to_string())];
+        // A segment writes flows files of two hours and one summary of its day.
         let mut seg = crate::segment::Segment::new("s1".into());
         let rows = flows_batch(&[(5, "eni-a", "endpoint", 10), (5, "eni-a", "endpoint", 5)]);
-        seg.write(&wh, &FLOWS, &part(), &[rows]).await.unwrap();
+        seg.write(&wh, &FLOWS, &part("05"), &[rows]).await.unwrap();
+        let rows = flows_batch(&[(6, "eni-a", "endpoint", 1)]);
+        seg.write(&wh, &FLOWS, &part("06"), &[rows]).await.unwrap();
         seg.commit(&wh, &[]).await.unwrap();
         let before = summaries(&wh).await;
-        assert_eq!(before.len(), 1);
-        assert_eq!(before[0].1, 15);
+        assert_eq!(before.len(), 1, "{before:?}");
+        assert_eq!(before[0].1, 16);
         assert_eq!(
-            repair(&wh, HashMap::new()).await.unwrap(),
+            repair(&wh).await.unwrap(),
             Repaired::default(),
-            "paired: nothing to do"
+            "matching: nothing read or written"
         );
-        // A rewrite of that file whose summary commit never happened (a crash in between).
+        // A rewrite of the hour-5 file whose summary commit never happened (a crash between).
         let flows = wh.table(&FLOWS).await.unwrap();
         let mut flows = flows.lock().await;
         flows.refresh().await.unwrap();
-        let old = flows.files().unwrap();
+        let old: Vec<_> = flows
+            .files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.path.contains("hour=05"))
+            .collect();
         let name = crate::segment::rewritten_name(&old[0].path, "t1");
         let rows = flows_batch(&[(5, "eni-a", "endpoint", 7)]);
-        let add = crate::table::write_file(&wh, &FLOWS, &part(), &name, &[rows])
+        let add = crate::table::write_file(&wh, &FLOWS, &part("05"), &name, &[rows])
             .await
             .unwrap();
         flows
@@ -251,8 +252,14 @@ mod tests {
             })
             .await
             .unwrap();
+        let names: Vec<String> = flows
+            .files()
+            .unwrap()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         drop(flows);
-        let r = repair(&wh, HashMap::new()).await.unwrap();
+        let r = repair(&wh).await.unwrap();
         assert_eq!(
             r,
             Repaired {
@@ -261,16 +268,19 @@ mod tests {
             }
         );
         let after = summaries(&wh).await;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         assert_eq!(after.len(), 1);
-        assert!(after[0].0.ends_with(&name), "{after:?}");
-        assert_eq!(
-            after[0].1, 7,
-            "the summary of the new file, not the old one"
+        assert!(
+            after[0]
+                .0
+                .ends_with(&crate::summaries::summary_name("s1", &names)),
+            "{after:?}"
         );
+        assert_eq!(after[0].1, 8, "the sums of the files there are now");
         // And a warehouse whose flow_hours is gone entirely gets it back the same.
         std::fs::remove_dir_all(dir.path().join("flow_hours")).unwrap();
         let wh = Warehouse::local(dir.path()).unwrap();
-        let r = repair(&wh, HashMap::new()).await.unwrap();
+        let r = repair(&wh).await.unwrap();
         assert_eq!((r.summed, r.removed), (1, 0));
         assert_eq!(summaries(&wh).await, after);
     }

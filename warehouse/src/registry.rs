@@ -446,10 +446,10 @@ table!(
 table!(
     FLOW_HOURS,
     "flow_hours",
-    &["date", "hour"],
+    &["date"],
     Ingested,
     flow_hours,
-    "flows summed per hour, endpoint ENI, side, direction, verdict and cluster: one file per flows file"
+    "flows summed per hour, endpoint ENI, side, direction, verdict and cluster, per segment and day"
 );
 table!(
     COVERAGE,
@@ -473,7 +473,7 @@ table!(
     &["date"],
     Ingested,
     broker_hours,
-    "byte datapoints of broker_metrics summed per hour, broker, topic, metric and source: one file per broker_metrics file"
+    "byte datapoints of broker_metrics summed per file, hour, broker, topic, metric and source, per segment and day"
 );
 table!(
     QUARANTINE,

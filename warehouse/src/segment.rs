@@ -70,7 +70,13 @@ pub struct Segment {
     id: String,
     part: u32,
     adds: BTreeMap<&'static str, Vec<Add>>,
+    /// Summaries of the files written so far, by summary table and day: (file names, rows),
+    /// written as one file per table and day when the segment commits.
+    sums: BTreeMap<(&'static str, String), Summed>,
 }
+
+/// The names of files written and their summary rows.
+type Summed = (Vec<String>, Vec<RecordBatch>);
 
 impl Segment {
     /// A new segment. `id` must be unique in the warehouse and contain no dot (it starts with
@@ -81,6 +87,7 @@ impl Segment {
             id,
             part: 0,
             adds: BTreeMap::new(),
+            sums: BTreeMap::new(),
         }
     }
 
@@ -95,8 +102,8 @@ impl Segment {
     }
 
     /// Writes rows of one partition of a segment table as a file of this segment (and, for a
-    /// summarized table, its summary of the same name: see [`crate::summaries`]). Nothing is
-    /// visible until [`Segment::commit`].
+    /// summarized table, sums them for the segment's summary of that day: see
+    /// [`crate::summaries`]). Nothing is visible until [`Segment::commit`].
     pub async fn write(
         &mut self,
         wh: &Warehouse,
@@ -115,8 +122,14 @@ impl Segment {
         if let Some(pair) = summaries::of_source(def) {
             let at = wh.join(&format!("{}/{}", def.name, add.path));
             let sum = (pair.summarize)(batches, &at)?;
-            let s = crate::table::write_file(wh, pair.summary, partition, &name, &[sum]).await?;
-            self.adds.entry(pair.summary.name).or_default().push(s);
+            let day = partition
+                .iter()
+                .find(|(k, _)| *k == "date")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let (names, rows) = self.sums.entry((pair.summary.name, day)).or_default();
+            names.push(name.clone());
+            rows.push(sum);
         }
         self.adds.entry(def.name).or_default().push(add);
         Ok(())
@@ -152,6 +165,13 @@ impl Segment {
 
     /// Commits the segment's data files, one commit per table (orphans until checkpointed).
     async fn commit_files(&mut self, wh: &Warehouse) -> Result<(), Error> {
+        for ((table, day), (names, rows)) in std::mem::take(&mut self.sums) {
+            let def = crate::registry::by_name(table).expect("summary tables are registered");
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let name = summaries::summary_name(&self.id, &names);
+            let add = crate::table::write_file(wh, def, &[("date", day)], &name, &rows).await?;
+            self.adds.entry(table).or_default().push(add);
+        }
         for def in SEGMENT_TABLES {
             let Some(adds) = self.adds.remove(def.name) else {
                 continue;

@@ -2,30 +2,35 @@
 //! reconciliation read thousands of rows where the warehouse holds millions:
 //! [`crate::flow_hours`] beside `flows`, [`crate::broker_hours`] beside `broker_metrics`.
 //!
-//! **One summary file per source file**, of the same partition and name: whatever adds or
-//! removes a source file (a segment commit, a carry, a re-attribution, a supersede, a
-//! recovery) does the same to its summary, and the pair is checked by name. [`repair`] makes
-//! the tables agree again after anything that changed one and not the other (a crash between
-//! their two commits, or a warehouse written before the summaries existed): it sums every
-//! source file without a summary and removes every summary without its source file.
+//! **One summary file per segment and day**, holding the sums of that segment's source files
+//! of that day, and **named after them**: `SEGMENT.sHASH.parquet`, HASH a digest of the source
+//! files' names. So a summary belongs to its segment (supersede, recovery and the catalog's
+//! checkpoint filter treat it like the segment's other files), and whether it still sums the
+//! files that are there is a question of names: [`repair`] compares, per segment and day, the
+//! name the current source files call for with the summaries there are, rebuilds what is
+//! missing from the source files and removes what no longer matches — after a crash between
+//! two tables' commits, a re-attribution that replaced some `flows` files, or in a warehouse
+//! written before the summaries. When every name matches it reads nothing. (A file per source
+//! file would have been simpler to pair, but readers pay about a millisecond per file, and a
+//! month of `flows` is thousands of files.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use arrow::array::RecordBatch;
 
 use crate::registry::{TableDef, BROKER_HOURS, BROKER_METRICS, FLOWS, FLOW_HOURS};
 use crate::store::Warehouse;
-use crate::table::{Add, Change};
+use crate::table::{Change, DataFile};
 use crate::Error;
 
-/// A table and the summary written beside each of its files.
+/// A table and the summary written beside its files.
 #[derive(Debug)]
 pub struct Pair {
     /// The table whose files are summed.
     pub source: &'static TableDef,
-    /// The summary table.
+    /// The summary table (partitioned by `date`).
     pub summary: &'static TableDef,
-    /// The summary rows of a source file's rows (`at` names the file in errors).
+    /// The summary rows of one source file's rows (`at` names the file in errors).
     pub summarize: fn(&[RecordBatch], &str) -> Result<RecordBatch, Error>,
 }
 
@@ -53,23 +58,35 @@ pub fn is_summary(def: &TableDef) -> bool {
     PAIRS.iter().any(|p| p.summary.name == def.name)
 }
 
+/// The name of the summary of `segment`'s source files named `sources` (of one day).
+pub fn summary_name(segment: &str, sources: &[&str]) -> String {
+    let mut names: Vec<&str> = sources.to_vec();
+    names.sort_unstable();
+    let digest = xxhash_rust::xxh3::xxh3_64(names.join("\n").as_bytes());
+    format!("{segment}.s{digest:016x}.parquet")
+}
+
 /// What [`repair`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Repaired {
-    /// Source files summed (they had no summary).
+    /// Summaries written from their source files (they were missing or stale).
     pub summed: usize,
-    /// Summaries removed (their source file is gone).
+    /// Summaries removed (their source files changed or are gone).
     pub removed: usize,
 }
 
-/// Makes every summary table hold exactly one summary per source file (see the module docs),
-/// in one commit per table. `written` holds summaries already uploaded for new source files
-/// (by summary table name and path), which are committed instead of summing their files
-/// again. The caller holds the writer lock.
-pub async fn repair(
-    wh: &Warehouse,
-    mut written: HashMap<(&'static str, String), Add>,
-) -> Result<Repaired, Error> {
+/// The `date` partition value of a file.
+fn day(f: &DataFile) -> String {
+    f.partition
+        .get("date")
+        .cloned()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Makes every summary table hold exactly the summaries its source files call for (see the
+/// module docs), in one commit per table. The caller holds the writer lock.
+pub async fn repair(wh: &Warehouse) -> Result<Repaired, Error> {
     let mut out = Repaired::default();
     for pair in PAIRS {
         let Some(src) = wh.table_if_exists(pair.source).await? else {
@@ -78,35 +95,42 @@ pub async fn repair(
         let mut src = src.lock().await;
         src.refresh().await?;
         let files = src.files()?;
+        let mut groups: BTreeMap<(String, String), Vec<&DataFile>> = BTreeMap::new();
+        for f in &files {
+            let segment = crate::segment::segment_of(f.name()).to_string();
+            groups.entry((segment, day(f))).or_default().push(f);
+        }
         let sums = wh.table(pair.summary).await?;
         let mut sums = sums.lock().await;
         sums.refresh().await?;
         let summaries = sums.files()?;
-        let want: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
         let have: HashSet<&str> = summaries.iter().map(|f| f.path.as_str()).collect();
+        let mut want = HashSet::new();
         let mut change = Change {
             info: vec![("operation", "summarize".to_string())],
             ..Default::default()
         };
-        for f in files.iter().filter(|f| !have.contains(f.path.as_str())) {
-            let add = match written.remove(&(pair.summary.name, f.path.clone())) {
-                Some(add) => add,
-                None => {
-                    let rows = src.read(std::slice::from_ref(f)).await?;
+        for ((segment, date), group) in &groups {
+            let names: Vec<&str> = group.iter().map(|f| f.name()).collect();
+            let name = summary_name(segment, &names);
+            let path = format!("date={date}/{name}");
+            if !have.contains(path.as_str()) {
+                let mut batches = Vec::with_capacity(group.len());
+                for f in group {
+                    let rows = src.read(std::slice::from_ref(*f)).await?;
                     let at = wh.join(&format!("{}/{}", pair.source.name, f.path));
-                    let sum = (pair.summarize)(&rows, &at)?;
-                    let partition = f.partition_values(pair.source);
-                    crate::table::write_derived_file(wh, pair.summary, &partition, f.name(), &[sum])
-                        .await?
+                    batches.push((pair.summarize)(&rows, &at)?);
                 }
-            };
-            out.summed += 1;
-            change.adds.push(add);
+                let partition = [("date", date.clone())];
+                let add =
+                    crate::table::write_derived_file(wh, pair.summary, &partition, &name, &batches)
+                        .await?;
+                out.summed += 1;
+                change.adds.push(add);
+            }
+            want.insert(path);
         }
-        for s in summaries
-            .into_iter()
-            .filter(|s| !want.contains(s.path.as_str()))
-        {
+        for s in summaries.into_iter().filter(|s| !want.contains(&s.path)) {
             out.removed += 1;
             change.removes.push(s);
         }

@@ -18,9 +18,9 @@ pub mod rows;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use linkmeter_warehouse::registry::{FLOWS, FLOW_HOURS};
+use linkmeter_warehouse::registry::FLOWS;
 use linkmeter_warehouse::table::{widen, Change, DataFile};
-use linkmeter_warehouse::{flow_hours, marks, parquet_io, segment, Error, Warehouse};
+use linkmeter_warehouse::{marks, parquet_io, segment, Error, Warehouse};
 
 use crate::inventory::{Index, Inventory};
 pub use keys::Keys;
@@ -135,8 +135,6 @@ struct Looked {
     file: DataFile,
     read: bool,
     replace: Option<Option<linkmeter_warehouse::table::Add>>,
-    /// The replacement's `flow_hours` summary, uploaded.
-    summary: Option<linkmeter_warehouse::table::Add>,
     moves: Moves,
 }
 
@@ -187,14 +185,10 @@ fn flows(
         info: vec![("operation", "reattribute".to_string())],
         ..Default::default()
     };
-    let mut summaries = std::collections::HashMap::new();
     for l in done {
         s.files.0 += 1;
         s.files.1 += usize::from(l.read);
         s.moves.merge(l.moves);
-        if let Some(sum) = l.summary {
-            summaries.insert((FLOW_HOURS.name, sum.path.clone()), sum);
-        }
         if let Some(add) = l.replace {
             s.files.2 += 1;
             change.removes.push(l.file);
@@ -219,9 +213,9 @@ fn flows(
         let mut t = t.lock().await;
         t.commit(change).await
     })?;
-    // Then the summaries of the files replaced (a crash in between leaves the two tables
-    // apart by name, which the next repair finds).
-    rt.block_on(linkmeter_warehouse::summaries::repair(wh, summaries))?;
+    // Then the summaries of the segments and days whose files were replaced (a crash in
+    // between leaves names that do not match, which the next repair finds).
+    rt.block_on(linkmeter_warehouse::summaries::repair(wh))?;
     Ok(())
 }
 
@@ -239,7 +233,6 @@ fn look(
         file,
         read: false,
         replace: None,
-        summary: None,
         moves: Moves::default(),
     };
     // Rows of an hour no change reaches (a lifetime edit) are not even opened.
@@ -285,14 +278,6 @@ fn look(
     let add = rt.block_on(linkmeter_warehouse::table::write_file(
         wh, &FLOWS, &partition, &name, &out,
     ))?;
-    let sum = flow_hours::summarize(&out, &at)?;
-    l.summary = Some(rt.block_on(linkmeter_warehouse::table::write_derived_file(
-        wh,
-        &FLOW_HOURS,
-        &partition,
-        &name,
-        &[sum],
-    ))?);
     l.replace = Some(Some(add));
     Ok(l)
 }
