@@ -16,8 +16,8 @@ WITH endpoint_seen AS (
     GROUP BY endpoint_eni, usage_hour
 )
 SELECT f.*
-FROM endpoint_seen s
-RIGHT JOIN flow_hours f
+FROM flow_hours f
+LEFT JOIN endpoint_seen s
        ON f.endpoint_eni = s.endpoint_eni AND f.usage_hour = s.usage_hour
 WHERE f.status = 'attributed'
   AND (f.observed_at = 'endpoint' OR s.endpoint_eni IS NULL)
