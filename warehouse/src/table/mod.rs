@@ -17,7 +17,7 @@ use deltalake::logstore::{default_logstore, LogStoreRef, StorageConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::parquet_io;
 use crate::registry::TableDef;
@@ -25,7 +25,10 @@ use crate::store::Warehouse;
 use crate::Error;
 
 mod schema;
+mod write;
 pub use schema::{conform, widen};
+use write::put_file;
+pub use write::{write_derived_file, write_file};
 
 /// A data file of a table's current version.
 #[derive(Debug, Clone)]
@@ -146,87 +149,6 @@ fn unique_name(stem: &str) -> String {
         chrono::Utc::now().format("%Y%m%dT%H%M%S%9fZ"),
         std::process::id()
     )
-}
-
-/// Writes a data file of a table without opening the table (see [`Table::write`]): writers
-/// encode and upload in parallel and only take turns to commit.
-pub async fn write_file(
-    wh: &Warehouse,
-    def: &'static TableDef,
-    partition: &[(&str, String)],
-    name: &str,
-    batches: &[RecordBatch],
-) -> Result<Add, Error> {
-    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
-    let mode = object_store::PutMode::Create;
-    put_file(
-        &files,
-        &wh.join(def.name),
-        def,
-        (partition, name),
-        batches,
-        mode,
-    )
-    .await
-}
-
-/// [`write_file`] for a file whose content is a function of its name (a `flow_hours` summary
-/// of the `flows` file of the same name): one left uncommitted by a crash is written over.
-pub async fn write_derived_file(
-    wh: &Warehouse,
-    def: &'static TableDef,
-    partition: &[(&str, String)],
-    name: &str,
-    batches: &[RecordBatch],
-) -> Result<Add, Error> {
-    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
-    let mode = object_store::PutMode::Overwrite;
-    put_file(
-        &files,
-        &wh.join(def.name),
-        def,
-        (partition, name),
-        batches,
-        mode,
-    )
-    .await
-}
-
-async fn put_file(
-    files: &Arc<dyn ObjectStore>,
-    at: &str,
-    def: &'static TableDef,
-    (partition, name): (&[(&str, String)], &str),
-    batches: &[RecordBatch],
-    mode: object_store::PutMode,
-) -> Result<Add, Error> {
-    let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
-    let path = format!("{dir}{name}");
-    let e = parquet_io::encode(&def.schema(), batches, &format!("{at}/{path}"))?;
-    let size = e.bytes.len() as i64;
-    // Data files are immutable: a name is never written twice (a file a version still lists
-    // must not change under its readers), so an existing one is an error, not overwritten
-    // (but for derived files, whose content the name decides).
-    files
-        .put_opts(
-            &object_store::path::Path::from(path.as_str()),
-            PutPayload::from_bytes(e.bytes),
-            object_store::PutOptions::from(mode),
-        )
-        .await
-        .map_err(Error::store(format!("{at}/{path}"), "write"))?;
-    Ok(Add {
-        path,
-        partition_values: partition
-            .iter()
-            .map(|(k, v)| (k.to_string(), Some(v.clone())))
-            .collect::<HashMap<_, _>>(),
-        size,
-        modification_time: chrono::Utc::now().timestamp_millis(),
-        data_change: true,
-        stats: Some(e.stats),
-        ..Default::default()
-    })
 }
 
 /// Whether a commit failed because another writer's commit conflicts with it (retrying on
