@@ -349,6 +349,9 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     // Reading never creates a local warehouse directory.
     let wh = crate::warehouse::open_existing(&cfg, rt)?;
     let cat = rt.block_on(Catalog::open_with(&wh, &cfg.engine.options()))?;
+    for t in &cat.stale {
+        eprintln!("note: {t} does not match the files it sums yet (a warehouse from before it, or a run cut short); billable_hours, reconciliation, account_usage and endpoint_usage may be incomplete until the next `linkmeter ingest`, `run` or `invoice` (without --shard) rebuilds it");
+    }
     let s = Session {
         place: wh.display(),
         cat,

@@ -32,7 +32,7 @@ pub struct RollupReport {
     pub memory_peak: usize,
     /// The budget (`None`: no limit).
     pub memory_limit: Option<usize>,
-    /// Files summed into `flow_hours`/`broker_hours` before the close (none when they agreed).
+    /// Summaries written or dropped before the close (none when they matched their files).
     pub summaries: linkmeter_warehouse::summaries::Repaired,
 }
 

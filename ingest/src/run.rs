@@ -109,7 +109,7 @@ pub struct Outcome {
     pub s3: Option<Arc<S3Store>>,
     /// What re-attribution to the current inventory did.
     pub reattributed: crate::reattribute::Summary,
-    /// Files summed into `flow_hours`/`broker_hours` (or summaries removed) to make them agree.
+    /// Summaries written or dropped to match `flows`/`broker_metrics` (whole runs).
     pub summaries: linkmeter_warehouse::summaries::Repaired,
 }
 
@@ -144,7 +144,7 @@ impl Outcome {
         if r.summed + r.removed > 0 {
             let _ = writeln!(
                 out,
-                "hourly summaries: {} flows/broker_metrics files summed that had none (a warehouse from before them, or a commit cut short), {} summaries of removed files dropped",
+                "hourly summaries: {} written from their flows/broker_metrics files (a warehouse from before them, or a run cut short), {} that no longer matched their files dropped",
                 r.summed, r.removed
             );
         }
@@ -229,8 +229,9 @@ pub fn run(
     let tag = run_id.split('-').nth(1).unwrap_or("x");
     let reattributed =
         crate::reattribute::reattribute(wh, ix, rt, o.shard.is_some(), tag, o.workers)?;
-    // A whole run holds the warehouse: it brings the summaries level with their tables (a
-    // shard writes its files with their summaries, so its own are always paired).
+    // A whole run holds the warehouse: it brings the summaries level with their tables. A
+    // shard writes its own segments' summaries with them, but leaves older gaps to the next
+    // whole run (or the month close).
     let summaries = match o.shard {
         None => rt.block_on(linkmeter_warehouse::summaries::repair(wh))?,
         Some(_) => Default::default(),

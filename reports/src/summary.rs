@@ -132,7 +132,7 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
     if r.summed + r.removed > 0 {
         outln!(
             out,
-            "  hourly summaries brought level first: {} files summed, {} stale summaries dropped",
+            "  hourly summaries brought level first: {} written from their files, {} stale ones dropped",
             r.summed,
             r.removed
         );

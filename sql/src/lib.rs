@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use linkmeter_warehouse::registry::{SEGMENT_TABLES, TABLES};
 use linkmeter_warehouse::segment::segment_of;
+use linkmeter_warehouse::summaries::{self, PAIRS};
 use linkmeter_warehouse::Warehouse;
 
 pub mod engine;
@@ -82,7 +83,7 @@ pub const VIEWS: &[(&str, &str, &[&str])] = &[
     (
         "reconciliation",
         RECONCILIATION,
-        &["billable_hours", "broker_metrics"],
+        &["billable_hours", "broker_metrics", "broker_hours"],
     ),
     (
         "account_usage",
@@ -141,6 +142,10 @@ pub struct Catalog {
     pub tables: Vec<&'static str>,
     /// Views registered (those whose tables exist).
     pub views: Vec<&'static str>,
+    /// Summary tables that do not match the files they sum (a warehouse from before them
+    /// fed only by shards, or a run cut short): views over them are incomplete until the next
+    /// whole `ingest`, `run` or `invoice` rebuilds them.
+    pub stale: Vec<&'static str>,
     root: String,
     pool: Arc<engine::PeakPool>,
 }
@@ -180,6 +185,7 @@ impl Catalog {
         let (runtime, pool) = engine::runtime(o).map_err(df("setting up the query engine"))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let mut tables = Vec::new();
+        let mut counted_files = std::collections::HashMap::new();
         // The checkpoint is read before the tables: a segment checkpointed after this is left
         // out whole, and one superseded after it is gone whole from the tables read next.
         let live: HashSet<String> = linkmeter_warehouse::inputs::read(wh)
@@ -194,12 +200,14 @@ impl Catalog {
             };
             let only = if SEGMENT_TABLES.iter().any(|s| s.name == t.name) {
                 let files = table.files()?;
-                let counted: Vec<String> = files
-                    .iter()
+                let total = files.len();
+                let counted: Vec<_> = files
+                    .into_iter()
                     .filter(|f| live.contains(segment_of(f.name())))
-                    .map(|f| f.path.clone())
                     .collect();
-                (counted.len() < files.len()).then_some(counted)
+                let paths: Vec<String> = counted.iter().map(|f| f.path.clone()).collect();
+                counted_files.insert(t.name, counted);
+                (paths.len() < total).then_some(paths)
             } else {
                 None
             };
@@ -216,6 +224,19 @@ impl Catalog {
                 .map_err(df(format!("registering table {}", t.name)))?;
             tables.push(t.name);
         }
+        let stale = PAIRS
+            .iter()
+            .filter(|p| match counted_files.get(p.source.name) {
+                Some(files) => !summaries::matches(
+                    files,
+                    counted_files
+                        .get(p.summary.name)
+                        .map_or(&[][..], Vec::as_slice),
+                ),
+                None => false,
+            })
+            .map(|p| p.summary.name)
+            .collect();
         let mut have: Vec<&str> = tables.clone();
         let mut views: Vec<&'static str> = Vec::new();
         for (name, sql, needs) in VIEWS {
@@ -235,6 +256,7 @@ impl Catalog {
             ctx,
             tables,
             views,
+            stale,
             root: wh.display(),
             pool,
         })

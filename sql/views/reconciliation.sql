@@ -75,8 +75,15 @@ summed AS (
     WHERE usage_hour >= TIMESTAMP '${month_start}'
     GROUP BY usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, source
 ),
+keyed AS (
+    -- Doubt belongs to the series-hour whatever cluster name its datapoints carried (the
+    -- datapoints below are matched by ARN).
+    SELECT s.*,
+           MAX(doubtful) OVER (PARTITION BY usage_hour, cluster_arn, broker_id, topic, metric, source) AS key_doubtful
+    FROM summed s
+),
 doubtful AS (
-    SELECT usage_hour, cluster_arn, broker_id, topic, metric, source FROM summed WHERE doubtful = 1
+    SELECT DISTINCT usage_hour, cluster_arn, broker_id, topic, metric, source FROM keyed WHERE key_doubtful = 1
 ),
 cloudwatch AS (
     -- Hours whose files overlap, from their datapoints: Firehose and Kafka relays deliver at
@@ -122,8 +129,8 @@ counter_steps AS (
 points AS (
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, source AS src,
            CAST(bytes AS BIGINT) AS bytes
-    FROM summed
-    WHERE doubtful = 0 AND steps > 0
+    FROM keyed
+    WHERE key_doubtful = 0 AND steps > 0
     UNION ALL
     SELECT usage_hour, cluster_arn, cluster_name, broker_id, topic, metric, 'cloudwatch' AS src,
            CAST(bytes AS BIGINT) AS bytes

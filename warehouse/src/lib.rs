@@ -7,7 +7,7 @@
 //! - [`store`]: the [`Warehouse`] handle (local or object store) and its tables;
 //! - [`table`]: one Delta table: its files, commits, reads and a DataFusion provider;
 //! - [`summaries`]: hourly sums written beside `flows` ([`flow_hours`]) and `broker_metrics`
-//!   ([`broker_hours`]), one summary file per source file, for the month close;
+//!   ([`broker_hours`]), one summary file per segment and day, for the month close;
 //! - [`segment`]: the commit protocol that makes ingest idempotent and crash-safe across tables;
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
 //! - [`lock`]: the writer lock of scheduled runs;

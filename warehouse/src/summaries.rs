@@ -66,6 +66,32 @@ pub fn summary_name(segment: &str, sources: &[&str]) -> String {
     format!("{segment}.s{digest:016x}.parquet")
 }
 
+/// The summaries (by path in the summary table) that source `files` call for, with the
+/// files each sums.
+pub fn expected(files: &[DataFile]) -> BTreeMap<String, Vec<&DataFile>> {
+    let mut groups: BTreeMap<(String, String), Vec<&DataFile>> = BTreeMap::new();
+    for f in files {
+        let segment = crate::segment::segment_of(f.name()).to_string();
+        groups.entry((segment, day(f))).or_default().push(f);
+    }
+    groups
+        .into_iter()
+        .map(|((segment, date), group)| {
+            let names: Vec<&str> = group.iter().map(|f| f.name()).collect();
+            (
+                format!("date={date}/{}", summary_name(&segment, &names)),
+                group,
+            )
+        })
+        .collect()
+}
+
+/// Whether `summaries` are exactly what source `files` call for (no read: by name).
+pub fn matches(files: &[DataFile], summaries: &[DataFile]) -> bool {
+    let want = expected(files);
+    summaries.len() == want.len() && summaries.iter().all(|s| want.contains_key(&s.path))
+}
+
 /// What [`repair`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Repaired {
@@ -95,42 +121,38 @@ pub async fn repair(wh: &Warehouse) -> Result<Repaired, Error> {
         let mut src = src.lock().await;
         src.refresh().await?;
         let files = src.files()?;
-        let mut groups: BTreeMap<(String, String), Vec<&DataFile>> = BTreeMap::new();
-        for f in &files {
-            let segment = crate::segment::segment_of(f.name()).to_string();
-            groups.entry((segment, day(f))).or_default().push(f);
-        }
+        let want = expected(&files);
         let sums = wh.table(pair.summary).await?;
         let mut sums = sums.lock().await;
         sums.refresh().await?;
         let summaries = sums.files()?;
         let have: HashSet<&str> = summaries.iter().map(|f| f.path.as_str()).collect();
-        let mut want = HashSet::new();
         let mut change = Change {
             info: vec![("operation", "summarize".to_string())],
             ..Default::default()
         };
-        for ((segment, date), group) in &groups {
-            let names: Vec<&str> = group.iter().map(|f| f.name()).collect();
-            let name = summary_name(segment, &names);
-            let path = format!("date={date}/{name}");
+        for (path, group) in &want {
             if !have.contains(path.as_str()) {
+                let (dir, name) = path.split_once('/').expect("date=D/NAME");
+                let date = dir.trim_start_matches("date=").to_string();
                 let mut batches = Vec::with_capacity(group.len());
                 for f in group {
                     let rows = src.read(std::slice::from_ref(*f)).await?;
                     let at = wh.join(&format!("{}/{}", pair.source.name, f.path));
                     batches.push((pair.summarize)(&rows, &at)?);
                 }
-                let partition = [("date", date.clone())];
+                let partition = [("date", date)];
                 let add =
-                    crate::table::write_derived_file(wh, pair.summary, &partition, &name, &batches)
+                    crate::table::write_derived_file(wh, pair.summary, &partition, name, &batches)
                         .await?;
                 out.summed += 1;
                 change.adds.push(add);
             }
-            want.insert(path);
         }
-        for s in summaries.into_iter().filter(|s| !want.contains(&s.path)) {
+        for s in summaries
+            .into_iter()
+            .filter(|s| !want.contains_key(&s.path))
+        {
             out.removed += 1;
             change.removes.push(s);
         }
