@@ -14,7 +14,7 @@ use crate::registry::TableDef;
 use crate::store::Warehouse;
 use crate::Error;
 
-/// Writes a data file of a table without opening the table (see [`Table::write`]): writers
+/// Writes a data file of a table without opening the table (see [`super::Table::write`]): writers
 /// encode and upload in parallel and only take turns to commit.
 pub async fn write_file(
     wh: &Warehouse,
@@ -23,17 +23,8 @@ pub async fn write_file(
     name: &str,
     batches: &[RecordBatch],
 ) -> Result<Add, Error> {
-    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
     let mode = object_store::PutMode::Create;
-    put_file(
-        &files,
-        &wh.join(def.name),
-        def,
-        (partition, name),
-        batches,
-        mode,
-    )
-    .await
+    write_in(wh, def, (partition, name), batches, mode).await
 }
 
 /// [`write_file`] for a file whose content is a function of its name (a summary, named after
@@ -45,17 +36,19 @@ pub async fn write_derived_file(
     name: &str,
     batches: &[RecordBatch],
 ) -> Result<Add, Error> {
-    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
     let mode = object_store::PutMode::Overwrite;
-    put_file(
-        &files,
-        &wh.join(def.name),
-        def,
-        (partition, name),
-        batches,
-        mode,
-    )
-    .await
+    write_in(wh, def, (partition, name), batches, mode).await
+}
+
+async fn write_in(
+    wh: &Warehouse,
+    def: &'static TableDef,
+    at: (&[(&str, String)], &str),
+    batches: &[RecordBatch],
+    mode: object_store::PutMode,
+) -> Result<Add, Error> {
+    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
+    put_file(&files, &wh.join(def.name), def, at, batches, mode).await
 }
 
 pub(super) async fn put_file(
