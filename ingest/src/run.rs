@@ -229,9 +229,10 @@ pub fn run(
     let tag = run_id.split('-').nth(1).unwrap_or("x");
     let reattributed =
         crate::reattribute::reattribute(wh, ix, rt, o.shard.is_some(), tag, o.workers)?;
-    // A whole run holds the warehouse: it brings the summaries level with their tables. A
-    // shard writes its own segments' summaries with them, but leaves older gaps to the next
-    // whole run (or the month close).
+    // A whole run holds the warehouse: it brings the summaries level with their tables, the
+    // files re-attribution just replaced among them (a crash in between leaves names that do
+    // not match, which the next whole run or close finds). A shard writes its own segments'
+    // summaries with them, but leaves older gaps to the next whole run (or the month close).
     let summaries = match o.shard {
         None => rt.block_on(linkmeter_warehouse::summaries::repair(wh))?,
         Some(_) => Default::default(),

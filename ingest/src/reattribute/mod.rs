@@ -59,7 +59,8 @@ fn mark_of(ix: &Index) -> (String, Bytes) {
 
 /// Brings the warehouse's attribution to `ix` (see the module docs). A shard only records
 /// that its rows are written under `ix`; the next whole run re-attributes. Blocking: call it
-/// outside `rt`. `tag` names the rewritten files (unique to the run).
+/// outside `rt`. `tag` names the rewritten files (unique to the run). The summaries of the
+/// files it replaces are the caller's to rebuild (`linkmeter_warehouse::summaries::repair`).
 pub fn reattribute(
     wh: &Warehouse,
     ix: &Index,
@@ -213,9 +214,6 @@ fn flows(
         let mut t = t.lock().await;
         t.commit(change).await
     })?;
-    // Then the summaries of the segments and days whose files were replaced (a crash in
-    // between leaves names that do not match, which the next repair finds).
-    rt.block_on(linkmeter_warehouse::summaries::repair(wh))?;
     Ok(())
 }
 
