@@ -3,7 +3,8 @@
 //! validated as a whole (every problem reported together, each naming its entry), then
 //! indexed for attribution.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
@@ -194,11 +195,11 @@ pub struct Index {
     /// Hash of what attribution reads (clusters and connections, not account names or cost
     /// centers, which are joined at invoice time): rows attributed under another are stale.
     pub attribution: u64,
-    by_eni: HashMap<String, usize>,
-    by_vpc_ip: HashMap<String, HashMap<IpAddr, usize>>,
-    by_account_ip: HashMap<String, HashMap<IpAddr, Vec<usize>>>,
-    by_ip: HashMap<IpAddr, Vec<usize>>,
-    regions: HashSet<String>,
+    by_eni: FxHashMap<String, usize>,
+    by_vpc_ip: FxHashMap<String, FxHashMap<IpAddr, usize>>,
+    by_account_ip: FxHashMap<String, FxHashMap<IpAddr, Vec<usize>>>,
+    by_ip: FxHashMap<IpAddr, Vec<usize>>,
+    regions: FxHashSet<String>,
 }
 
 /// Result of looking an IP address up within a scope.

@@ -12,15 +12,33 @@ use parquet::file::properties::WriterProperties;
 
 use crate::Error;
 
+/// Columns whose values rarely repeat (counts, times, offsets, client ports): a dictionary
+/// for them costs a hash per value and saves nothing. Measured on `flows` (benches/ingest.sh):
+/// 4% less ingest CPU and files 12% smaller without it.
+const NO_DICTIONARY: &[&str] = &[
+    "bytes",
+    "packets",
+    "flow_start",
+    "flow_end",
+    "record_bytes",
+    "record_packets",
+    "source_line",
+    "source_offset",
+    "srcport",
+];
+
 /// Writer settings shared by every table. Snappy, not zstd: ingest writes many files, and
 /// zstd's per-column-chunk context setup measured at over 40% of ingest CPU. Statistics let
 /// query engines prune by time.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(256 * 1024))
-        .set_created_by("linkmeter".to_string())
-        .build()
+        .set_created_by("linkmeter".to_string());
+    for c in NO_DICTIONARY {
+        b = b.set_column_dictionary_enabled((*c).into(), false);
+    }
+    b.build()
 }
 
 /// An encoded file: its bytes, rows and Delta statistics.

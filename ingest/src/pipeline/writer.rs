@@ -127,7 +127,12 @@ impl<'a> SegmentWriter<'a> {
         for (hour, mut b) in std::mem::take(&mut self.flows) {
             if !b.is_empty() {
                 let (d, h) = time::day_hour(hour);
-                rt.block_on(seg.write(wh, &FLOWS, &[("date", d), ("hour", h)], &[b.finish()]))?;
+                rt.block_on(seg.write(
+                    wh,
+                    &FLOWS,
+                    &[("date", d), ("hour", h)],
+                    &[b.finish(self.ix)],
+                ))?;
             }
         }
         for (date, mut b) in std::mem::take(&mut self.coverage) {

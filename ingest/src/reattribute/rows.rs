@@ -222,7 +222,7 @@ pub fn reattribute(b: &RecordBatch, ix: &Index) -> Result<Redone, String> {
         };
         out.append(&rec, &a, &share, pos, ix, &lineage);
     }
-    let batch = out.finish();
+    let batch = out.finish(ix);
     let changed = dropped
         || ATTRIBUTION_COLUMNS.iter().any(|n| {
             b.column_by_name(n).map(|c| c.as_ref()) != batch.column_by_name(n).map(|c| c.as_ref())
@@ -352,7 +352,7 @@ mod tests {
             context_account: None,
         };
         b.append(&rec, &a, &share, Position::default(), &ix, &lineage);
-        let old = b.finish();
+        let old = b.finish(&ix);
         let r = reattribute(&old, &ix).unwrap();
         assert!(!r.changed && r.moves.by_change.is_empty(), "{:?}", r.moves);
         assert_eq!(
