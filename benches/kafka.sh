@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Kafka ingest benchmark: the flow-log lines of a generated estate (default-format accounts)
 # produced into a 4-partition topic on a local Kafka-protocol broker (Tansu, started here like
-# the tests do), then `linkmeter ingest` in batch mode from kafka://. Prints records/s and peak
+# the tests do), then, alternately (RUNS times each, after a warm-up of both), the bare
+# consumer (`examples/kafka_count.rs`: rdkafka with linkmeter's settings, reading every
+# partition to its end and only counting messages) and `linkmeter ingest` in batch mode from
+# kafka:// into a fresh warehouse. Prints medians, records/s, the ingest/bare ratio and peak
 # memory; figures go in the README.
 #
-#   benches/kafka.sh                 # 4 days, 40 tenants: ~1.2 M lines
-#   DAYS=16 benches/kafka.sh
+#   benches/kafka.sh                 # 4 days, 40 tenants: ~1.7 M lines
+#   DAYS=16 RUNS=5 benches/kafka.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/linkmeter-target}"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 cargo build --release -q
+cargo build --release -q --example kafka_count
 BIN="$CARGO_TARGET_DIR/release/linkmeter"
+COUNT="$CARGO_TARGET_DIR/release/examples/kafka_count"
+RUNS="${RUNS:-3}"
 WORK="${BENCH_DIR:-/tmp/linkmeter-bench-kafka}"
 DAYS="${DAYS:-4}"
 
@@ -62,10 +68,28 @@ inventory = "inventory.toml"
 name = "stream"
 uri = "kafka://$KAFKA_BOOTSTRAP/bench-flowlogs"
 TOML
-/usr/bin/time -v "$BIN" ingest --config "$dir/kafka.toml" >"$dir/ingest.out" 2>"$dir/time.txt"
-grep -q '\[balanced\]' "$dir/ingest.out" || { echo "run did not balance"; cat "$dir/ingest.out"; exit 1; }
+# Runs a command under /usr/bin/time; prints "wall_seconds peak_mib" and keeps its stdout.
+timed() {
+  local out="$1"; shift
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$out"
+  awk '{printf "%.2f %d\n", $1, $2 / 1024}' "$WORK/time"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+: >"$WORK/bare.txt"; : >"$WORK/ingest.txt"; : >"$WORK/ingest_rss.txt"
+for i in $(seq 0 "$RUNS"); do
+  read -r bs bm < <(timed "$dir/bare.out" "$COUNT" "$KAFKA_BOOTSTRAP" bench-flowlogs)
+  grep -q "messages=$n " "$dir/bare.out" || { echo "bare consumer read a different count"; cat "$dir/bare.out"; exit 1; }
+  rm -rf "$dir/warehouse"
+  read -r is im < <(timed "$dir/ingest.out" "$BIN" ingest --config "$dir/kafka.toml")
+  grep -q '\[balanced\]' "$dir/ingest.out" || { echo "run did not balance"; cat "$dir/ingest.out"; exit 1; }
+  got=$(grep -o '^records *[0-9,]* in' "$dir/ingest.out" | tr -dc 0-9)
+  [ "$got" = "$n" ] || { echo "ingest read $got records of $n messages"; exit 1; }
+  [ "$i" -eq 0 ] && continue  # warm-up
+  echo "run $i: bare ${bs}s ${bm}MiB, ingest ${is}s ${im}MiB"
+  echo "$bs" >>"$WORK/bare.txt"; echo "$is" >>"$WORK/ingest.txt"; echo "$im" >>"$WORK/ingest_rss.txt"
+done
 grep '^records' "$dir/ingest.out"
-secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$dir/time.txt")
-rss=$(awk -F': ' '/Maximum resident set size/ {print int($2/1024)}' "$dir/time.txt")
-awk -v n="$n" -v s="$secs" -v r="$rss" 'BEGIN { printf "messages=%d seconds=%.2f records_per_s=%.0f peak_rss_mib=%d\n", n, s, n/s, r }'
+b=$(median <"$WORK/bare.txt"); g=$(median <"$WORK/ingest.txt"); r=$(sort -n "$WORK/ingest_rss.txt" | tail -1)
+awk -v n="$n" -v b="$b" -v g="$g" -v r="$r" 'BEGIN {
+  printf "messages=%d bare_seconds=%.2f bare_per_s=%.0f ingest_seconds=%.2f ingest_per_s=%.0f ingest_of_bare=%.2f peak_rss_mib=%d\n", n, b, n/b, g, n/g, b/g, r }'
 /usr/bin/time -f "rerun (nothing new): %e s" "$BIN" ingest --config "$dir/kafka.toml" 2>&1 >/dev/null | tail -1

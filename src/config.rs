@@ -247,7 +247,7 @@ pub struct KafkaSourceConfig {
     pub options: BTreeMap<String, String>,
     /// Message bytes per input (one partition's offset range).
     pub chunk_bytes: usize,
-    /// Message bytes read before they are written (bounds memory).
+    /// Message bytes per round: a round is written while the next is read, so two are held.
     pub round_bytes: usize,
     /// Time without anything from the broker before the run fails (`idle_timeout_secs`).
     #[serde(rename = "idle_timeout_secs", deserialize_with = "secs::de")]
@@ -262,7 +262,7 @@ impl Default for KafkaSourceConfig {
             group: None,
             options: BTreeMap::new(),
             chunk_bytes: 8 << 20,
-            round_bytes: 256 << 20,
+            round_bytes: 64 << 20,
             idle_timeout: Duration::from_secs(30),
             security: KafkaSecurity::default(),
         }

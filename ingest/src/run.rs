@@ -370,11 +370,24 @@ fn read_streams(
     let stopped = || o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
     let Some(flush) = o.follow else {
         for (spec, reader) in readers.iter_mut() {
-            while !stopped() {
-                let Some(batch) = reader.next_batch()? else {
-                    break;
-                };
-                write_batch(spec, reader, batch, ix, wh, rt, opts, progress, report)?;
+            // The next round is read while this one is written: reading is one thread waiting
+            // on the broker, writing is the workers. A round read ahead when a stop comes is
+            // dropped unwritten (its offsets uncommitted): the next run reads it.
+            let mut round = if stopped() {
+                None
+            } else {
+                reader.next_batch()?
+            };
+            while let Some(batch) = round.take().filter(|_| !stopped()) {
+                let next = batch.next.clone();
+                let (ahead, written) = std::thread::scope(|s| {
+                    let ahead = s.spawn(|| reader.next_batch());
+                    let written = write_round(spec, batch, ix, wh, rt, opts, progress, report);
+                    (ahead.join(), written)
+                });
+                written?;
+                reader.commit(&next);
+                round = ahead.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             }
         }
         report.interrupted |= stopped();
@@ -391,18 +404,20 @@ fn read_streams(
     while !stopped() {
         for (spec, reader) in readers.iter_mut() {
             if let Some(batch) = reader.follow(share, stop)? {
-                write_batch(spec, reader, batch, ix, wh, rt, opts, progress, report)?;
+                let next = batch.next.clone();
+                write_round(spec, batch, ix, wh, rt, opts, progress, report)?;
+                reader.commit(&next);
             }
         }
     }
     Ok(())
 }
 
-/// Writes one round of a stream (segments of its own) and commits the source's offsets.
+/// Writes one round of a stream (segments of its own); the caller then commits the source's
+/// offsets.
 #[allow(clippy::too_many_arguments)]
-fn write_batch(
+fn write_round(
     spec: &SourceSpec,
-    reader: &mut KafkaReader,
     batch: Batch,
     ix: &Index,
     wh: &Warehouse,
@@ -411,17 +426,11 @@ fn write_batch(
     progress: &Progress,
     report: &mut Report,
 ) -> Result<(), RunError> {
-    let next = Batch {
-        inputs: Vec::new(),
-        fetch: None,
-        next: batch.next.clone(),
-    };
     let jobs = jobs_of(spec, batch);
     // Every round writes segments of its own (the file pass was round 0).
     opts.round += 1;
     let r = pipeline::ingest(&jobs, ix, wh, rt, opts, progress)?;
     report.merge(r);
-    reader.committed(&next);
     Ok(())
 }
 

@@ -316,6 +316,15 @@ pub struct KafkaContext {
 impl ClientContext for KafkaContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
 
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // The end of a partition is how a batch run knows it has read everything; librdkafka
+        // also reports it as a "global error", which printed a scary line per partition.
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        tracing::error!(message = "librdkafka error", error = %error, reason);
+    }
+
     fn generate_oauth_token(
         &self,
         _config: Option<&str>,
