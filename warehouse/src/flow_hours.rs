@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, RecordBatchOptions,
 };
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Decimal128Type, Int64Type};
 use arrow::row::{RowConverter, SortField};
 
 use crate::registry::FLOW_HOURS;
@@ -38,6 +38,47 @@ struct Sums(i64, i128, i128);
 /// The `flow_hours` rows of some `flows` rows (one batch, sorted by key). `at` names the
 /// rows' file in errors.
 pub fn summarize(batches: &[RecordBatch], at: &str) -> Result<RecordBatch, Error> {
+    group(batches, at, |b, corrupt| {
+        let (bytes, packets) = (int(b, "bytes", corrupt)?, int(b, "packets", corrupt)?);
+        Ok((0..b.num_rows())
+            .map(|i| Sums(1, i128::from(bytes.value(i)), i128::from(packets.value(i))))
+            .collect())
+    })
+}
+
+/// `flow_hours` rows with one row per key: the sums of several files' summaries (a segment
+/// writes one summary per day, whatever number of `flows` files it wrote that day).
+pub fn merge(summaries: &[RecordBatch], at: &str) -> Result<RecordBatch, Error> {
+    group(summaries, at, |b, corrupt| {
+        let n = int(b, "flow_rows", corrupt)?;
+        let dec = |name: &str| -> Result<Decimal128Array, Error> {
+            b.column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Decimal128Type>().cloned())
+                .ok_or_else(|| corrupt(format!("flow_hours column {name} is not a decimal")))
+        };
+        let (bytes, packets) = (dec("bytes")?, dec("packets")?);
+        Ok((0..b.num_rows())
+            .map(|i| Sums(n.value(i), bytes.value(i), packets.value(i)))
+            .collect())
+    })
+}
+
+fn int(
+    b: &RecordBatch,
+    name: &str,
+    corrupt: &dyn Fn(String) -> Error,
+) -> Result<Int64Array, Error> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned())
+        .ok_or_else(|| corrupt(format!("column {name} is missing or not Int64")))
+}
+
+/// Rows of `batches` grouped by [`KEYS`], sorted by key, with the sums `sums_of` gives each row.
+fn group(
+    batches: &[RecordBatch],
+    at: &str,
+    sums_of: impl Fn(&RecordBatch, &dyn Fn(String) -> Error) -> Result<Vec<Sums>, Error>,
+) -> Result<RecordBatch, Error> {
     let schema = FLOW_HOURS.schema();
     let corrupt = |message: String| Error::Corrupt {
         path: at.to_string(),
@@ -51,37 +92,29 @@ pub fn summarize(batches: &[RecordBatch], at: &str) -> Result<RecordBatch, Error
         })
         .collect();
     let conv = RowConverter::new(fields).map_err(|e| corrupt(e.to_string()))?;
-    // Fx, not SipHash: keys are ~150-byte rows, hashed once per flow row (a tenth of writing
-    // a flows file with SipHash).
+    // Fx, not SipHash: keys are ~150-byte rows, hashed once per row.
     let mut groups: rustc_hash::FxHashMap<Box<[u8]>, Sums> = Default::default();
     for b in batches {
-        let column = |name: &str| {
-            b.column_by_name(name)
-                .cloned()
-                .ok_or_else(|| corrupt(format!("flows rows without column {name}")))
-        };
         let keys = KEYS
             .iter()
-            .map(|k| column(k))
+            .map(|k| {
+                b.column_by_name(k)
+                    .cloned()
+                    .ok_or_else(|| corrupt(format!("rows without column {k}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let rows = conv
             .convert_columns(&keys)
-            .map_err(|e| corrupt(format!("flows key columns: {e}")))?;
-        let int = |name: &str| -> Result<Int64Array, Error> {
-            column(name)?
-                .as_primitive_opt::<Int64Type>()
-                .cloned()
-                .ok_or_else(|| corrupt(format!("flows column {name} is not Int64")))
-        };
-        let (bytes, packets) = (int("bytes")?, int("packets")?);
-        for (i, row) in rows.iter().enumerate() {
-            let add = |s: &mut Sums| {
-                s.0 += 1;
-                s.1 += i128::from(bytes.value(i));
-                s.2 += i128::from(packets.value(i));
+            .map_err(|e| corrupt(format!("flow_hours key columns: {e}")))?;
+        let sums = sums_of(b, &corrupt)?;
+        for (row, s) in rows.iter().zip(sums) {
+            let add = |t: &mut Sums| {
+                t.0 += s.0;
+                t.1 += s.1;
+                t.2 += s.2;
             };
             match groups.get_mut(row.as_ref()) {
-                Some(s) => add(s),
+                Some(t) => add(t),
                 None => add(groups.entry(row.as_ref().into()).or_default()),
             }
         }
@@ -284,6 +317,27 @@ mod tests {
         let r = repair(&wh).await.unwrap();
         assert_eq!((r.summed, r.removed), (1, 0));
         assert_eq!(summaries(&wh).await, after);
+    }
+
+    #[test]
+    fn folding_files_sums_equals_summing_their_rows_together() {
+        let big = i64::MAX;
+        let a = flows_batch(&[(5, "eni-b", "client", big), (5, "eni-a", "endpoint", 7)]);
+        let b = flows_batch(&[(5, "eni-b", "client", big), (4, "eni-b", "client", 1)]);
+        let c = flows_batch(&[(6, "eni-c", "client", 3)]);
+        let whole = summarize(&[a.clone(), b.clone(), c.clone()], "t").unwrap();
+        let each: Vec<RecordBatch> = [a, b, c]
+            .iter()
+            .map(|x| summarize(std::slice::from_ref(x), "t").unwrap())
+            .collect();
+        assert_eq!(each.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+        assert_eq!(merge(&each, "t").unwrap(), whole, "one row per key, same sums");
+        // Folding in steps (as a segment does while it writes) changes nothing either.
+        let step = merge(&each[..2], "t").unwrap();
+        assert_eq!(merge(&[step, each[2].clone()], "t").unwrap(), whole);
+        let mut rows = each.clone();
+        crate::summaries::PAIRS[0].fold(&mut rows, true, "t").unwrap();
+        assert_eq!(rows, vec![whole]);
     }
 
     #[test]

@@ -96,6 +96,16 @@ impl Segment {
         &self.id
     }
 
+    /// Summary rows held for the commit (they grow with the distinct keys written, not with
+    /// the rows: the writer commits early when they are many).
+    pub fn summary_rows(&self) -> usize {
+        self.sums
+            .values()
+            .flat_map(|(_, rows)| rows)
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+
     /// Files written so far.
     pub fn files(&self) -> usize {
         self.adds.values().map(Vec::len).sum()
@@ -130,6 +140,7 @@ impl Segment {
             let (names, rows) = self.sums.entry((pair.summary.name, day)).or_default();
             names.push(name.clone());
             rows.push(sum);
+            pair.fold(rows, false, &at)?;
         }
         self.adds.entry(def.name).or_default().push(add);
         Ok(())
@@ -169,6 +180,10 @@ impl Segment {
             let def = crate::registry::by_name(table).expect("summary tables are registered");
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let name = summaries::summary_name(&self.id, &names);
+            let mut rows = rows;
+            if let Some(pair) = summaries::PAIRS.iter().find(|p| p.summary.name == table) {
+                pair.fold(&mut rows, true, &name)?;
+            }
             let add = crate::table::write_file(wh, def, &[("date", day)], &name, &rows).await?;
             self.adds.entry(table).or_default().push(add);
         }
