@@ -331,12 +331,18 @@ mod tests {
             .map(|x| summarize(std::slice::from_ref(x), "t").unwrap())
             .collect();
         assert_eq!(each.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
-        assert_eq!(merge(&each, "t").unwrap(), whole, "one row per key, same sums");
+        assert_eq!(
+            merge(&each, "t").unwrap(),
+            whole,
+            "one row per key, same sums"
+        );
         // Folding in steps (as a segment does while it writes) changes nothing either.
         let step = merge(&each[..2], "t").unwrap();
         assert_eq!(merge(&[step, each[2].clone()], "t").unwrap(), whole);
         let mut rows = each.clone();
-        crate::summaries::PAIRS[0].fold(&mut rows, true, "t").unwrap();
+        crate::summaries::PAIRS[0]
+            .fold(&mut rows, true, "t")
+            .unwrap();
         assert_eq!(rows, vec![whole]);
     }
 
