@@ -31,10 +31,10 @@ pub struct Pair {
     /// The summary table (partitioned by `date`).
     pub summary: &'static TableDef,
     /// The summary rows of one source file's rows (`at` names the file in errors).
-    pub summarize: fn(&[RecordBatch], &str) -> Result<RecordBatch, Error>,
+    pub summarize: SumFn,
     /// Folds several files' summary rows into one row per key, where rows of one key from
     /// different files may be added up (not for `broker_hours`, keyed by source file).
-    pub merge: Option<fn(&[RecordBatch], &str) -> Result<RecordBatch, Error>>,
+    pub merge: Option<SumFn>,
 }
 
 impl Pair {
@@ -57,6 +57,9 @@ impl Pair {
         Ok(())
     }
 }
+
+/// Summary rows of some rows (`at` names them in errors).
+pub type SumFn = fn(&[RecordBatch], &str) -> Result<RecordBatch, Error>;
 
 /// Every summarized table.
 pub static PAIRS: &[Pair] = &[
