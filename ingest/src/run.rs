@@ -371,23 +371,37 @@ fn read_streams(
     let Some(flush) = o.follow else {
         for (spec, reader) in readers.iter_mut() {
             // The next round is read while this one is written: reading is one thread waiting
-            // on the broker, writing is the workers. A round read ahead when a stop comes is
-            // dropped unwritten (its offsets uncommitted): the next run reads it.
+            // on the broker, writing is the workers. A stop ends the read-ahead too; a round
+            // not written whole (read ahead, or cut by the stop) keeps its offsets uncommitted:
+            // the next run reads it (from the warehouse's checkpoint either way).
+            let never = AtomicBool::new(false);
+            let stop = o.stop.as_deref().unwrap_or(&never);
             let mut round = if stopped() {
                 None
             } else {
-                reader.next_batch()?
+                reader.next_round_until(&[stop])?
             };
             while let Some(batch) = round.take().filter(|_| !stopped()) {
                 let next = batch.next.clone();
+                // Raised when the write fails or is cut short: the read-ahead is not wanted.
+                let abort = AtomicBool::new(false);
                 let (ahead, written) = std::thread::scope(|s| {
-                    let ahead = s.spawn(|| reader.next_batch());
+                    let ahead = s.spawn(|| reader.next_round_until(&[stop, &abort]));
                     let written = write_round(spec, batch, ix, wh, rt, opts, progress, report);
+                    if !matches!(written, Ok(false)) {
+                        abort.store(true, Ordering::Relaxed);
+                    }
                     (ahead.join(), written)
                 });
-                written?;
+                if written? {
+                    break;
+                }
                 reader.commit(&next);
-                round = ahead.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                let ahead = ahead.unwrap_or_else(|p| std::panic::resume_unwind(p));
+                if stopped() {
+                    break;
+                }
+                round = ahead?;
             }
         }
         report.interrupted |= stopped();
@@ -405,8 +419,9 @@ fn read_streams(
         for (spec, reader) in readers.iter_mut() {
             if let Some(batch) = reader.follow(share, stop)? {
                 let next = batch.next.clone();
-                write_round(spec, batch, ix, wh, rt, opts, progress, report)?;
-                reader.commit(&next);
+                if !write_round(spec, batch, ix, wh, rt, opts, progress, report)? {
+                    reader.commit(&next);
+                }
             }
         }
     }
@@ -414,7 +429,7 @@ fn read_streams(
 }
 
 /// Writes one round of a stream (segments of its own); the caller then commits the source's
-/// offsets.
+/// offsets, unless this returns true: a stop cut the round short.
 #[allow(clippy::too_many_arguments)]
 fn write_round(
     spec: &SourceSpec,
@@ -425,13 +440,14 @@ fn write_round(
     opts: &mut Options,
     progress: &Progress,
     report: &mut Report,
-) -> Result<(), RunError> {
+) -> Result<bool, RunError> {
     let jobs = jobs_of(spec, batch);
     // Every round writes segments of its own (the file pass was round 0).
     opts.round += 1;
     let r = pipeline::ingest(&jobs, ix, wh, rt, opts, progress)?;
+    let cut = r.interrupted;
     report.merge(r);
-    Ok(())
+    Ok(cut)
 }
 
 /// The run's row of the `runs` table.

@@ -95,7 +95,7 @@ impl<'a> SegmentWriter<'a> {
             || self
                 .segment
                 .as_ref()
-                .is_some_and(|s| s.summary_rows() >= self.flush_rows / 4)
+                .is_some_and(|s| s.summary_rows() >= (self.flush_rows / 4).max(1))
     }
 
     /// Whether a stop was requested.

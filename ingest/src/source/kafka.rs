@@ -401,7 +401,16 @@ impl KafkaReader {
     /// Reads the next round: up to `round_bytes` of messages, or to the end of every
     /// partition. `None` once every partition is at its end and nothing is left.
     pub fn next_round(&mut self) -> Result<Option<Batch>, SourceError> {
-        self.read_round(None)
+        self.read_round(None, &[])
+    }
+
+    /// [`next_round`](Self::next_round) that ends early, with what it has, once any of
+    /// `stops` is raised (a round read ahead must not hold up a stopping or failing run).
+    pub fn next_round_until(
+        &mut self,
+        stops: &[&std::sync::atomic::AtomicBool],
+    ) -> Result<Option<Batch>, SourceError> {
+        self.read_round(None, stops)
     }
 
     /// Follow mode: the next round of up to `round_bytes`, or whatever arrived within
@@ -412,23 +421,30 @@ impl KafkaReader {
         flush: Duration,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<Option<Batch>, SourceError> {
-        self.read_round(Some((flush, stop)))
+        self.read_round(Some(flush), &[stop])
     }
 
     fn read_round(
         &mut self,
-        follow: Option<(Duration, &std::sync::atomic::AtomicBool)>,
+        follow: Option<Duration>,
+        stops: &[&std::sync::atomic::AtomicBool],
     ) -> Result<Option<Batch>, SourceError> {
+        let stopped = || {
+            stops
+                .iter()
+                .any(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        };
         let mem = Arc::new(MemoryFetch::default());
         let mut inputs = Vec::new();
         let mut bytes = 0usize;
         let mut last_heard = Instant::now();
         let started = Instant::now();
-        let more = |me: &Self| match follow {
-            None => !me.done(),
-            Some((flush, stop)) => {
-                started.elapsed() < flush && !stop.load(std::sync::atomic::Ordering::Relaxed)
-            }
+        let more = |me: &Self| {
+            !stopped()
+                && match follow {
+                    None => !me.done(),
+                    Some(flush) => started.elapsed() < flush,
+                }
         };
         while more(self) && bytes < self.s.round_bytes {
             let Some(m) = self.consumer.poll(Duration::from_millis(200)) else {
