@@ -181,7 +181,7 @@ impl Segment {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let name = summaries::summary_name(&self.id, &names);
             let mut rows = rows;
-            if let Some(pair) = summaries::PAIRS.iter().find(|p| p.summary.name == table) {
+            if let Some(pair) = summaries::of_summary(table) {
                 pair.fold(&mut rows, true, &name)?;
             }
             let add = crate::table::write_file(wh, def, &[("date", day)], &name, &rows).await?;

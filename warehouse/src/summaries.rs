@@ -85,7 +85,12 @@ pub fn of_source(def: &TableDef) -> Option<&'static Pair> {
 
 /// Whether `def` is a summary table (written only with its source files).
 pub fn is_summary(def: &TableDef) -> bool {
-    PAIRS.iter().any(|p| p.summary.name == def.name)
+    of_summary(def.name).is_some()
+}
+
+/// The pair whose summary table is named `table`.
+pub fn of_summary(table: &str) -> Option<&'static Pair> {
+    PAIRS.iter().find(|p| p.summary.name == table)
 }
 
 /// The name of the summary of `segment`'s source files named `sources` (of one day).

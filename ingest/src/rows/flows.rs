@@ -142,6 +142,11 @@ pub(super) fn append_ip(b: &mut StringBuilder, ip: Option<std::net::IpAddr>) {
     }
 }
 
+/// Per-row codes (`None` for a null value) as the indices `take` reads.
+fn codes(it: impl Iterator<Item = Option<u32>>) -> UInt32Array {
+    it.collect()
+}
+
 /// `values` picked by `codes` (a null code is a null value).
 fn pick(values: StringArray, codes: &UInt32Array) -> ArrayRef {
     arrow::compute::take(&values, codes, None).expect("codes index their values")
@@ -228,32 +233,31 @@ impl FlowsBuilder {
         let lineage = std::mem::take(&mut self.lineage);
         let lineages = std::mem::take(&mut self.lineages);
 
-        let codes = |it: &mut dyn Iterator<Item = Option<u32>>| it.collect::<UInt32Array>();
         let status = pick(
             StringArray::from(vec!["attributed", "unattributed"]),
-            &codes(&mut outcome.iter().map(|&o| Some(u32::from(o != 0)))),
+            &codes(outcome.iter().map(|&o| Some(u32::from(o != 0)))),
         );
         let reason = pick(
             StringArray::from_iter_values(REASONS.iter().map(|r| r.as_str())),
-            &codes(&mut outcome.iter().map(|&o| o.checked_sub(1).map(u32::from))),
+            &codes(outcome.iter().map(|&o| o.checked_sub(1).map(u32::from))),
         );
         let direction = pick(
             StringArray::from_iter_values(
                 [Direction::ToCluster, Direction::FromCluster].map(Direction::as_str),
             ),
-            &codes(&mut way.iter().map(|&w| Some(u32::from(w & 1)))),
+            &codes(way.iter().map(|&w| Some(u32::from(w & 1)))),
         );
         let observed = pick(
             StringArray::from_iter_values(
                 [Observed::Endpoint, Observed::Client].map(Observed::as_str),
             ),
-            &codes(&mut way.iter().map(|&w| Some(u32::from(w >> 1)))),
+            &codes(way.iter().map(|&w| Some(u32::from(w >> 1)))),
         );
 
         // The endpoint ENIs these rows name, numbered in order of first use.
         let mut local = vec![NO_ENI; ix.enis.len()];
         let mut used: Vec<usize> = Vec::new();
-        let eni_codes = codes(&mut eni.iter().map(|&e| {
+        let eni_codes = codes(eni.iter().map(|&e| {
             let slot = local.get_mut(e as usize)?;
             if *slot == NO_ENI {
                 *slot = used.len() as u32;
