@@ -1,6 +1,7 @@
 # linkmeter container: a multi-stage build to a small non-root runtime image.
 #   docker build -t linkmeter .
 #   docker run --rm -e LINKMETER_CONFIG_TOML="$(cat linkmeter.toml)" linkmeter run
+# The image has the distributed engine: `linkmeter ballista scheduler|executor` (deploy/ballista/).
 # Configuration comes from LINKMETER_* variables (LINKMETER_CONFIG_TOML holds the whole file;
 # inventory and prices may be s3:// URIs), AWS credentials from the ECS task role.
 
@@ -11,7 +12,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin linkmeter \
+RUN cargo build --release --locked --features ballista --bin linkmeter \
  && strip target/release/linkmeter
 
 FROM debian:bookworm-slim

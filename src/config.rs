@@ -141,12 +141,42 @@ pub struct EngineSettings {
     /// unset: [`DEFAULT_MEMORY_LIMIT`].
     #[serde(deserialize_with = "size::de_limit")]
     pub memory_limit: Option<usize>,
+    /// Where queries run: `local` (this process) or `ballista` (a cluster, at `scheduler`).
+    pub kind: EngineChoice,
+    /// The Ballista scheduler, `df://HOST:50050` (with `kind = "ballista"`).
+    pub scheduler: Option<String>,
+}
+
+/// `[engine] kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// DataFusion in this process.
+    #[default]
+    Local,
+    /// An Apache DataFusion Ballista cluster.
+    Ballista,
 }
 
 impl EngineSettings {
+    /// Where queries run, as `kind` and `scheduler` say.
+    pub fn kind(&self) -> Result<linkmeter_sql::EngineKind> {
+        match (self.kind, &self.scheduler) {
+            (EngineChoice::Local, _) => Ok(linkmeter_sql::EngineKind::Local),
+            (EngineChoice::Ballista, Some(url)) => {
+                linkmeter_sql::EngineKind::parse(url).map_err(|e| anyhow!("[engine] scheduler: {e}"))
+            }
+            (EngineChoice::Ballista, None) => bail!(
+                "[engine] kind = \"ballista\" needs scheduler = \"df://HOST:50050\" (the address of `linkmeter ballista scheduler`)"
+            ),
+        }
+    }
+
     /// The engine's options.
     pub fn options(&self) -> linkmeter_sql::EngineOptions {
         linkmeter_sql::EngineOptions {
+            // Checked when the config was loaded.
+            kind: self.kind().unwrap_or_default(),
             memory_limit: match self.memory_limit {
                 None => Some(DEFAULT_MEMORY_LIMIT),
                 Some(usize::MAX) => None,
@@ -389,6 +419,7 @@ impl Config {
                 "[engine] memory_limit {m} bytes is too small for the query engine; give at least \"16MiB\" (or leave it out: 512MiB)"
             );
         }
+        self.engine.kind()?;
         let mut names = std::collections::HashSet::new();
         for s in &self.sources {
             if !names.insert(s.name.as_str()) {

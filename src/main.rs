@@ -4,6 +4,8 @@
 //! runtime; commands run on the main thread (outside the runtime) and hand it to the
 //! libraries, which block on it for I/O.
 
+mod cmd_ballista;
+mod cmd_ddl;
 mod cmd_demo;
 mod cmd_estimate;
 mod cmd_generate;
@@ -56,6 +58,10 @@ enum Command {
     Inventory(cmd_inventory::Args),
     /// Price a planned estate layer by layer from the price book (what-if).
     Estimate(cmd_estimate::Args),
+    /// Print the statements that open the warehouse in Athena, Trino or Spark.
+    Ddl(cmd_ddl::Args),
+    /// Serve a role of a Ballista cluster (scheduler or executor) for the distributed engine.
+    Ballista(cmd_ballista::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,9 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("linkmeter-io")
+        // Query plans are walked recursively (and decoded so on a Ballista scheduler); deep
+        // views need more than the default 2 MiB. Only touched pages cost memory.
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(rt) => rt,
@@ -85,6 +94,8 @@ fn main() -> ExitCode {
         Command::Sql(a) => cmd_sql::run(a, &rt),
         Command::Inventory(a) => cmd_inventory::run(a, &rt),
         Command::Estimate(a) => cmd_estimate::run(a, &rt),
+        Command::Ddl(a) => cmd_ddl::run(a),
+        Command::Ballista(a) => cmd_ballista::run(a, &rt),
     };
     match result {
         Ok(code) => code.into(),

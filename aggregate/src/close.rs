@@ -59,7 +59,7 @@ pub struct MonthClose {
 }
 
 /// Settings of the month close.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CloseOptions {
     /// How far an hour's flow/broker ratio may stray from the month's median before it is
     /// flagged.

@@ -32,6 +32,8 @@ pub struct RollupReport {
     pub memory_peak: usize,
     /// The budget (`None`: no limit).
     pub memory_limit: Option<usize>,
+    /// The Ballista scheduler the queries ran on (`None`: this process).
+    pub cluster: Option<String>,
     /// Summaries written or dropped before the close (none when they matched their files).
     pub summaries: linkmeter_warehouse::summaries::Repaired,
 }
@@ -74,5 +76,8 @@ pub async fn rollup(
     }
     report.memory_peak = cat.memory_peak();
     report.memory_limit = engine.memory_limit;
+    if let linkmeter_sql::EngineKind::Ballista(url) = &engine.kind {
+        report.cluster = Some(url.clone());
+    }
     Ok(report)
 }

@@ -123,11 +123,21 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
         ),
         None => "(no budget set: [engine] memory_limit)".to_string(),
     };
-    outln!(
-        out,
-        "  query engine memory: peak {} {budget}",
-        mib(o.rollups.memory_peak)
-    );
+    match &o.rollups.cluster {
+        Some(url) => {
+            outln!(
+                out,
+                "  query engine: the Ballista cluster at {url} (memory is the executors')"
+            );
+        }
+        None => {
+            outln!(
+                out,
+                "  query engine memory: peak {} {budget}",
+                mib(o.rollups.memory_peak)
+            );
+        }
+    }
     let r = o.rollups.summaries;
     if r.summed + r.removed > 0 {
         outln!(

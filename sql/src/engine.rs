@@ -17,12 +17,43 @@ use datafusion::execution::memory_pool::{
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
 /// How the query engine runs (`[engine]` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EngineOptions {
     /// Bytes the engine's operators may hold before they spill (or, if they cannot, fail);
-    /// `None`: no limit. (The month close of a large estate still joins more than fits a
-    /// small budget: the default is none until the close reads hourly pre-aggregates.)
+    /// `None`: no limit. On a cluster this is the client's share only: executors have their
+    /// own budgets.
     pub memory_limit: Option<usize>,
+    /// Where queries run.
+    pub kind: EngineKind,
+}
+
+/// Where queries run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// In this process (DataFusion).
+    #[default]
+    Local,
+    /// On a Ballista cluster whose scheduler is at this URL (`df://host:50050`).
+    Ballista(String),
+}
+
+impl EngineKind {
+    /// Parses `local` or a scheduler URL (`df://host:port`).
+    pub fn parse(s: &str) -> Result<EngineKind, String> {
+        match s {
+            "local" => Ok(EngineKind::Local),
+            u if u.starts_with("df://") => {
+                let rest = &u["df://".len()..];
+                if rest.is_empty() || rest.starts_with(':') {
+                    return Err(format!("engine {u:?} names no host; write df://HOST:50050"));
+                }
+                Ok(EngineKind::Ballista(u.to_string()))
+            }
+            other => Err(format!(
+                "unknown engine {other:?}: use \"local\" or a Ballista scheduler URL such as df://scheduler:50050"
+            )),
+        }
+    }
 }
 
 /// A pool that remembers the most it ever had reserved.
@@ -126,6 +157,7 @@ mod tests {
             &wh,
             &EngineOptions {
                 memory_limit: Some(limit),
+                ..Default::default()
             },
         )
         .await
@@ -140,6 +172,7 @@ mod tests {
         let wh = linkmeter_warehouse::Warehouse::local(dir.path()).unwrap();
         let o = EngineOptions {
             memory_limit: Some(16 << 20),
+            ..Default::default()
         };
         let cat = Catalog::open_with(&wh, &o).await.unwrap();
         let e = cat
@@ -180,5 +213,16 @@ mod tests {
             small_peak > 0 && small_peak <= small_limit,
             "held {small_peak} of {small_limit}"
         );
+    }
+
+    #[test]
+    fn engines_parse_from_their_names() {
+        assert_eq!(EngineKind::parse("local"), Ok(EngineKind::Local));
+        assert_eq!(
+            EngineKind::parse("df://sched:50050"),
+            Ok(EngineKind::Ballista("df://sched:50050".into()))
+        );
+        assert!(EngineKind::parse("df://").unwrap_err().contains("no host"));
+        assert!(EngineKind::parse("spark").unwrap_err().contains("df://"));
     }
 }

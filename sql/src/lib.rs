@@ -14,8 +14,12 @@ use linkmeter_warehouse::segment::segment_of;
 use linkmeter_warehouse::summaries::{self, PAIRS};
 use linkmeter_warehouse::Warehouse;
 
+#[cfg(feature = "ballista")]
+pub mod cluster;
+pub mod ddl;
 pub mod engine;
-pub use engine::EngineOptions;
+pub mod pinned;
+pub use engine::{EngineKind, EngineOptions};
 
 /// Errors opening the warehouse or running SQL.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,17 @@ pub enum SqlError {
     /// The warehouse could not be read.
     #[error(transparent)]
     Warehouse(#[from] linkmeter_warehouse::Error),
+    /// The Ballista scheduler does not answer.
+    #[error("cannot reach the Ballista scheduler at {url} ({reason}); start one with `linkmeter ballista scheduler`, or fix [engine] scheduler in the config (or --engine)")]
+    Unreachable {
+        /// The scheduler URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The engine named in the configuration is not in this build.
+    #[error("[engine] kind = \"ballista\" (scheduler {0}) needs a linkmeter built with the `ballista` feature (cargo build --release --features ballista; the container image has it)")]
+    NoBallista(String),
     /// DataFusion refused or failed the query.
     #[error("{context}: {source}")]
     DataFusion {
@@ -150,6 +165,68 @@ pub struct Catalog {
     pool: Arc<engine::PeakPool>,
 }
 
+/// `url` when its scheduler accepts a TCP connection: Ballista's client would otherwise fail
+/// only when the first query runs, with a transport error.
+#[cfg(feature = "ballista")]
+fn reachable(url: &str) -> Result<String, SqlError> {
+    use std::net::ToSocketAddrs;
+    let unreachable = |reason: String| SqlError::Unreachable {
+        url: url.to_string(),
+        reason,
+    };
+    let hostport = url.trim_start_matches("df://").trim_end_matches('/');
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:50050")
+    };
+    let addrs = hostport
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {hostport}: {e}")))?;
+    let mut last = String::from("no address");
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(5)) {
+            Ok(_) => return Ok(url.to_string()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(unreachable(last))
+}
+
+/// The object store URL of the warehouse's files (`file:///` or `s3://bucket`).
+fn store_url(wh: &Warehouse) -> String {
+    let u = wh.url();
+    format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))
+}
+
+/// Registers the warehouse's bucket store, which pinned tables scan (Delta registers its own
+/// under another name; a local warehouse is read through `file://`, always there).
+fn register_store(
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+    wh: &Warehouse,
+) -> Result<(), SqlError> {
+    if wh.local_dir().is_none() {
+        let url = url::Url::parse(&store_url(wh)).map_err(|e| SqlError::DataFusion {
+            context: format!("warehouse {}", wh.display()),
+            source: datafusion::error::DataFusionError::External(Box::new(e)),
+        })?;
+        runtime.register_object_store(&url, wh.store());
+    }
+    Ok(())
+}
+
+/// A query runtime that can read `wh`'s files, for the cluster's scheduler and executors.
+pub fn runtime_for(
+    wh: Option<&Warehouse>,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>, SqlError> {
+    let (runtime, _) =
+        engine::runtime(&EngineOptions::default()).map_err(df("setting up the query engine"))?;
+    if let Some(wh) = wh {
+        register_store(&runtime, wh)?;
+    }
+    Ok(runtime)
+}
+
 fn df(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> SqlError {
     let mut context = context.into();
     move |source| {
@@ -181,9 +258,22 @@ impl Catalog {
                 return Err(SqlError::NoWarehouse(dir.display().to_string()));
             }
         }
-        let config = SessionConfig::new().with_information_schema(true);
         let (runtime, pool) = engine::runtime(o).map_err(df("setting up the query engine"))?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let store = store_url(wh);
+        register_store(&runtime, wh)?;
+        let ctx = match &o.kind {
+            EngineKind::Local => SessionContext::new_with_config_rt(
+                SessionConfig::new().with_information_schema(true),
+                runtime,
+            ),
+            #[cfg(feature = "ballista")]
+            EngineKind::Ballista(url) => cluster::connect(&reachable(url)?, runtime)
+                .await
+                .map_err(df(format!("connecting to the Ballista scheduler at {url}")))?,
+            #[cfg(not(feature = "ballista"))]
+            EngineKind::Ballista(url) => return Err(SqlError::NoBallista(url.clone())),
+        };
+        let pinned = o.kind != EngineKind::Local;
         let mut tables = Vec::new();
         let mut counted_files = std::collections::HashMap::new();
         // The checkpoint is read before the tables: a segment checkpointed after this is left
@@ -198,15 +288,40 @@ impl Catalog {
             let Some(table) = wh.read_table(t).await? else {
                 continue;
             };
-            let only = if SEGMENT_TABLES.iter().any(|s| s.name == t.name) {
+            let segmented = SEGMENT_TABLES.iter().any(|s| s.name == t.name);
+            let only = if segmented || pinned {
                 let files = table.files()?;
                 let total = files.len();
                 let counted: Vec<_> = files
                     .into_iter()
-                    .filter(|f| live.contains(segment_of(f.name())))
+                    .filter(|f| !segmented || live.contains(segment_of(f.name())))
                     .collect();
                 let paths: Vec<String> = counted.iter().map(|f| f.path.clone()).collect();
-                counted_files.insert(t.name, counted);
+                if pinned {
+                    let files = counted
+                        .iter()
+                        .map(|f| pinned::PinnedFile {
+                            path: wh.store_path(&format!("{}/{}", t.name, f.path)),
+                            size: u64::try_from(f.size).unwrap_or(0),
+                            partition: t
+                                .partitions
+                                .iter()
+                                .map(|p| f.partition.get(*p).cloned().flatten())
+                                .collect(),
+                        })
+                        .collect();
+                    let provider = pinned::PinnedTable::new(t, &store, files)
+                        .map_err(df(format!("registering table {}", t.name)))?;
+                    ctx.register_table(t.name, Arc::new(provider))
+                        .map_err(df(format!("registering table {}", t.name)))?;
+                    tables.push(t.name);
+                }
+                if segmented {
+                    counted_files.insert(t.name, counted);
+                }
+                if pinned {
+                    continue;
+                }
                 (paths.len() < total).then_some(paths)
             } else {
                 None

@@ -3,6 +3,9 @@
 //! real servers (a Kafka-protocol broker and an S3-compatible server that `.ci/test` starts;
 //! see `.ci/services.sh`), with shared helpers in the `linkmeter-test-support` crate.
 
+#[cfg(feature = "ballista")]
+mod ballista;
+mod ddl;
 mod estimate;
 mod hostile;
 mod ingest;

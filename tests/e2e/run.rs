@@ -203,10 +203,57 @@ fn deploy_examples_fit_the_binary() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("not-a-month"), "{err}");
-    // The Dockerfile runs the binary as a non-root user with `run` as the default command.
+    // The Dockerfile runs the binary as a non-root user with `run` as the default command,
+    // and has the distributed engine the Ballista tasks need.
     let docker = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
     assert!(docker.contains("USER 10001"));
     assert!(docker.contains("CMD [\"run\"]"));
+    assert!(docker.contains("--features ballista"));
+    // The Ballista roles: commands the binary accepts (clap checks every argument before
+    // the trailing --help), listening where the task maps ports, reading the same config.
+    for (file, role) in [
+        ("scheduler-task-definition.json", "scheduler"),
+        ("executor-task-definition.json", "executor"),
+    ] {
+        let task: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("deploy/ballista").join(file)).unwrap(),
+        )
+        .unwrap();
+        let c = &task["containerDefinitions"][0];
+        let args: Vec<String> = c["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            args[..2],
+            ["ballista".to_string(), role.to_string()],
+            "{file}"
+        );
+        let o = std::process::Command::new(bin())
+            .args(&args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for p in c["portMappings"].as_array().unwrap() {
+            let port = p["containerPort"].as_u64().unwrap().to_string();
+            assert!(
+                args.iter().any(|a| a.ends_with(&port)),
+                "{file}: port {port} is not in the command {args:?}"
+            );
+        }
+        assert!(c["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "LINKMETER_CONFIG_TOML"));
+    }
 }
 
 #[test]

@@ -138,6 +138,12 @@ impl Warehouse {
         }
     }
 
+    /// The path of a warehouse-relative path inside [`Warehouse::store`] (for engines that
+    /// read the files themselves).
+    pub fn store_path(&self, rel: &str) -> String {
+        self.path(rel).to_string()
+    }
+
     /// The store path of a warehouse-relative path.
     pub(crate) fn path(&self, rel: &str) -> StorePath {
         let mut p = self.prefix.clone();
