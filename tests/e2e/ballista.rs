@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use linkmeter_test_support::*;
 
 /// Cluster processes, stopped when dropped.
-struct Cluster {
+pub(crate) struct Cluster {
     children: Vec<Child>,
-    url: String,
+    /// The scheduler's URL for `--engine` and `[engine] scheduler`.
+    pub(crate) url: String,
 }
 
 impl Drop for Cluster {
@@ -63,39 +64,36 @@ fn spawn(dir: &Path, log: &str, args: &[&str]) -> Child {
         .expect("linkmeter runs")
 }
 
-/// A scheduler and two executors of two task slots each.
-fn cluster(dir: &Path) -> Cluster {
+/// A scheduler and two executors of two task slots each; `extra` goes to every role (the
+/// config of an S3 warehouse, whose store they register).
+pub(crate) fn cluster(dir: &Path, extra: &[&str]) -> Cluster {
     let sched = free_port();
     let bind = format!("127.0.0.1:{sched}");
-    let mut children = vec![spawn(
-        dir,
-        "scheduler.log",
-        &["ballista", "scheduler", "--bind", &bind],
-    )];
+    let mut args = vec!["ballista", "scheduler", "--bind", &bind];
+    args.extend(extra);
+    let mut children = vec![spawn(dir, "scheduler.log", &args)];
     wait_for_port(sched, "scheduler", &mut children);
     for i in 0..2 {
         let (port, grpc) = (free_port(), free_port());
         let (port_s, grpc_s) = (port.to_string(), grpc.to_string());
-        children.push(spawn(
-            dir,
-            &format!("executor-{i}.log"),
-            &[
-                "ballista",
-                "executor",
-                "--scheduler",
-                &bind,
-                "--bind-host",
-                "127.0.0.1",
-                "--external-host",
-                "127.0.0.1",
-                "--port",
-                &port_s,
-                "--grpc-port",
-                &grpc_s,
-                "--concurrent-tasks",
-                "2",
-            ],
-        ));
+        let mut args = vec![
+            "ballista",
+            "executor",
+            "--scheduler",
+            &bind,
+            "--bind-host",
+            "127.0.0.1",
+            "--external-host",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--grpc-port",
+            &grpc_s,
+            "--concurrent-tasks",
+            "2",
+        ];
+        args.extend(extra);
+        children.push(spawn(dir, &format!("executor-{i}.log"), &args));
         wait_for_port(port, "executor", &mut children);
     }
     Cluster {
@@ -153,7 +151,7 @@ fn the_month_close_and_the_readme_questions_give_the_same_answers_on_a_cluster()
         &d.join("local").join("warehouse"),
         &d.join("dist").join("warehouse"),
     );
-    let c = cluster(d);
+    let c = cluster(d, &[]);
     let cfg = d.join("dist").join("linkmeter.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(&format!(

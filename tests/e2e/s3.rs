@@ -594,6 +594,39 @@ fn upload_more(
     });
 }
 
+/// A Ballista cluster over an S3 warehouse: every role registers the bucket's store from the
+/// config (its `[s3]` endpoint), and the executors read the pinned files from the bucket.
+#[cfg(feature = "ballista")]
+#[test]
+fn a_cluster_answers_from_an_s3_warehouse_as_the_local_engine_does() {
+    let rt = rt();
+    let c = client(&rt);
+    let e = estate("bal", "1", &rt, &c);
+    let ep = endpoint();
+    let s3cfg = config(&e, "remote", &ep, "");
+    let text = std::fs::read_to_string(&s3cfg).unwrap().replace(
+        "warehouse = \"remote-wh\"",
+        &format!("warehouse = \"s3://{}/warehouse/v1\"", e.bucket),
+    );
+    std::fs::write(&s3cfg, text).unwrap();
+    ingest(&e, &s3cfg, &[]);
+    let cfg = s3cfg.to_str().unwrap();
+    let cluster = crate::ballista::cluster(&e.dir, &["--config", cfg]);
+    let q = "SELECT CAST(usage_hour AS BIGINT) AS h, connection_arn, direction, CAST(SUM(bytes) AS BIGINT) AS b \
+             FROM billable_flows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let sql = |engine: &str| {
+        ok(
+            &e.dir,
+            &[
+                "sql", "--config", cfg, "--engine", engine, "--format", "csv", q,
+            ],
+        )
+    };
+    let local = sql("local");
+    assert!(local.lines().count() > 100, "{local}");
+    assert_eq!(sql(&cluster.url), local);
+}
+
 #[test]
 fn s3_warehouse_ingest_invoice_and_sql_match_a_local_warehouse() {
     let rt = rt();
