@@ -11,6 +11,10 @@
 #   usage_hourly    sql/rollups/usage_hourly.sql for 2026-10 (reads flow_hours)
 #   billable_flows  the view over the raw rows (sql/views/billable_flows.sql), the month summed
 #   reconciliation  sql/views/reconciliation.sql for 2026-10 (flow_hours and broker_metrics)
+# With BALLISTA=1 (a build with --features ballista) the invoice and the three queries also run
+# on a Ballista cluster started here: a scheduler and two executors (2 task slots each) on this
+# machine, so the figures show the cluster's fixed costs, not a speed-up (the executors share
+# the same cores); the answers must match.
 # Figures go in the README. DuckDB reads the files on disk by glob, so the estates must not
 # hold files a Delta version removed (a fresh ingest has none). The estates are kept in
 # BENCH_DIR between runs (delete estate-N to generate and ingest again).
@@ -18,7 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/linkmeter-target}"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-cargo build --release -q
+BALLISTA="${BALLISTA:-}"
+if [ -n "$BALLISTA" ]; then cargo build --release -q --features ballista; else cargo build --release -q; fi
 BIN="$CARGO_TARGET_DIR/release/linkmeter"
 WORK="${BENCH_DIR:-/tmp/linkmeter-bench-invoice}"
 VENV="${DUCKDB_VENV:-$WORK/duckdb-venv}"
@@ -59,6 +64,23 @@ timed() {
   awk '{printf "%.2f %d\n", $1, $2 / 1024}' "$WORK/time"
 }
 
+if [ -n "$BALLISTA" ]; then
+  SCHED_PORT="${SCHED_PORT:-50850}"
+  "$BIN" ballista scheduler --bind "127.0.0.1:$SCHED_PORT" 2>"$WORK/scheduler.log" &
+  PIDS="$!"
+  sleep 2
+  for i in 1 2; do
+    p=$((SCHED_PORT + 2 * i - 1))
+    "$BIN" ballista executor --scheduler "127.0.0.1:$SCHED_PORT" --bind-host 127.0.0.1 \
+      --external-host 127.0.0.1 --port "$p" --grpc-port $((p + 1)) --concurrent-tasks 2 \
+      2>"$WORK/executor-$i.log" &
+    PIDS="$PIDS $!"
+  done
+  trap 'kill $PIDS 2>/dev/null' EXIT
+  sleep 3
+  CLUSTER="df://127.0.0.1:$SCHED_PORT"
+fi
+
 for n in $SIZES; do
   dir="$WORK/estate-$n"
   if [ ! -f "$dir/.ingested" ]; then
@@ -74,6 +96,14 @@ for n in $SIZES; do
   echo "== INSTANCES=$n: flows rows $rows, flow_hours rows $sums, broker_metrics datapoints $points"
   read -r wall mib < <(timed "$WORK/invoice.out" "$BIN" invoice --config "$dir/linkmeter.toml" --month 2026-10)
   echo "linkmeter invoice --month 2026-10: wall ${wall}s, peak RSS ${mib} MiB; $(grep -o 'query engine memory: .*' "$WORK/invoice.out")"
+  if [ -n "$BALLISTA" ]; then
+    cp "$wh/reports/month=2026-10/finance-chargeback.csv" "$WORK/local.csv"
+    { cat "$dir/linkmeter.toml"; printf '\n[engine]\nkind = "ballista"\nscheduler = "%s"\n' "$CLUSTER"; } >"$dir/linkmeter-ballista.toml"
+    read -r bwall bmib < <(timed "$WORK/invoice-b.out" "$BIN" invoice --config "$dir/linkmeter-ballista.toml" --month 2026-10)
+    cmp -s "$WORK/local.csv" "$wh/reports/month=2026-10/finance-chargeback.csv" \
+      || { echo "MISMATCH: the cluster's finance CSV differs"; exit 1; }
+    echo "linkmeter invoice on the cluster: wall ${bwall}s, client peak RSS ${bmib} MiB (same finance CSV)"
+  fi
   for q in usage_hourly billable_flows reconciliation; do
     # billable_flows joins every flow row of the month: DataFusion cannot spill that join's
     # table, so it runs without the default 512 MiB budget (the close never uses it).
@@ -85,5 +115,10 @@ for n in $SIZES; do
     ratio=$(awk -v a="$w1" -v b="$w2" 'BEGIN {printf "%.2f", a / b}')
     printf '%-15s linkmeter sql %6.2fs %5d MiB | duckdb %6.2fs %5d MiB | ratio %s | %s\n' "$q" "$w1" "$m1" "$w2" "$m2" "$ratio" "$ours"
     if [ "$ours" != "$theirs" ]; then echo "MISMATCH in $q: linkmeter $ours vs duckdb $theirs"; exit 1; fi
+    if [ -n "$BALLISTA" ]; then
+      read -r w3 m3 < <(timed "$WORK/cluster.out" "$BIN" sql -w "$wh" --engine "$CLUSTER" --format csv -f "$WORK/q_$q.sql")
+      printf '%-15s on the cluster %6.2fs (client %d MiB) | against local %s\n' "$q" "$w3" "$m3" "$(awk -v a="$w3" -v b="$w1" 'BEGIN {printf "%.2f", a / b}')"
+      if [ "$(tail -1 "$WORK/cluster.out")" != "$ours" ]; then echo "MISMATCH in $q on the cluster: $(tail -1 "$WORK/cluster.out")"; exit 1; fi
+    fi
   done
 done
