@@ -289,52 +289,44 @@ impl Catalog {
                 continue;
             };
             let segmented = SEGMENT_TABLES.iter().any(|s| s.name == t.name);
-            let only = if segmented || pinned {
-                let files = table.files()?;
-                let total = files.len();
-                let counted: Vec<_> = files
-                    .into_iter()
-                    .filter(|f| !segmented || live.contains(segment_of(f.name())))
+            let all = table.files()?;
+            let total = all.len();
+            let counted: Vec<_> = all
+                .into_iter()
+                .filter(|f| !segmented || live.contains(segment_of(f.name())))
+                .collect();
+            let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = if pinned {
+                let files = counted
+                    .iter()
+                    .map(|f| pinned::PinnedFile {
+                        path: wh.store_path(&format!("{}/{}", t.name, f.path)),
+                        size: u64::try_from(f.size).unwrap_or(0),
+                        partition: t
+                            .partitions
+                            .iter()
+                            .map(|p| f.partition.get(*p).cloned().flatten())
+                            .collect(),
+                    })
                     .collect();
-                let paths: Vec<String> = counted.iter().map(|f| f.path.clone()).collect();
-                if pinned {
-                    let files = counted
-                        .iter()
-                        .map(|f| pinned::PinnedFile {
-                            path: wh.store_path(&format!("{}/{}", t.name, f.path)),
-                            size: u64::try_from(f.size).unwrap_or(0),
-                            partition: t
-                                .partitions
-                                .iter()
-                                .map(|p| f.partition.get(*p).cloned().flatten())
-                                .collect(),
-                        })
-                        .collect();
-                    let provider = pinned::PinnedTable::new(t, &store, files)
-                        .map_err(df(format!("registering table {}", t.name)))?;
-                    ctx.register_table(t.name, Arc::new(provider))
-                        .map_err(df(format!("registering table {}", t.name)))?;
-                    tables.push(t.name);
-                }
-                if segmented {
-                    counted_files.insert(t.name, counted);
-                }
-                if pinned {
-                    continue;
-                }
-                (paths.len() < total).then_some(paths)
-            } else {
-                None
-            };
-            let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = match only {
+                Arc::new(
+                    pinned::PinnedTable::new(t, &store, files)
+                        .map_err(df(format!("registering table {}", t.name)))?,
+                )
+            } else if counted.is_empty() && total > 0 {
                 // No counted file at all: an empty table of the same columns (an empty file
                 // selection is not "none" to every provider).
-                Some(paths) if paths.is_empty() => std::sync::Arc::new(
+                Arc::new(
                     datafusion::datasource::MemTable::try_new(t.table_schema(), vec![vec![]])
                         .map_err(df(format!("registering table {}", t.name)))?,
-                ),
-                only => table.provider(&ctx.state(), only).await?,
+                )
+            } else {
+                let only = (counted.len() < total)
+                    .then(|| counted.iter().map(|f| f.path.clone()).collect());
+                table.provider(&ctx.state(), only).await?
             };
+            if segmented {
+                counted_files.insert(t.name, counted);
+            }
             ctx.register_table(t.name, provider)
                 .map_err(df(format!("registering table {}", t.name)))?;
             tables.push(t.name);
