@@ -122,3 +122,9 @@ for n in $SIZES; do
     fi
   done
 done
+if [ -n "$BALLISTA" ]; then
+  # The cluster processes' peak memory over every run above (scheduler, then the executors).
+  for p in $PIDS; do
+    echo "cluster process $p: peak RSS $(awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$p/status")"
+  done
+fi

@@ -231,6 +231,17 @@ fn config(e: &Estate, name: &str, endpoint: &str, extra: &str) -> PathBuf {
     p
 }
 
+/// A config with the same sources whose warehouse is `s3://BUCKET/warehouse/v1`.
+fn warehouse_in_bucket(e: &Estate, endpoint: &str) -> PathBuf {
+    let p = config(e, "remote", endpoint, "");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "warehouse = \"remote-wh\"",
+        &format!("warehouse = \"s3://{}/warehouse/v1\"", e.bucket),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 fn ingest(e: &Estate, cfg: &Path, args: &[&str]) -> String {
     ingest_env(e, cfg, args, &[])
 }
@@ -602,13 +613,7 @@ fn a_cluster_answers_from_an_s3_warehouse_as_the_local_engine_does() {
     let rt = rt();
     let c = client(&rt);
     let e = estate("bal", "1", &rt, &c);
-    let ep = endpoint();
-    let s3cfg = config(&e, "remote", &ep, "");
-    let text = std::fs::read_to_string(&s3cfg).unwrap().replace(
-        "warehouse = \"remote-wh\"",
-        &format!("warehouse = \"s3://{}/warehouse/v1\"", e.bucket),
-    );
-    std::fs::write(&s3cfg, text).unwrap();
+    let s3cfg = warehouse_in_bucket(&e, &endpoint());
     ingest(&e, &s3cfg, &[]);
     let cfg = s3cfg.to_str().unwrap();
     let cluster = crate::ballista::cluster(&e.dir, &["--config", cfg]);
@@ -633,13 +638,7 @@ fn s3_warehouse_ingest_invoice_and_sql_match_a_local_warehouse() {
     let c = client(&rt);
     let e = estate("wh", "1", &rt, &c);
     let ep = endpoint();
-    let s3cfg = config(&e, "remote", &ep, "");
-    // The same sources, the warehouse in the bucket.
-    let text = std::fs::read_to_string(&s3cfg).unwrap().replace(
-        "warehouse = \"remote-wh\"",
-        &format!("warehouse = \"s3://{}/warehouse/v1\"", e.bucket),
-    );
-    std::fs::write(&s3cfg, text).unwrap();
+    let s3cfg = warehouse_in_bucket(&e, &ep);
     let local = config(&e, "local", &ep, "");
 
     let out = ingest(&e, &s3cfg, &[]);
