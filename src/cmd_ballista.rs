@@ -58,7 +58,8 @@ struct ExecutorArgs {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     bind_host: String,
-    /// Host name other executors fetch shuffle data from (default: the bind address).
+    /// Host name the scheduler and other executors reach this one by (default: the address
+    /// it connects to the scheduler from).
     #[arg(long)]
     external_host: Option<String>,
     /// Arrow Flight port (shuffle reads).
@@ -102,7 +103,10 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     };
     let wh = match config(store)? {
         Some(cfg) => Some(crate::warehouse::open_existing(&cfg, rt)?),
-        None => None,
+        None => {
+            eprintln!("note: no --config, --warehouse or LINKMETER_CONFIG_TOML: this role reads local files only; an s3:// warehouse needs one of them");
+            None
+        }
     };
     serve(a.role, wh, rt)
 }
@@ -115,7 +119,16 @@ fn serve(
 ) -> Result<Exit> {
     use anyhow::anyhow;
     use linkmeter_sql::cluster;
-    let runtime = linkmeter_sql::runtime_for(wh.as_ref())?;
+    // Executors spill where their shuffle files go (the task's large volume).
+    let spill = match &role {
+        Role::Executor(e) => e.work_dir.clone(),
+        Role::Scheduler(_) => None,
+    };
+    if let Some(dir) = &spill {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating --work-dir {dir}"))?;
+    }
+    let runtime =
+        linkmeter_sql::runtime_for(wh.as_ref(), spill.as_deref().map(std::path::Path::new))?;
     match role {
         Role::Scheduler(s) => {
             eprintln!("Ballista scheduler listening on {}", s.bind);

@@ -341,13 +341,14 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     let config = &a.config.config;
     let cfg = match &a.warehouse {
         // The config still supplies [s3] settings when there is one.
-        Some(w) => match Config::load(config) {
-            Ok(mut c) if config.exists() => {
-                c.warehouse = w.clone();
-                c
-            }
-            _ => Config::bare(w)?,
-        },
+        // A config that is there but broken is said, not skipped (its [s3] and [engine]
+        // settings would be silently lost).
+        Some(w) if config.exists() => {
+            let mut c = Config::load(config)?;
+            c.warehouse = w.clone();
+            c
+        }
+        Some(w) => Config::bare(w)?,
         None => Config::load(config).context("no --warehouse given, so the config was needed")?,
     };
     // Reading never creates a local warehouse directory.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::units::{secs, size};
+use crate::units::secs;
 use linkmeter_ingest::decode::Content;
 use linkmeter_ingest::fields::{Format, DEFAULT_FORMAT};
 use linkmeter_ingest::limits::Limits;
@@ -128,63 +128,7 @@ impl IngestSettings {
     }
 }
 
-/// The query engine's memory budget when the config sets none: the month close of a
-/// 100 M-row month peaks far below it since it reads hourly sums (README "Benchmarks").
-pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
-
-/// `[engine]` settings.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineSettings {
-    /// Bytes the query engine's operators (sorts, joins, aggregations) may hold before they
-    /// spill to disk: a number of bytes or a size such as "512MiB" or "1GiB", or "unlimited";
-    /// unset: [`DEFAULT_MEMORY_LIMIT`].
-    #[serde(deserialize_with = "size::de_limit")]
-    pub memory_limit: Option<usize>,
-    /// Where queries run: `local` (this process) or `ballista` (a cluster, at `scheduler`).
-    pub kind: EngineChoice,
-    /// The Ballista scheduler, `df://HOST:50050` (with `kind = "ballista"`).
-    pub scheduler: Option<String>,
-}
-
-/// `[engine] kind`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineChoice {
-    /// DataFusion in this process.
-    #[default]
-    Local,
-    /// An Apache DataFusion Ballista cluster.
-    Ballista,
-}
-
-impl EngineSettings {
-    /// Where queries run, as `kind` and `scheduler` say.
-    pub fn kind(&self) -> Result<linkmeter_sql::EngineKind> {
-        match (self.kind, &self.scheduler) {
-            (EngineChoice::Local, _) => Ok(linkmeter_sql::EngineKind::Local),
-            (EngineChoice::Ballista, Some(url)) => {
-                linkmeter_sql::EngineKind::parse(url).map_err(|e| anyhow!("[engine] scheduler: {e}"))
-            }
-            (EngineChoice::Ballista, None) => bail!(
-                "[engine] kind = \"ballista\" needs scheduler = \"df://HOST:50050\" (the address of `linkmeter ballista scheduler`)"
-            ),
-        }
-    }
-
-    /// The engine's options.
-    pub fn options(&self) -> linkmeter_sql::EngineOptions {
-        linkmeter_sql::EngineOptions {
-            // Checked when the config was loaded.
-            kind: self.kind().unwrap_or_default(),
-            memory_limit: match self.memory_limit {
-                None => Some(DEFAULT_MEMORY_LIMIT),
-                Some(usize::MAX) => None,
-                Some(n) => Some(n),
-            },
-        }
-    }
-}
+pub use crate::engine_settings::EngineSettings;
 
 /// `[s3]` settings. Credentials always come from the standard AWS chain (environment,
 /// profile, container or instance role), never from this file.
@@ -569,6 +513,7 @@ impl SourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine_settings::DEFAULT_MEMORY_LIMIT;
 
     #[test]
     fn unknown_keys_are_refused_and_paths_resolve() {

@@ -15,6 +15,7 @@ mod cmd_invoice;
 mod cmd_run;
 mod cmd_sql;
 mod config;
+mod engine_settings;
 mod exit;
 mod logging;
 mod progress;

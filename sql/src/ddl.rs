@@ -137,6 +137,17 @@ pub fn portable(sql: &str, dialect: Dialect, db: &str) -> String {
     let sql = strip_comments(sql);
     let mut out = String::with_capacity(sql.len());
     let toks = tokens(&sql);
+    // CTE names: a word followed by `AS (`.
+    let words: Vec<&str> = toks
+        .iter()
+        .copied()
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    let ctes: Vec<&str> = words
+        .windows(3)
+        .filter(|w| w[1].eq_ignore_ascii_case("AS") && w[2] == "(")
+        .map(|w| w[0])
+        .collect();
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
@@ -164,7 +175,7 @@ pub fn portable(sql: &str, dialect: Dialect, db: &str) -> String {
             }
             // median(x) → approx_percentile(x, 0.5) (Athena, Trino) or percentile(x, 0.5)
             "MEDIAN" if next(1) == "(" => {
-                let close = (i + 2..toks.len()).find(|&k| toks[k] == ")");
+                let close = matching(&toks, i + 1);
                 if let Some(close) = close {
                     let arg: String = toks[i + 2..close].concat();
                     let f = match dialect {
@@ -178,8 +189,9 @@ pub fn portable(sql: &str, dialect: Dialect, db: &str) -> String {
             }
             "FROM" | "JOIN" => {
                 out.push_str(t);
-                // FROM <space> name: qualify names of the warehouse's tables and views.
-                if next(1).trim().is_empty() && is_relation(next(2)) {
+                // FROM <space> name: qualify names of the warehouse's tables and views (not
+                // a CTE of the same name, which the query defines itself).
+                if next(1).trim().is_empty() && is_relation(next(2)) && !ctes.contains(&next(2)) {
                     out.push_str(next(1));
                     out.push_str(&format!("{db}.{}", next(2)));
                     i += 3;
@@ -195,6 +207,24 @@ pub fn portable(sql: &str, dialect: Dialect, db: &str) -> String {
         .filter(|l| !l.trim().is_empty())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The index of the `)` that closes the `(` at `open`.
+fn matching(toks: &[&str], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, t) in toks.iter().enumerate().skip(open) {
+        match *t {
+            "(" => depth += 1,
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn is_relation(name: &str) -> bool {
@@ -301,6 +331,15 @@ mod tests {
         );
         assert!(spark.contains("FROM lm.flows f"), "{spark}");
         assert!(!spark.contains("comment"), "{spark}");
+    }
+
+    #[test]
+    fn nested_calls_and_ctes_named_like_tables_are_left_whole() {
+        let sql =
+            "WITH flows AS (SELECT 1 AS x) SELECT median(abs(x)) FROM flows JOIN runs r ON true";
+        let out = portable(sql, Dialect::Trino, "db");
+        assert!(out.contains("approx_percentile(abs(x), 0.5)"), "{out}");
+        assert!(out.contains("FROM flows JOIN db.runs r"), "{out}");
     }
 
     #[test]

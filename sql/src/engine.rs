@@ -124,6 +124,14 @@ impl MemoryPool for PeakPool {
 
 /// The engine's runtime and its pool.
 pub fn runtime(o: &EngineOptions) -> datafusion::error::Result<(Arc<RuntimeEnv>, Arc<PeakPool>)> {
+    runtime_spilling_to(o, None)
+}
+
+/// [`runtime`] with spill files in `dir` (default: the system's temporary directory).
+pub fn runtime_spilling_to(
+    o: &EngineOptions,
+    dir: Option<&std::path::Path>,
+) -> datafusion::error::Result<(Arc<RuntimeEnv>, Arc<PeakPool>)> {
     let top = NonZeroUsize::new(3).expect("non-zero");
     let inner: Arc<dyn MemoryPool> = match o.memory_limit {
         Some(limit) => Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), top)),
@@ -133,9 +141,11 @@ pub fn runtime(o: &EngineOptions) -> datafusion::error::Result<(Arc<RuntimeEnv>,
         inner,
         peak: AtomicUsize::new(0),
     });
-    let rt = RuntimeEnvBuilder::new()
-        .with_memory_pool(pool.clone())
-        .build_arc()?;
+    let mut b = RuntimeEnvBuilder::new().with_memory_pool(pool.clone());
+    if let Some(dir) = dir {
+        b = b.with_temp_file_path(dir);
+    }
+    let rt = b.build_arc()?;
     Ok((rt, pool))
 }
 

@@ -168,29 +168,26 @@ pub struct Catalog {
 /// `url` when its scheduler accepts a TCP connection: Ballista's client would otherwise fail
 /// only when the first query runs, with a transport error.
 #[cfg(feature = "ballista")]
-fn reachable(url: &str) -> Result<String, SqlError> {
-    use std::net::ToSocketAddrs;
+async fn reachable(url: &str) -> Result<String, SqlError> {
     let unreachable = |reason: String| SqlError::Unreachable {
         url: url.to_string(),
         reason,
     };
     let hostport = url.trim_start_matches("df://").trim_end_matches('/');
-    let hostport = if hostport.contains(':') {
+    let hostport = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         hostport.to_string()
     } else {
         format!("{hostport}:50050")
     };
-    let addrs = hostport
-        .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve {hostport}: {e}")))?;
-    let mut last = String::from("no address");
-    for a in addrs {
-        match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(5)) {
-            Ok(_) => return Ok(url.to_string()),
-            Err(e) => last = e.to_string(),
-        }
+    let connect = tokio::net::TcpStream::connect(hostport.as_str());
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(url.to_string()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no answer from {hostport} within 5 s"))),
     }
-    Err(unreachable(last))
 }
 
 /// The object store URL of the warehouse's files (`file:///` or `s3://bucket`).
@@ -215,12 +212,14 @@ fn register_store(
     Ok(())
 }
 
-/// A query runtime that can read `wh`'s files, for the cluster's scheduler and executors.
+/// A query runtime that can read `wh`'s files, for the cluster's scheduler and executors;
+/// operators spill into `spill_dir` (default: the system's temporary directory).
 pub fn runtime_for(
     wh: Option<&Warehouse>,
+    spill_dir: Option<&std::path::Path>,
 ) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>, SqlError> {
-    let (runtime, _) =
-        engine::runtime(&EngineOptions::default()).map_err(df("setting up the query engine"))?;
+    let (runtime, _) = engine::runtime_spilling_to(&EngineOptions::default(), spill_dir)
+        .map_err(df("setting up the query engine"))?;
     if let Some(wh) = wh {
         register_store(&runtime, wh)?;
     }
@@ -267,7 +266,7 @@ impl Catalog {
                 runtime,
             ),
             #[cfg(feature = "ballista")]
-            EngineKind::Ballista(url) => cluster::connect(&reachable(url)?, runtime)
+            EngineKind::Ballista(url) => cluster::connect(&reachable(url).await?, runtime)
                 .await
                 .map_err(df(format!("connecting to the Ballista scheduler at {url}")))?,
             #[cfg(not(feature = "ballista"))]

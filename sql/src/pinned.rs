@@ -82,8 +82,11 @@ impl PinnedTable {
         let on_parts: Vec<Expr> = filters
             .iter()
             .filter(|e| {
+                // A volatile filter (random()) evaluated once per file would drop whole files.
                 let cols = e.column_refs();
-                !cols.is_empty() && cols.iter().all(|c| parts.contains(&c.name.as_str()))
+                !e.is_volatile()
+                    && !cols.is_empty()
+                    && cols.iter().all(|c| parts.contains(&c.name.as_str()))
             })
             .cloned()
             .collect();

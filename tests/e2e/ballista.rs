@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use linkmeter_test_support::*;
 
+use crate::s3;
+
 /// Cluster processes, stopped when dropped.
 pub(crate) struct Cluster {
     children: Vec<Child>,
@@ -242,4 +244,30 @@ fn an_unreachable_scheduler_is_named_with_what_to_do() {
             && err.contains("linkmeter ballista scheduler"),
         "{err}"
     );
+}
+
+/// A Ballista cluster over an S3 warehouse: every role registers the bucket's store from the
+/// config (its `[s3]` endpoint), and the executors read the pinned files from the bucket.
+#[test]
+fn a_cluster_answers_from_an_s3_warehouse_as_the_local_engine_does() {
+    let rt = s3::rt();
+    let c = s3::client(&rt);
+    let e = s3::estate("bal", "1", &rt, &c);
+    let s3cfg = s3::warehouse_in_bucket(&e, &s3::endpoint());
+    s3::ingest(&e, &s3cfg, &[]);
+    let cfg = s3cfg.to_str().unwrap();
+    let cluster = cluster(&e.dir, &["--config", cfg]);
+    let q = "SELECT CAST(usage_hour AS BIGINT) AS h, connection_arn, direction, CAST(SUM(bytes) AS BIGINT) AS b \
+             FROM billable_flows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let sql = |engine: &str| {
+        ok(
+            &e.dir,
+            &[
+                "sql", "--config", cfg, "--engine", engine, "--format", "csv", q,
+            ],
+        )
+    };
+    let local = sql("local");
+    assert!(local.lines().count() > 100, "{local}");
+    assert_eq!(sql(&cluster.url), local);
 }

@@ -12,13 +12,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use linkmeter_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("S3_ENDPOINT").expect(
         "S3_ENDPOINT is not set: run the tests with .ci/test, which starts an S3-compatible server",
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -26,7 +26,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn client(rt: &tokio::runtime::Runtime) -> aws_sdk_s3::Client {
+pub(crate) fn client(rt: &tokio::runtime::Runtime) -> aws_sdk_s3::Client {
     let ep = endpoint();
     rt.block_on(async {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -158,14 +158,19 @@ fn upload(
 }
 
 /// A generated estate uploaded to a fresh bucket: the estate dir, bucket, keys uploaded.
-struct Estate {
+pub(crate) struct Estate {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     bucket: String,
     keys: Vec<String>,
 }
 
-fn estate(tag: &str, days: &str, rt: &tokio::runtime::Runtime, c: &aws_sdk_s3::Client) -> Estate {
+pub(crate) fn estate(
+    tag: &str,
+    days: &str,
+    rt: &tokio::runtime::Runtime,
+    c: &aws_sdk_s3::Client,
+) -> Estate {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     generate(
@@ -232,7 +237,7 @@ fn config(e: &Estate, name: &str, endpoint: &str, extra: &str) -> PathBuf {
 }
 
 /// A config with the same sources whose warehouse is `s3://BUCKET/warehouse/v1`.
-fn warehouse_in_bucket(e: &Estate, endpoint: &str) -> PathBuf {
+pub(crate) fn warehouse_in_bucket(e: &Estate, endpoint: &str) -> PathBuf {
     let p = config(e, "remote", endpoint, "");
     let text = std::fs::read_to_string(&p).unwrap().replace(
         "warehouse = \"remote-wh\"",
@@ -242,7 +247,7 @@ fn warehouse_in_bucket(e: &Estate, endpoint: &str) -> PathBuf {
     p
 }
 
-fn ingest(e: &Estate, cfg: &Path, args: &[&str]) -> String {
+pub(crate) fn ingest(e: &Estate, cfg: &Path, args: &[&str]) -> String {
     ingest_env(e, cfg, args, &[])
 }
 
@@ -603,33 +608,6 @@ fn upload_more(
                 .unwrap();
         }
     });
-}
-
-/// A Ballista cluster over an S3 warehouse: every role registers the bucket's store from the
-/// config (its `[s3]` endpoint), and the executors read the pinned files from the bucket.
-#[cfg(feature = "ballista")]
-#[test]
-fn a_cluster_answers_from_an_s3_warehouse_as_the_local_engine_does() {
-    let rt = rt();
-    let c = client(&rt);
-    let e = estate("bal", "1", &rt, &c);
-    let s3cfg = warehouse_in_bucket(&e, &endpoint());
-    ingest(&e, &s3cfg, &[]);
-    let cfg = s3cfg.to_str().unwrap();
-    let cluster = crate::ballista::cluster(&e.dir, &["--config", cfg]);
-    let q = "SELECT CAST(usage_hour AS BIGINT) AS h, connection_arn, direction, CAST(SUM(bytes) AS BIGINT) AS b \
-             FROM billable_flows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
-    let sql = |engine: &str| {
-        ok(
-            &e.dir,
-            &[
-                "sql", "--config", cfg, "--engine", engine, "--format", "csv", q,
-            ],
-        )
-    };
-    let local = sql("local");
-    assert!(local.lines().count() > 100, "{local}");
-    assert_eq!(sql(&cluster.url), local);
 }
 
 #[test]
