@@ -80,7 +80,10 @@ mod tests {
         let e = kind("kind = \"ballista\"\nscheduler = \"http://x:1\"")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("[engine] scheduler") && e.contains("df://"), "{e}");
+        assert!(
+            e.contains("[engine] scheduler") && e.contains("df://"),
+            "{e}"
+        );
         assert_eq!(
             kind("kind = \"ballista\"\nscheduler = \"df://s:1\"").unwrap(),
             linkmeter_sql::EngineKind::Ballista("df://s:1".into())
