@@ -33,9 +33,9 @@ pub fn run(a: Args) -> Result<Exit> {
     let location = match a.location {
         Some(l) => l,
         None => {
-            let cfg = Config::load(&a.config.config).map_err(|e| {
-                e.context("no --location given, so the config's warehouse was needed")
-            })?;
+            let cfg = Config::load(&a.config.config)
+                .map_err(|e| e.context("no --location given, so the config's warehouse was needed"))
+                .config()?;
             if !cfg.warehouse.contains("://") || cfg.warehouse.starts_with("file://") {
                 return Err(anyhow!(
                     "the config's warehouse {:?} is a local directory; give --location with the URL the engine reads it at (s3://BUCKET/PREFIX)",

@@ -55,6 +55,19 @@ pub struct PinnedTable {
 impl PinnedTable {
     /// `files` of table `def` in the object store at `store` (`file://` or `s3://bucket`).
     pub fn new(def: &'static TableDef, store: &str, files: Vec<PinnedFile>) -> Result<Self> {
+        // Files come from a plan on the wire: each must carry a value per partition column.
+        if let Some(f) = files
+            .iter()
+            .find(|f| f.partition.len() != def.partitions.len())
+        {
+            return Err(DataFusionError::Plan(format!(
+                "table {}: file {} has {} partition values for partition columns {:?} (client and cluster run different versions?)",
+                def.name,
+                f.path,
+                f.partition.len(),
+                def.partitions
+            )));
+        }
         Ok(PinnedTable {
             def,
             store: ObjectStoreUrl::parse(store)?,
@@ -257,6 +270,10 @@ mod tests {
         other[at..at + 5].copy_from_slice(b"nopes");
         let e = PinnedCodec::<()>::decode(&other).unwrap().unwrap_err();
         assert!(e.to_string().contains("nopes"), "{e}");
+        let mut short = files();
+        short[1].partition.pop();
+        let e = PinnedTable::new(&FLOWS, "file://", short).unwrap_err();
+        assert!(e.to_string().contains("partition values"), "{e}");
     }
 
     #[test]

@@ -60,4 +60,9 @@ fn a_local_warehouse_is_not_a_location() {
     let out = linkmeter(&e, &["ddl", "--dialect", "hive", "--location", LOCATION]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("athena, trino or spark"));
+    // No --location and no config: a configuration problem too.
+    let empty = tempfile::tempdir().unwrap();
+    let out = linkmeter(empty.path(), &["ddl", "--dialect", "spark"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --location given"));
 }
