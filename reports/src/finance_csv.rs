@@ -1,31 +1,15 @@
 //! The finance CSV: one row per (cost center, account, meter, cluster, auth scheme, endpoint),
 //! amounts in cents that sum exactly to the invoice total, cells neutralized against
-//! spreadsheet formula injection.
+//! spreadsheet formula injection and quoted (`linkmeter_warehouse::csv_out`).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use linkmeter_aggregate::invoice::Invoice;
+use linkmeter_warehouse::csv_out::CsvOut;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// The header row, in DESIGN §6 order.
 pub const HEADER: &str = "month,cost_center,account_id,account_name,meter,cluster,auth_scheme,endpoint_id,quantity,unit,unit_price,amount,currency";
-
-/// Makes a text cell safe for spreadsheets and CSV: a leading `=`, `+`, `-`, `@`, tab or
-/// carriage return gets a `'` in front (OWASP's advice), and a cell with a comma, quote or
-/// line break is quoted.
-pub fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
 
 fn num(d: Decimal, dp: u32) -> String {
     let r = d
@@ -76,28 +60,25 @@ pub fn finance_csv(
                 &b.2.endpoint_id,
             ))
     });
-    let mut out = String::from(HEADER);
-    out.push('\n');
+    let mut out = CsvOut::new();
+    out.header(&HEADER.split(',').collect::<Vec<_>>());
     for (cc, name, l) in rows {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            cell(month),
-            cell(cc),
-            cell(&l.account),
-            cell(name),
-            l.meter.as_str(),
-            cell(&l.cluster),
-            cell(&l.auth),
-            cell(&l.endpoint_id),
-            num(l.quantity, 9),
-            l.meter.unit(),
-            num(l.unit_price(), 8),
-            num(l.amount, 2),
-            cell(currency),
-        );
+        out.text(month)
+            .text(cc)
+            .text(&l.account)
+            .text(name)
+            .value(l.meter.as_str())
+            .text(&l.cluster)
+            .text(&l.auth)
+            .text(&l.endpoint_id)
+            .value(&num(l.quantity, 9))
+            .value(l.meter.unit())
+            .value(&num(l.unit_price(), 8))
+            .value(&num(l.amount, 2))
+            .text(currency)
+            .end_row();
     }
-    out
+    out.finish()
 }
 
 #[cfg(test)]
@@ -109,17 +90,6 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn formula_cells_are_neutralized_and_quoted() {
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("+1"), "'+1");
-        assert_eq!(cell("-2"), "'-2");
-        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(cell("\tx"), "'\tx");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("payments"), "payments");
     }
 
     #[test]
@@ -152,11 +122,17 @@ mod tests {
         assert_eq!(lines[0], HEADER);
         // Sorted by cost center: the account without one ("") comes first.
         assert!(lines[1].starts_with("2026-10,,2,,"), "{}", lines[1]);
-        assert!(lines[2].contains("'=cmd"), "{}", lines[2]);
-        let sum: Decimal = lines[1..]
-            .iter()
-            .map(|l| d(l.split(',').nth(11).unwrap()))
-            .sum();
+        // Neutralized and quoted, so a sniffer cannot take `'` for the quote character.
+        assert!(
+            lines[2].contains(",\"'=cmd|' /C calc'!A0\","),
+            "{}",
+            lines[2]
+        );
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert!(rows.iter().all(|r| r.len() == 13));
+        assert_eq!(&rows[1][3], "'=cmd|' /C calc'!A0");
+        let sum: Decimal = rows.iter().map(|r| d(&r[11])).sum();
         assert_eq!(sum, inv.total);
         assert!(lines[1].ends_with(",1.00,USD"), "{}", lines[1]);
         assert!(lines[2].contains(",1.5,GB,0.01,0.02,"), "{}", lines[2]);

@@ -6,13 +6,11 @@
 //! extensions.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use linkmeter_aggregate::invoice::Invoice;
 use linkmeter_aggregate::price_book::Meter;
+use linkmeter_warehouse::csv_out::CsvOut;
 use rust_decimal::Decimal;
-
-use crate::finance_csv::cell;
 
 /// The header row.
 pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,AvailabilityZone,BillingAccountType,CapacityReservationId,CapacityReservationStatus,CommitmentDiscountCategory,CommitmentDiscountId,CommitmentDiscountName,CommitmentDiscountQuantity,CommitmentDiscountStatus,CommitmentDiscountType,CommitmentDiscountUnit,InvoiceId,PricingCategory,RegionName,ResourceName,ResourceType,ServiceSubcategory,SkuPriceId,SubAccountType,Tags,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme";
@@ -69,8 +67,8 @@ pub fn focus_csv(
     accounts: &BTreeMap<String, (String, String)>,
     region: &str,
 ) -> String {
-    let mut out = String::from(HEADER);
-    out.push('\n');
+    let mut out = CsvOut::new();
+    out.header(&HEADER.split(',').collect::<Vec<_>>());
     let unit = data_unit(bytes_per_gb);
     for l in &inv.lines {
         let (name, cc) = accounts
@@ -118,30 +116,59 @@ pub fn focus_csv(
         let amount = money(l.amount);
         let qty = plain(l.quantity, 9);
         let price = plain(l.unit_price(), 10);
-        let _ = writeln!(
-            out,
-            "{amount},{amount},{amount},{amount},{},{},{},{month_start},{month_end},Usage,,{},Usage-Based,{month_start},{month_end},{qty},{consumed_unit},{qty},{consumed_unit},{price},{price},Amazon Web Services,Amazon Web Services,Amazon Web Services,{},{},{category},{service},{},{},{},,AWS Account,,,,,,,,,,,Standard,{},{},{resource_type},{subcategory},{}:{},AWS Account,{{}},{},{},{},{}",
-            // Without the organization's payer account, each account is its own billing account.
-            cell(&l.account),
-            cell(name),
-            cell(currency),
-            cell(&description),
-            cell(region),
-            cell(resource),
-            l.meter.as_str(),
-            cell(&l.account),
-            cell(name),
-            cell(region_name(region)),
-            cell(resource),
-            l.meter.as_str(),
-            cell(region),
-            cell(cc),
-            l.allocation_basis,
-            cell(&l.cluster),
-            cell(&l.auth),
-        );
+        let sku_price = format!("{}:{}", l.meter.as_str(), region);
+        // Column order is HEADER's; empty values are FOCUS nulls.
+        for v in [&amount, &amount, &amount, &amount] {
+            out.value(v);
+        }
+        // Without the organization's payer account, each account is its own billing account.
+        out.text(&l.account)
+            .text(name)
+            .text(currency)
+            .value(month_start)
+            .value(month_end)
+            .value("Usage")
+            .value("")
+            .text(&description)
+            .value("Usage-Based")
+            .value(month_start)
+            .value(month_end)
+            .value(&qty)
+            .value(consumed_unit)
+            .value(&qty)
+            .value(consumed_unit)
+            .value(&price)
+            .value(&price);
+        for _ in 0..3 {
+            out.value("Amazon Web Services");
+        }
+        out.text(region)
+            .text(resource)
+            .value(category)
+            .value(service)
+            .value(l.meter.as_str())
+            .text(&l.account)
+            .text(name)
+            .value("")
+            .value("AWS Account");
+        for _ in 0..10 {
+            out.value("");
+        }
+        out.value("Standard")
+            .text(region_name(region))
+            .text(resource)
+            .value(resource_type)
+            .value(subcategory)
+            .text(&sku_price)
+            .value("AWS Account")
+            .value("{}")
+            .text(cc)
+            .value(l.allocation_basis)
+            .text(&l.cluster)
+            .text(&l.auth)
+            .end_row();
     }
-    out
+    out.finish()
 }
 
 #[cfg(test)]
@@ -189,14 +216,19 @@ mod tests {
             &BTreeMap::new(),
             "us-east-1",
         );
-        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+        let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(csv.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
         let h = &rows[0];
-        let col = |name: &str| h.iter().position(|c| *c == name).unwrap();
+        let col = |name: &str| h.iter().position(|c| c == name).unwrap();
         assert_eq!(rows[1][col("PricingUnit")], "GiB");
         assert_eq!(rows[1][col("ConsumedUnit")], "GiB");
         assert_eq!(rows[2][col("PricingUnit")], "Hours");
         assert_eq!(rows[1][col("ServiceName")], "AWS PrivateLink");
-        let billed: Decimal = rows[1..].iter().map(|r| d(r[col("BilledCost")])).sum();
+        let billed: Decimal = rows[1..].iter().map(|r| d(&r[col("BilledCost")])).sum();
         assert_eq!(billed, inv.total);
         assert!(
             rows.iter().all(|r| r.len() == h.len()),
@@ -225,7 +257,10 @@ mod tests {
             "Other",
         ];
         for r in &rows[1..] {
-            assert!(CATEGORIES.contains(&r[col("ServiceCategory")]), "{r:?}");
+            assert!(
+                CATEGORIES.contains(&r[col("ServiceCategory")].as_str()),
+                "{r:?}"
+            );
             assert_eq!(r[col("ChargeCategory")], "Usage");
             assert_eq!(r[col("PricingCategory")], "Standard");
             assert_eq!(r[col("RegionName")], "US East (N. Virginia)");

@@ -88,16 +88,42 @@ fn by_account(inv: &Invoice) -> Vec<(String, BTreeMap<Meter, Decimal>, Decimal)>
     v
 }
 
+/// Accounts drawn one per bar; the rest share an "others" bar.
+const CHART_ACCOUNTS: usize = 12;
+
+/// The chart's rows: the largest accounts, then one "others" row summing the rest.
+fn chart_rows(inv: &Invoice) -> Vec<(String, BTreeMap<Meter, Decimal>, Decimal)> {
+    let mut rows = by_account(inv);
+    if rows.len() > CHART_ACCOUNTS + 1 {
+        let rest = rows.split_off(CHART_ACCOUNTS);
+        let mut meters: BTreeMap<Meter, Decimal> = BTreeMap::new();
+        for (_, ms, _) in &rest {
+            for (m, v) in ms {
+                *meters.entry(*m).or_default() += *v;
+            }
+        }
+        let total = rest.iter().map(|x| x.2).sum();
+        rows.push((format!("others ({} accounts)", rest.len()), meters, total));
+    }
+    rows
+}
+
+/// The amount a full-width bar stands for. When one bar is over four times the next, the scale
+/// is the next one's and the larger bar is drawn broken, so the others stay readable.
+fn chart_scale(totals: &[Decimal]) -> (f64, bool) {
+    let mut v: Vec<f64> = totals.iter().map(|t| t.to_f64().unwrap_or(0.0)).collect();
+    v.sort_by(|a, b| b.total_cmp(a));
+    match (v.first(), v.get(1)) {
+        (Some(&a), Some(&b)) if b > 0.0 && a > 4.0 * b => (b, true),
+        (Some(&a), _) => (a.max(0.01), false),
+        _ => (0.01, false),
+    }
+}
+
 fn cost_chart(r: &Report, out: &mut String) {
-    let rows = by_account(r.chargeback);
-    let max = rows
-        .iter()
-        .map(|x| x.2)
-        .max()
-        .unwrap_or_default()
-        .to_f64()
-        .unwrap_or(0.0)
-        .max(0.01);
+    let rows = chart_rows(r.chargeback);
+    let totals: Vec<Decimal> = rows.iter().map(|x| x.2).collect();
+    let (max, broken) = chart_scale(&totals);
     let (label_w, bar_w, row_h) = (220.0, 560.0, 22.0);
     let h = rows.len() as f64 * row_h + 40.0;
     let _ = write!(
@@ -117,10 +143,13 @@ fn cost_chart(r: &Report, out: &mut String) {
             esc(name),
             esc(acct)
         );
+        let t = total.to_f64().unwrap_or(0.0);
+        // A bar over the scale is squeezed to full width, its meters kept in proportion.
+        let squeeze = if t > max { max / t } else { 1.0 };
         let mut x = label_w;
         for (m, color) in METERS {
             let v = meters.get(&m).copied().unwrap_or_default();
-            let w = v.to_f64().unwrap_or(0.0) / max * bar_w;
+            let w = v.to_f64().unwrap_or(0.0) / max * bar_w * squeeze;
             if w > 0.0 {
                 let _ = write!(
                     out,
@@ -133,6 +162,18 @@ fn cost_chart(r: &Report, out: &mut String) {
                 );
             }
             x += w;
+        }
+        if broken && t > max {
+            // The axis break: two white slashes across the bar.
+            for dx in [-40.0, -34.0] {
+                let _ = write!(
+                    out,
+                    "<path d=\"M{:.1} {} l6 -{}\" stroke=\"#fff\" stroke-width=\"3\"/>",
+                    x + dx,
+                    y + row_h - 6.0,
+                    row_h - 6.0
+                );
+            }
         }
         let _ = write!(
             out,
@@ -364,6 +405,45 @@ mod tests {
         );
         assert_eq!(money(Decimal::new(123456789, 2)), "1,234,567.89");
         assert_eq!(money(Decimal::new(-5, 2)), "-0.05");
+    }
+
+    #[test]
+    fn one_dominant_account_and_many_small_ones_stay_readable() {
+        let line = |acct: String, amount: i64| linkmeter_aggregate::invoice::Line {
+            account: acct,
+            meter: Meter::EndpointGb,
+            cluster: "c1".into(),
+            auth: "TLS".into(),
+            endpoint_id: "vpce-1".into(),
+            quantity: Decimal::ONE,
+            exact: Decimal::new(amount, 2),
+            scaled: Decimal::new(amount, 2),
+            amount: Decimal::new(amount, 2),
+            allocation_basis: "owner",
+        };
+        // One account at 1,000,000.00 and 19 at 1.00 to 19.00.
+        let mut lines = vec![line("big".into(), 100_000_000)];
+        lines.extend((1..20).map(|i| line(format!("a{i:02}"), i * 100)));
+        let total: Decimal = lines.iter().map(|l| l.amount).sum();
+        let inv = Invoice {
+            lines,
+            scaled_total: Decimal::ZERO,
+            exact_total: total,
+            total,
+        };
+        let rows = chart_rows(&inv);
+        assert_eq!(rows.len(), CHART_ACCOUNTS + 1);
+        assert_eq!(rows[0].0, "big");
+        assert_eq!(rows[CHART_ACCOUNTS].0, "others (8 accounts)");
+        // The others are a01..a08: 1 + 2 + … + 8 = 36.00.
+        assert_eq!(rows[CHART_ACCOUNTS].2, Decimal::new(3600, 2));
+        assert_eq!(rows.iter().map(|r| r.2).sum::<Decimal>(), total);
+        let (scale, broken) = chart_scale(&rows.iter().map(|r| r.2).collect::<Vec<_>>());
+        assert!(broken);
+        assert_eq!(scale, 36.0, "the scale is the second bar's");
+        let (scale, broken) = chart_scale(&[Decimal::new(300, 0), Decimal::new(100, 0)]);
+        assert!(!broken);
+        assert_eq!(scale, 300.0);
     }
 
     #[test]

@@ -420,16 +420,83 @@ pub fn pretty(batches: &[RecordBatch]) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-/// Formats batches as CSV with a header.
+/// Formats batches as CSV with a header: RFC 4180 quoting, text cells neutralized against
+/// spreadsheet formulas (`linkmeter_warehouse::csv_out`), nulls empty.
 pub fn csv(batches: &[RecordBatch]) -> Result<String, arrow::error::ArrowError> {
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::csv::WriterBuilder::new()
-            .with_header(true)
-            .build(&mut buf);
-        for b in batches {
-            w.write(b)?;
+    use arrow::datatypes::DataType;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let Some(first) = batches.first() else {
+        return Ok(String::new());
+    };
+    let schema = first.schema();
+    let mut out = linkmeter_warehouse::csv_out::CsvOut::new();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    out.header(&names);
+    let is_text = |t: &DataType| match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => {
+            matches!(
+                **v,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        }
+        _ => false,
+    };
+    let text: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| is_text(f.data_type()))
+        .collect();
+    let options = FormatOptions::default().with_display_error(true);
+    let mut cell = String::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..b.num_rows() {
+            for (i, f) in formatters.iter().enumerate() {
+                cell.clear();
+                if b.column(i).is_valid(row) {
+                    use std::fmt::Write;
+                    let _ = write!(cell, "{}", f.value(row));
+                }
+                if text[i] {
+                    out.text(&cell);
+                } else {
+                    out.value(&cell);
+                }
+            }
+            out.end_row();
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(out.finish())
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Decimal128Array, StringArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn csv_neutralizes_text_but_not_numbers() {
+        let names: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("=HYPERLINK(\"x\")"),
+            Some("a,b"),
+            None,
+        ]));
+        let amounts: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(-250), Some(100), None])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        let b = RecordBatch::try_from_iter([("name", names), ("amount", amounts)]).unwrap();
+        assert_eq!(
+            csv(&[b]).unwrap(),
+            "name,amount\n\"'=HYPERLINK(\"\"x\"\")\",-2.50\n\"a,b\",1.00\n,\n"
+        );
+        assert_eq!(csv(&[]).unwrap(), "");
+    }
 }

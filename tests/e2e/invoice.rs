@@ -79,11 +79,7 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
         let (a, b) = s.split_once('.').unwrap();
         a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap()
     };
-    let sum: i64 = csv1
-        .lines()
-        .skip(1)
-        .map(|l| cents(l.split(',').nth(11).unwrap()))
-        .sum();
+    let sum: i64 = csv_rows(&csv1).iter().skip(1).map(|r| cents(&r[11])).sum();
     assert_eq!(
         sum,
         cents(&total),
@@ -121,11 +117,7 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
     let cb =
         std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/finance-chargeback.csv"))
             .unwrap();
-    let cb_sum: i64 = cb
-        .lines()
-        .skip(1)
-        .map(|l| cents(l.split(',').nth(11).unwrap()))
-        .sum();
+    let cb_sum: i64 = csv_rows(&cb).iter().skip(1).map(|r| cents(&r[11])).sum();
     assert_eq!(cb_sum, sum);
     // Connectivity hours go to the clients; only a (cluster, auth scheme) with no client
     // connection at all stays with the owner, marked `unallocated`.
@@ -139,19 +131,12 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
     // The FOCUS export bills the same total, in GiB (bytes_per_gb = 2^30).
     let focus =
         std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/focus-aws.csv")).unwrap();
-    let header: Vec<&str> = focus.lines().next().unwrap().split(',').collect();
-    let billed = header.iter().position(|c| *c == "BilledCost").unwrap();
-    let unit = header.iter().position(|c| *c == "PricingUnit").unwrap();
-    let focus_sum: i64 = focus
-        .lines()
-        .skip(1)
-        .map(|l| cents(l.split(',').nth(billed).unwrap()))
-        .sum();
+    let focus = csv_rows(&focus);
+    let billed = focus[0].iter().position(|c| c == "BilledCost").unwrap();
+    let unit = focus[0].iter().position(|c| c == "PricingUnit").unwrap();
+    let focus_sum: i64 = focus[1..].iter().map(|r| cents(&r[billed])).sum();
     assert_eq!(focus_sum, sum);
-    assert!(focus
-        .lines()
-        .skip(1)
-        .any(|l| l.split(',').nth(unit) == Some("GiB")));
+    assert!(focus[1..].iter().any(|r| r[unit] == "GiB"));
 
     ok(
         d,
@@ -201,4 +186,75 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"));
+}
+
+/// Names that look like spreadsheet formulas reach the finance CSV
+/// neutralized and quoted, and DuckDB's `read_csv` with its defaults (a CSV sniffer, as in a
+/// spreadsheet import) reads the same 13 columns and the same total as linkmeter wrote.
+#[test]
+fn formula_names_are_neutralized_and_sniffers_read_the_columns() {
+    let python = std::env::var("LINKMETER_TEST_PYTHON").expect(
+        "LINKMETER_TEST_PYTHON is not set: run the tests with .ci/test, which installs DuckDB",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "e", "--days 1 --accounts 4 --noise 1");
+    let inv = std::fs::read_to_string(d.join("e/inventory.toml")).unwrap();
+    let hostile = "=HYPERLINK(\"http://x.example\",\"pay\")";
+    let inv = inv
+        .replace(
+            "name = \"payments\"",
+            &format!("name = {}", toml::Value::from(hostile)),
+        )
+        .replace("cost_center = \"CC-200\"", "cost_center = \"-ops\"");
+    assert!(inv.contains("HYPERLINK"));
+    std::fs::write(d.join("e/inventory.toml"), inv).unwrap();
+    ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
+    let out = ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    let total = out
+        .split("total ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let path = d.join("e/warehouse/reports/month=2026-10/finance-chargeback.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(",\"'-ops\",")
+            && text.contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"pay\"\")\","),
+        "{text}"
+    );
+    let rows = csv_rows(&text);
+    assert!(rows.iter().all(|r| r.len() == 13));
+    let script = "import duckdb, sys\n\
+        cols = duckdb.sql(f\"SELECT * FROM read_csv('{sys.argv[1]}')\").columns\n\
+        tot, names = duckdb.sql(f\"SELECT CAST(SUM(amount) AS DECIMAL(18,2)), string_agg(DISTINCT account_name, '|' ORDER BY account_name) FROM read_csv('{sys.argv[1]}')\").fetchone()\n\
+        quote = duckdb.sql(f\"SELECT Quote FROM sniff_csv('{sys.argv[1]}')\").fetchone()[0]\n\
+        print(len(cols)); print(tot); print(names); print(quote)\n";
+    let run = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = String::from_utf8_lossy(&run.stdout).to_string();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "13", "{got}");
+    assert_eq!(lines[1], total, "{got}");
+    assert!(lines[2].contains(&format!("'{hostile}")), "{got}");
+    // The sniffer settles on the double quote, as a spreadsheet import would.
+    assert_eq!(lines[3], "\"", "{got}");
 }

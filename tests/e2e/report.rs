@@ -55,8 +55,7 @@ fn monthly_html_report_renders_in_headless_chromium() {
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     let csv = std::fs::read_to_string(dir.join("finance-chargeback.csv")).unwrap();
     let mut totals: std::collections::BTreeMap<String, rust_decimal::Decimal> = Default::default();
-    for l in csv.lines().skip(1).filter(|l| !l.starts_with("total")) {
-        let f: Vec<&str> = l.split(',').collect();
+    for f in csv_rows(&csv).iter().skip(1).filter(|r| r[0] != "total") {
         *totals.entry(f[3].to_string()).or_default() +=
             f[11].parse::<rust_decimal::Decimal>().unwrap();
     }

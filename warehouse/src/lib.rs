@@ -12,11 +12,13 @@
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
 //! - [`lock`]: the writer lock of scheduled runs;
 //! - [`marks`]: which inventories the ingested rows were attributed under;
-//! - [`parquet_io`]: file encoding and the statistics readers prune by.
+//! - [`parquet_io`]: file encoding and the statistics readers prune by;
+//! - [`csv_out`]: CSV for people (finance exports, `sql --format csv`), formula-safe.
 //!
 //! `docs/architecture.md` tells how a commit makes rows visible.
 
 pub mod broker_hours;
+pub mod csv_out;
 pub mod flow_hours;
 pub mod inputs;
 pub mod lock;
