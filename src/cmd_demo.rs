@@ -44,7 +44,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
         std::fs::remove_dir_all(&a.dir)
             .with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    println!("1/4 generating a sample estate in {} …", a.dir.display());
+    println!("1/5 generating a sample estate in {} …", a.dir.display());
     let g = crate::cmd_generate::make(&crate::cmd_generate::Args {
         out: a.dir.clone(),
         days: a.days,
@@ -58,7 +58,7 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
         "    {} flow-log files, {} lines ({} malformed on purpose), {} connections",
         g.files, g.lines, g.malformed_lines, g.connections
     );
-    println!("2/4 ingesting …");
+    println!("2/5 ingesting (flow logs, broker metrics and the AWS bill) …");
     let cfg = Config::load(&a.dir.join("linkmeter.toml"))?;
     let wh = crate::warehouse::open(&cfg, rt)?;
     let _lock = rt.block_on(wh.lock("demo", None))?;
@@ -69,23 +69,37 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     if !o.report.tally.balanced() {
         bail!("the conservation balance does not hold; this is a bug in linkmeter");
     }
-    println!("3/4 top tenants by billable bytes:");
+    println!("3/5 top tenants by billable bytes:");
     let top = rt.block_on(async {
         let cat = Catalog::open_with(&wh, &cfg.engine.options()).await?;
         cat.query(TOP_TENANTS).await
     })?;
     println!("{}", linkmeter_sql::pretty(&top));
-    println!("4/4 invoice for 2026-10 (MSK rates in prices.toml are placeholders) …");
+    println!("4/5 invoice for 2026-10 (published us-east-1 rates from prices.toml) …");
     let book = crate::cmd_invoice::price_book(&cfg, rt)?;
     let month = Month::parse("2026-10").map_err(anyhow::Error::msg)?;
     let (close, written) = crate::cmd_invoice::invoice(&cfg, &wh, rt, &book, month)?;
     crate::cmd_invoice::print_summary(&close, &written, &book);
+    println!("5/5 reconcile against the AWS bill the generator wrote (with three planted differences: a rate, an endpoint missing from the inventory, bytes on a day without flow logs) …");
+    let (r, path) = crate::cmd_reconcile::reconcile_month(
+        &wh,
+        rt,
+        &cfg.engine.options(),
+        book.bytes_per_gb,
+        month,
+        rust_decimal::Decimal::new(1, 2),
+    )?;
+    print!(
+        "{}",
+        linkmeter_reports::reconcile::summary(&r, &month.label(), &path)
+    );
     let w = wh.display();
     println!("\nNext:");
     println!("  open the finance CSV: {}", written.finance_aws);
     println!("  open the report: {}", written.html);
     println!("  linkmeter sql -w {w} \"SELECT invoice_view, account_name, meter, amount FROM invoice_lines ORDER BY amount DESC LIMIT 10\"");
     println!("  linkmeter sql -w {w} \"SELECT * FROM runs\"");
+    println!("  linkmeter sql -w {w} \"SELECT meter, usage_type, SUM(usage_amount), SUM(unblended_cost) FROM bill_lines GROUP BY 1, 2\"");
     println!("  linkmeter sql -w {w} \"SELECT reason, COUNT(*), SUM(bytes) FROM flows WHERE status = 'unattributed' GROUP BY 1\"");
     println!("  linkmeter sql -w {w} \"SELECT source_uri, line, reason FROM quarantine\"");
     println!("  linkmeter sql -w {w} \"SELECT cluster_name, direction, usage_hour, flow_bytes, broker_bytes, round(deviation, 3) FROM reconciliation ORDER BY abs(deviation) DESC LIMIT 10\"");

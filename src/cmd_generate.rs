@@ -9,7 +9,8 @@ use linkmeter_generate::{generate, GenOptions, GenSummary};
 /// Arguments of `generate`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  linkmeter generate --out estate\n  linkmeter generate --out big --days 30 --accounts 40 --instances 4 --noise 4\n\nWrites OUT/inventory.toml, OUT/prices.toml, OUT/linkmeter.toml, OUT/flowlogs/AWSLogs/... (gzip text, one file per account and hour),\nOUT/ground_truth.csv (bytes per connection, hour and direction) and OUT/generated.toml (counts)."
+    after_help = "Examples:\n  linkmeter generate --out estate\n  linkmeter generate --out big --days 30 --accounts 40 --instances 4 --noise 4\n\nWrites OUT/inventory.toml, OUT/prices.toml, OUT/linkmeter.toml, OUT/flowlogs/AWSLogs/... (gzip text, one file per account and hour),\nOUT/ground_truth.csv (bytes per connection, hour and direction), OUT/bill/ (the month's AWS bill as CUR 2.0 and
+FOCUS exports, with three planted differences for `reconcile`) and OUT/generated.toml (counts, what was planted)."
 )]
 pub struct Args {
     /// Directory to write into (created if missing).
@@ -35,7 +36,7 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// The shipped example price book (PrivateLink tiers; MSK rates are marked placeholders).
+/// The shipped example price book (published us-east-1 rates, with their sources).
 pub const PRICES_EXAMPLE: &str = include_str!("../aggregate/prices.example.toml");
 
 /// Generates with the given arguments.

@@ -201,7 +201,8 @@ pub struct SourceConfig {
     #[serde(default)]
     pub account: Option<String>,
     /// What the inputs hold: `auto` (files and objects by their bytes; Kafka messages are
-    /// flow-log lines), `flow-logs`, `metric-stream`, `prometheus` or `opentelemetry`.
+    /// flow-log lines), `flow-logs`, `metric-stream`, `prometheus` or `opentelemetry`; or the
+    /// AWS bill: `cur2` (a CUR 2.0 export) or `focus` (a FOCUS export), Parquet files.
     #[serde(default)]
     pub content: Content,
     /// Settings of a `kafka://` source.
@@ -445,6 +446,10 @@ impl SourceConfig {
                     .ok_or_else(|| anyhow!("source {:?}: {:?} names no bucket; write s3://BUCKET/PREFIX", self.name, self.uri))?;
                 Location::S3 { bucket, prefix }
             }
+            Some("kafka") if self.content.is_bill() => bail!(
+                "source {:?}: bill exports (content = \"cur2\" or \"focus\") are read from files or s3://, not Kafka",
+                self.name
+            ),
             Some("kafka") => Location::Kafka(Box::new(self.kafka(cfg, shard, rt)?)),
             Some("file") | None => Location::Files(cfg.resolve(&self.uri)),
             Some(scheme) => bail!(

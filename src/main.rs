@@ -12,6 +12,7 @@ mod cmd_generate;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_invoice;
+mod cmd_reconcile;
 mod cmd_run;
 mod cmd_sql;
 mod config;
@@ -53,6 +54,8 @@ enum Command {
     Generate(cmd_generate::Args),
     /// Roll up a month, price it and write invoice lines, the finance and FOCUS CSVs and the HTML report.
     Invoice(cmd_invoice::Args),
+    /// Compare an invoiced month with the AWS bill (CUR 2.0 or FOCUS export): what differs, and why.
+    Reconcile(cmd_reconcile::Args),
     /// Run SQL over the warehouse.
     Sql(cmd_sql::Args),
     /// Build the inventory from AWS CLI JSON, or check it against the flow logs.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Ingest(a) => cmd_ingest::run(a, &rt),
         Command::Generate(a) => cmd_generate::run(a),
         Command::Invoice(a) => cmd_invoice::run(a, &rt),
+        Command::Reconcile(a) => cmd_reconcile::run(a, &rt),
         Command::Sql(a) => cmd_sql::run(a, &rt),
         Command::Inventory(a) => cmd_inventory::run(a, &rt),
         Command::Estimate(a) => cmd_estimate::run(a, &rt),

@@ -2,7 +2,8 @@
 //! the warehouse ([`rollup`]), loads the month's usage ([`load`]), prices both views with exact
 //! decimal money ([`price_book`], [`money`], [`invoice`]), writes `invoice_lines`
 //! ([`lines_table`]) and measures data quality ([`quality`]); [`close`] does all of it in order.
-//! [`estimate`] prices a planned estate from the price book alone.
+//! [`estimate`] prices a planned estate from the price book alone; [`reconcile`] holds a
+//! closed month against the AWS bill (`bill_lines`).
 
 #[cfg(feature = "engine")]
 pub mod close;
@@ -16,5 +17,7 @@ pub mod money;
 pub mod price_book;
 #[cfg(feature = "engine")]
 pub mod quality;
+#[cfg(feature = "engine")]
+pub mod reconcile;
 #[cfg(feature = "engine")]
 pub mod rollup;

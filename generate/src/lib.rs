@@ -18,6 +18,7 @@
 //! ingest (`linkmeter_ingest::hours::split_hours`, itself property-tested), so the equality is
 //! exact. It is a tool for the demo, the tests and the benchmarks, not part of ingest.
 
+mod bill;
 mod estate;
 mod files;
 mod metrics;
@@ -88,10 +89,12 @@ pub struct GenSummary {
     pub truth_bytes: u64,
     /// Broker-metric datapoints written (CloudWatch Metric Streams JSON under `metrics/`).
     pub metric_points: u64,
+    /// The bill's planted differences (`bill/`), which `reconcile` must find.
+    pub planted: bill::Planted,
 }
 
 /// Writes the estate into `dir`: `inventory.toml`, `linkmeter.toml`, `flowlogs/…`,
-/// `metrics/…`, `ground_truth.csv` and `generated.toml`.
+/// `metrics/…`, `bill/…` (CUR 2.0 and FOCUS exports), `ground_truth.csv` and `generated.toml`.
 pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
     let mut rng = Rng(o.seed ^ 0x6c69_6e6b_6d65_7465);
     let e = estate::build(o, &mut rng);
@@ -132,6 +135,7 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<GenSummary> {
     )?;
     outputs::write_inventory(dir, &e)?;
     outputs::write_truth(dir, &t.truth)?;
+    sum.planted = bill::write_bill(dir, &e, &t.truth)?;
     outputs::write_config(dir)?;
     std::fs::write(
         dir.join("generated.toml"),

@@ -101,6 +101,11 @@ pub(crate) fn write_config(dir: &Path) -> std::io::Result<()> {
                uri = \"flowlogs\"\n\n\
                [[sources]]\n\
                name = \"metrics\"\n\
-               uri = \"metrics\"\n";
+               uri = \"metrics\"\n\n\
+               # The AWS bill (CUR 2.0 export; bill/focus holds the same lines as FOCUS).\n\
+               [[sources]]\n\
+               name = \"bill\"\n\
+               uri = \"bill/cur2\"\n\
+               content = \"cur2\"\n";
     std::fs::write(dir.join("linkmeter.toml"), cfg)
 }

@@ -6,6 +6,7 @@
 //! conservation balance in a [`summary::Tally`]; [`run`] is a whole run over every source.
 
 pub mod attribute;
+pub mod bill;
 pub mod decode;
 pub mod fields;
 pub mod hours;

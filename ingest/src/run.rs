@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use linkmeter_warehouse::runs::{self, RunRow};
 use linkmeter_warehouse::{inputs, Warehouse};
 
+use crate::bill::decode::BillFormat;
+use crate::bill::load::BillJob;
 use crate::decode::Content;
 use crate::fields::Format;
 use crate::inventory::Index;
@@ -111,6 +113,8 @@ pub struct Outcome {
     pub reattributed: crate::reattribute::Summary,
     /// Summaries written or dropped to match `flows`/`broker_metrics` (whole runs).
     pub summaries: linkmeter_warehouse::summaries::Repaired,
+    /// What loading the bill exports did (`None` without bill sources).
+    pub bills: Option<crate::bill::load::BillSummary>,
 }
 
 impl Outcome {
@@ -140,6 +144,9 @@ impl Outcome {
             );
         }
         let _ = write!(out, "{}", self.reattributed);
+        if let Some(b) = &self.bills {
+            out.push_str(&b.text());
+        }
         let r = self.summaries;
         if r.summed + r.removed > 0 {
             let _ = writeln!(
@@ -247,7 +254,7 @@ pub fn run(
         limits: o.limits,
         ..Options::default()
     };
-    let (jobs, s3) = list_batch_sources(specs, rt, o)?;
+    let (jobs, bill_jobs, s3) = list_batch_sources(specs, rt, o)?;
     progress
         .inputs_total
         .fetch_add(jobs.len() as u64, Ordering::Relaxed);
@@ -259,6 +266,13 @@ pub fn run(
     if !report.interrupted {
         read_streams(specs, ix, wh, rt, o, &mut kopts, progress, &mut report)?;
     }
+    // A bill restates whole periods, so it is loaded by one task: never by shards but the first.
+    let bills = match (specs.iter().any(|s| s.content.is_bill()), o.shard) {
+        (true, None | Some((0, _))) if !report.interrupted => {
+            Some(crate::bill::load::load(&bill_jobs, wh, rt, &o.limits)?)
+        }
+        _ => None,
+    };
     let row = run_row(&run_id, o.command, started, &report);
     rt.block_on(runs::append(wh, &row))?;
     Ok(Outcome {
@@ -268,17 +282,21 @@ pub fn run(
         s3,
         reattributed,
         summaries,
+        bills,
     })
 }
 
-/// Lists every file and S3 source (in the key-time range and this shard) as jobs.
+/// Lists every file and S3 source (in the key-time range and this shard) as jobs, and the
+/// bill exports (every one: a bill period is loaded whole).
+#[allow(clippy::type_complexity)]
 fn list_batch_sources(
     specs: &[SourceSpec],
     rt: &tokio::runtime::Handle,
     o: &RunOptions,
-) -> Result<(Vec<Job>, Option<Arc<S3Store>>), RunError> {
+) -> Result<(Vec<Job>, Vec<BillJob>, Option<Arc<S3Store>>), RunError> {
     let mut s3: Option<Arc<S3Store>> = None;
     let mut jobs = Vec::new();
+    let mut bills = Vec::new();
     for spec in specs {
         let mut src: Box<dyn Source> = match &spec.at {
             Location::Files(path) => Box::new(
@@ -295,13 +313,32 @@ fn list_batch_sources(
                         s3.insert(st).clone()
                     }
                 };
-                Box::new(S3Source::new(&spec.name, bucket, prefix, store, o.range))
+                // Bill keys carry no flow-log times to window by.
+                let range = if spec.content.is_bill() {
+                    None
+                } else {
+                    o.range
+                };
+                Box::new(S3Source::new(&spec.name, bucket, prefix, store, range))
             }
             Location::Kafka(_) => continue,
         };
         let Some(batch) = src.next_batch()? else {
             continue;
         };
+        if spec.content.is_bill() {
+            let declared = match spec.content {
+                Content::Focus => BillFormat::Focus,
+                _ => BillFormat::Cur2,
+            };
+            let fetch = batch.fetch.clone();
+            bills.extend(batch.inputs.into_iter().map(|(input, _)| BillJob {
+                input,
+                fetch: fetch.clone(),
+                declared,
+            }));
+            continue;
+        }
         let listed = batch.inputs.len();
         let mut mine = jobs_of(spec, batch);
         mine.retain(|j| o.range.is_none_or(|w| layout::key_in(&j.input.key, w)));
@@ -311,7 +348,7 @@ fn list_batch_sources(
         tracing::info!(message = "source listed", source = %spec.name, inputs = listed, taken = mine.len());
         jobs.extend(mine);
     }
-    Ok((jobs, s3))
+    Ok((jobs, bills, s3))
 }
 
 /// The jobs of a batch, with its source's settings.

@@ -1,10 +1,10 @@
 //! `linkmeter estimate` through the real binary, against figures worked out by hand from
 //! `aggregate/prices.example.toml` (us-east-1, 730 h):
-//! - msk_connectivity_hours: 3 clusters × 2 schemes × 730 h = 4,380 h × 0.006 = 26.28
+//! - msk_connectivity_hours: 3 clusters × 2 schemes × 730 h = 4,380 h × 0.0225 = 98.55
 //! - msk_connectivity_gb: 1,500,000 GB × 0.006 = 9,000.00
 //! - endpoint_az_hours: 12 connections × 2 AZs × 730 h = 17,520 h × 0.01 = 175.20
 //! - endpoint_gb: 1,048,576 × 0.01 + 451,424 × 0.006 = 10,485.76 + 2,708.544 = 13,194.30
-//! - total 22,395.78
+//! - total 98.55 + 9,000.00 + 175.20 + 13,194.30 = 22,468.05
 
 use linkmeter_test_support::*;
 
@@ -39,11 +39,11 @@ fn estimate_matches_hand_computed_figures() {
         })
         .collect();
     let want = [
-        ("msk_connectivity_hours", "26.28"),
+        ("msk_connectivity_hours", "98.55"),
         ("msk_connectivity_gb", "9000.00"),
         ("endpoint_az_hours", "175.20"),
         ("endpoint_gb", "13194.30"),
-        ("total", "22395.78"),
+        ("total", "22468.05"),
     ];
     assert_eq!(
         amounts,

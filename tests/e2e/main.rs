@@ -15,6 +15,7 @@ mod kafka;
 mod metrics;
 mod preaggregates;
 mod readers;
+mod reconcile;
 mod report;
 mod rollup;
 mod run;

@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 17 Delta Lake tables and 6 views, for Amazon Athena (engine version 3, AWS Glue catalog).
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 18 Delta Lake tables and 6 views, for Amazon Athena (engine version 3, AWS Glue catalog).
 -- Written by `linkmeter ddl --dialect athena`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -91,6 +91,11 @@ TBLPROPERTIES ('table_type' = 'DELTA');
 -- invoice_lines: invoice lines per month and view, money as Decimal128
 CREATE EXTERNAL TABLE IF NOT EXISTS linkmeter.invoice_lines
 LOCATION 's3://example-bucket/linkmeter/invoice_lines/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+-- bill_lines: the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines
+CREATE EXTERNAL TABLE IF NOT EXISTS linkmeter.bill_lines
+LOCATION 's3://example-bucket/linkmeter/bill_lines/'
 TBLPROPERTIES ('table_type' = 'DELTA');
 
 -- billable_flows: attributed flow rows that count, observation-point rule applied

@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 17 Delta Lake tables and 6 views, for Trino's Delta Lake connector.
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 18 Delta Lake tables and 6 views, for Trino's Delta Lake connector.
 -- Written by `linkmeter ddl --dialect trino`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -59,6 +59,9 @@ CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'conn
 
 -- invoice_lines: invoice lines per month and view, money as Decimal128
 CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'invoice_lines', table_location => 's3://example-bucket/linkmeter/invoice_lines');
+
+-- bill_lines: the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines
+CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'bill_lines', table_location => 's3://example-bucket/linkmeter/bill_lines');
 
 -- billable_flows: attributed flow rows that count, observation-point rule applied
 CREATE OR REPLACE VIEW delta.linkmeter.billable_flows AS

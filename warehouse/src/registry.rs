@@ -27,6 +27,8 @@ pub enum Kind {
     Inventory,
     /// Computed from other tables, replaced one partition (month, view) at a time.
     Derived,
+    /// The AWS bill (`bill_lines`): one billing period replaced whole by its newest delivery.
+    Bill,
 }
 
 /// A warehouse table.
@@ -406,6 +408,41 @@ fn invoice_lines() -> Vec<Field> {
     ]
 }
 
+/// Scale of bill quantities, rates and costs in `bill_lines` (the bill's doubles, exactly as
+/// printed, rounded to 12 places).
+pub const BILL_SCALE: i8 = 12;
+
+fn bill_lines() -> Vec<Field> {
+    use DataType::*;
+    let d = |n: &str| f(n, Decimal128(38, BILL_SCALE), true);
+    let mut v = vec![f("bill_format", Utf8, false)];
+    v.extend(text(&[
+        "payer_account_id",
+        "usage_account_id",
+        "line_item_type",
+        "product_code",
+        "usage_type",
+        "operation",
+        "meter",
+        "resource_id",
+        "resource",
+        "availability_zone",
+    ]));
+    v.extend([
+        f("usage_start", ts(), true),
+        f("usage_end", ts(), true),
+        d("usage_amount"),
+        f("pricing_unit", Utf8, true),
+        d("unblended_rate"),
+        d("unblended_cost"),
+        f("currency", Utf8, true),
+        f("invoice_id", Utf8, true),
+        f("bill_file", Utf8, false),
+        f("bill_row", Int64, false),
+    ]);
+    v
+}
+
 macro_rules! table {
     ($id:ident, $name:literal, $parts:expr, $kind:ident, $cols:ident, $about:literal) => {
         #[doc = $about]
@@ -572,6 +609,15 @@ table!(
     "invoice lines per month and view, money as Decimal128"
 );
 
+table!(
+    BILL_LINES,
+    "bill_lines",
+    &["billing_period"],
+    Bill,
+    bill_lines,
+    "the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines"
+);
+
 /// Every table, in the order the catalog registers them.
 pub static TABLES: &[&TableDef] = &[
     &FLOWS,
@@ -591,6 +637,7 @@ pub static TABLES: &[&TableDef] = &[
     &ENDPOINT_HOURS,
     &CONNECTIVITY_HOURS,
     &INVOICE_LINES,
+    &BILL_LINES,
 ];
 
 /// The tables a segment writes rows into, in the order they are committed. Summary files

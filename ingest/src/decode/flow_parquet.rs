@@ -50,7 +50,7 @@ impl<T: ChunkReader + 'static> ParquetDecoder<T> {
 const BATCH_BYTES: u64 = 32 << 20;
 
 /// Rows per batch for a file, and its uncompressed size as its metadata claims it.
-fn batch_rows(meta: &parquet::file::metadata::ParquetMetaData) -> (usize, u64) {
+pub(crate) fn batch_rows(meta: &parquet::file::metadata::ParquetMetaData) -> (usize, u64) {
     let (mut total, mut widest) = (0u64, 1u64);
     for rg in meta.row_groups() {
         let size = rg.total_byte_size().max(0) as u64;
@@ -62,7 +62,10 @@ fn batch_rows(meta: &parquet::file::metadata::ParquetMetaData) -> (usize, u64) {
 
 /// A column chunk whose metadata points outside the file: the parquet crate asserts on
 /// negative offsets (a panic, found by fuzzing), so they are refused before any read.
-fn chunk_problem(meta: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Option<String> {
+pub(crate) fn chunk_problem(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Option<String> {
     for (g, rg) in meta.row_groups().iter().enumerate() {
         for c in rg.columns() {
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());

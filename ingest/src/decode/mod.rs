@@ -10,7 +10,7 @@ pub mod flow_parquet;
 pub mod flow_text;
 pub mod metric_stream;
 pub mod otel;
-mod parquet_pages;
+pub(crate) mod parquet_pages;
 pub mod prometheus;
 pub mod route;
 
@@ -39,6 +39,19 @@ pub enum Content {
     /// CloudWatch Metric Streams in the OpenTelemetry 1.0.0 format (length-prefixed protobuf).
     #[serde(rename = "opentelemetry")]
     OpenTelemetry,
+    /// The AWS bill as a CUR 2.0 export (Data Exports, Parquet): read into `bill_lines`.
+    #[serde(rename = "cur2")]
+    Cur2,
+    /// The AWS bill as a FOCUS export with AWS columns (Parquet): read into `bill_lines`.
+    Focus,
+}
+
+impl Content {
+    /// Whether inputs of this content are bill exports, read by [`crate::bill`] rather than
+    /// the pipeline.
+    pub fn is_bill(self) -> bool {
+        matches!(self, Content::Cur2 | Content::Focus)
+    }
 }
 
 /// Longest raw text kept in a quarantine row; the rest is cut, with a marker.

@@ -1,0 +1,160 @@
+//! `linkmeter reconcile` against the bill the generator writes for its estate (a CUR 2.0 export
+//! and the same lines as FOCUS), computed from the inventory and the ground truth, with three
+//! planted differences: reconcile finds each of them, with its reason, and nothing else. Reruns
+//! do not read an unchanged bill again; a broken bill file is named and replaces nothing.
+
+use std::collections::BTreeSet;
+
+use linkmeter_test_support::*;
+
+fn reconcile_csv(d: &std::path::Path, cfg: &str) -> (String, Vec<Vec<String>>) {
+    let out = ok(d, &["reconcile", "--config", cfg, "--month", "2026-10"]);
+    let text =
+        std::fs::read_to_string(d.join("e/warehouse/reports/month=2026-10/reconcile.csv")).unwrap();
+    (out, csv_rows(&text))
+}
+
+#[test]
+fn planted_bill_differences_are_found_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    generate(d, "e", "--days 2 --accounts 4 --noise 1");
+    let gen: toml::Table =
+        toml::from_str(&std::fs::read_to_string(d.join("e/generated.toml")).unwrap()).unwrap();
+    let p = gen["planted"].as_table().unwrap();
+    let s = |k: &str| p[k].as_str().unwrap().to_string();
+    let out = ok(d, &["ingest", "--config", "e/linkmeter.toml"]);
+    assert!(out.contains("billing period 2026-10: "), "{out}");
+    assert!(
+        out.contains("Kafka.PrivateConnectivity-Bytes")
+            && out.contains("taken as msk_connectivity_gb"),
+        "the undocumented MSK per-GB usage type is listed:\n{out}"
+    );
+    // Before the month is invoiced there is nothing to hold against the bill.
+    let early = linkmeter(
+        d,
+        &[
+            "reconcile",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert_eq!(early.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("linkmeter invoice --month 2026-10"));
+    ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    let (out, rows) = reconcile_csv(d, "e/linkmeter.toml");
+    assert!(out.contains("final (invoice GEN-2026-10)"), "{out}");
+    let h = &rows[0];
+    let col = |n: &str| h.iter().position(|c| c == n).unwrap();
+    let (period, meter, resource, measure, status, reason) = (
+        col("period"),
+        col("meter"),
+        col("resource"),
+        col("measure"),
+        col("status"),
+        col("reason"),
+    );
+    let statuses: BTreeSet<&str> = rows[1..].iter().map(|r| r[status].as_str()).collect();
+    assert_eq!(statuses, BTreeSet::from(["differs", "matched"]), "{out}");
+    // Every meter is compared, and most comparisons match exactly.
+    let meters: BTreeSet<&str> = rows[1..].iter().map(|r| r[meter].as_str()).collect();
+    assert_eq!(meters.len(), 4, "{meters:?}");
+    let differs: Vec<&Vec<String>> = rows[1..]
+        .iter()
+        .filter(|r| r[status] == "differs")
+        .collect();
+    let found: BTreeSet<(String, String, String)> = differs
+        .iter()
+        .map(|r| (r[resource].clone(), r[meter].clone(), r[measure].clone()))
+        .collect();
+    let (unknown, rate_ep, gap_ep) = (
+        s("unknown_endpoint"),
+        s("rate_endpoint"),
+        s("no_flow_logs_endpoint"),
+    );
+    let want = BTreeSet::from([
+        (
+            unknown.clone(),
+            "endpoint_az_hours".into(),
+            "quantity".into(),
+        ),
+        (unknown.clone(), "endpoint_az_hours".into(), "cost".into()),
+        (rate_ep.clone(), "endpoint_az_hours".into(), "cost".into()),
+        (gap_ep.clone(), "endpoint_gb".into(), "quantity".into()),
+        (gap_ep.clone(), "endpoint_gb".into(), "cost".into()),
+    ]);
+    assert_eq!(found, want, "{out}");
+    for r in &differs {
+        let why = &r[reason];
+        if r[resource] == unknown {
+            assert!(why.contains("not in the inventory"), "{r:?}");
+        } else if r[resource] == rate_ep {
+            assert!(
+                why.contains("rate differs: billed 0.011 against the price book's 0.01"),
+                "{r:?}"
+            );
+        } else {
+            assert!(why.contains("missing flow-log coverage"), "{r:?}");
+            if r[measure] == "quantity" {
+                assert_eq!(r[period], s("no_flow_logs_day"));
+                assert_eq!(r[col("billed")], "0.5");
+            }
+        }
+    }
+    // The unknown endpoint is billed every hour of October in two AZs.
+    let unknown_hours: f64 = differs
+        .iter()
+        .filter(|r| r[resource] == unknown && r[measure] == "quantity")
+        .map(|r| r[col("billed")].parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(unknown_hours, 2.0 * 744.0);
+
+    // The FOCUS export of the same bill reconciles to the same comparisons.
+    let cfg = std::fs::read_to_string(d.join("e/linkmeter.toml"))
+        .unwrap()
+        .replace("uri = \"bill/cur2\"", "uri = \"bill/focus\"")
+        .replace("content = \"cur2\"", "content = \"focus\"");
+    std::fs::write(d.join("e/focus.toml"), cfg).unwrap();
+    let out = ok(d, &["ingest", "--config", "e/focus.toml"]);
+    assert!(out.contains("billing period 2026-10: "), "{out}");
+    let (_, focus_rows) = reconcile_csv(d, "e/focus.toml");
+    assert_eq!(focus_rows, rows);
+    assert_eq!(
+        scalar(
+            &d.join("e/warehouse"),
+            "SELECT COUNT(DISTINCT bill_format) FROM bill_lines"
+        ),
+        1,
+        "a period holds one delivery"
+    );
+
+    // An unchanged bill is not read again; a broken file is named and replaces nothing.
+    let out = ok(d, &["ingest", "--config", "e/focus.toml"]);
+    assert!(
+        out.contains("1 billing-period groups unchanged; 0 rows read"),
+        "{out}"
+    );
+    let bad = d.join("e/bill/focus/data/BILLING_PERIOD=2026-10/focus-00002.snappy.parquet");
+    std::fs::write(&bad, b"PAR1 this is not parquet PAR1").unwrap();
+    let before = scalar(&d.join("e/warehouse"), "SELECT COUNT(*) FROM bill_lines");
+    let out = ok(d, &["ingest", "--config", "e/focus.toml"]);
+    assert!(
+        out.contains("BILL FILE NOT USED") && out.contains("focus-00002.snappy.parquet"),
+        "{out}"
+    );
+    assert_eq!(
+        scalar(&d.join("e/warehouse"), "SELECT COUNT(*) FROM bill_lines"),
+        before
+    );
+}
