@@ -48,8 +48,9 @@ pub fn invoice(
     let close = rt
         .block_on(close_month(wh, book, month, opts))
         .map_err(|e| match e {
-            // A rate the price book lacks is the user's to add.
+            // A rate the price book lacks is the user's to add; a closed month is not to invoice.
             CloseError::Prices(p) => anyhow!(p).context(crate::ConfigProblem),
+            e @ CloseError::Closed { .. } => anyhow!(e).context(crate::ConfigProblem),
             e => anyhow!(e),
         })
         .with_context(|| format!("closing {month}"))?;

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
-use linkmeter_aggregate::reconcile::{reconcile, Reconciliation};
+use linkmeter_aggregate::reconcile::{invoiced_amounts, reconcile, Reconciliation};
 use linkmeter_sql::Catalog;
 use linkmeter_warehouse::{Month, Warehouse};
 use rust_decimal::Decimal;
@@ -42,14 +42,17 @@ pub fn reconcile_month(
     let cat = rt
         .block_on(Catalog::open_with(wh, engine))
         .context("opening the warehouse")?;
-    if !cat.tables.contains(&"invoice_lines") {
+    let amounts = rt
+        .block_on(invoiced_amounts(&cat, month))
+        .context("reading the invoice lines")?;
+    if amounts.is_empty() {
         return Err(anyhow!(
             "{month} has not been invoiced: run `linkmeter invoice --month {month}` first"
         ))
         .config();
     }
     let r = rt
-        .block_on(reconcile(&cat, month, bytes_per_gb, tolerance))
+        .block_on(reconcile(&cat, month, bytes_per_gb, tolerance, &amounts))
         .with_context(|| format!("reconciling {month}"))?;
     let rel = format!("reports/month={}/reconcile.csv", month.label());
     rt.block_on(wh.put_file(&rel, Bytes::from(linkmeter_reports::reconcile::csv(&r))))

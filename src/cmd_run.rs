@@ -113,9 +113,17 @@ pub fn run(a: Args, rt: &tokio::runtime::Handle) -> Result<Exit> {
     if o.report.interrupted {
         return interrupted();
     }
+    let closed = rt
+        .block_on(linkmeter_warehouse::closed::read(&wh))
+        .context("reading closed_months")?;
     for month in months {
         if stop.load(Ordering::Relaxed) {
             return interrupted();
+        }
+        if closed.contains_key(&month.label()) {
+            // A closed month is never rewritten: what changed goes into the next open month.
+            println!("{month} is closed; not invoiced again (its changes become adjustment lines of the first open month after it)");
+            continue;
         }
         let (close, written) = crate::cmd_invoice::invoice(&cfg, &wh, rt, &book, month)?;
         crate::cmd_invoice::print_summary(&close, &written, &book);

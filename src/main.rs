@@ -5,6 +5,7 @@
 //! libraries, which block on it for I/O.
 
 mod cmd_ballista;
+mod cmd_close;
 mod cmd_ddl;
 mod cmd_demo;
 mod cmd_estimate;
@@ -54,6 +55,8 @@ enum Command {
     Generate(cmd_generate::Args),
     /// Roll up a month, price it and write invoice lines, the finance and FOCUS CSVs and the HTML report.
     Invoice(cmd_invoice::Args),
+    /// Freeze a month for finance: later changes become adjustment lines of the next open month.
+    Close(cmd_close::Args),
     /// Compare an invoiced month with the AWS bill (CUR 2.0 or FOCUS export): what differs, and why.
     Reconcile(cmd_reconcile::Args),
     /// Run SQL over the warehouse.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Ingest(a) => cmd_ingest::run(a, &rt),
         Command::Generate(a) => cmd_generate::run(a),
         Command::Invoice(a) => cmd_invoice::run(a, &rt),
+        Command::Close(a) => cmd_close::run(a, &rt),
         Command::Reconcile(a) => cmd_reconcile::run(a, &rt),
         Command::Sql(a) => cmd_sql::run(a, &rt),
         Command::Inventory(a) => cmd_inventory::run(a, &rt),

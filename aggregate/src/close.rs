@@ -23,6 +23,16 @@ pub enum CloseError {
     /// The price book cannot price the month (a rate missing for a region or date).
     #[error(transparent)]
     Prices(#[from] PriceError),
+    /// The month is closed: it is never rewritten.
+    #[error("{month} was closed by {by} at {at}: a closed month is never rewritten; what changed since goes into the first open month after it as adjustment lines (invoice that month)")]
+    Closed {
+        /// The month.
+        month: String,
+        /// Who closed it.
+        by: String,
+        /// When (RFC 3339).
+        at: String,
+    },
 }
 
 impl From<linkmeter_sql::SqlError> for CloseError {
@@ -56,6 +66,11 @@ pub struct MonthClose {
     pub hourly: Vec<(String, String, u128)>,
     /// Rows per rollup table.
     pub rollups: RollupReport,
+    /// The month held against the AWS bill (`bill_lines`); `billed` is false without one.
+    pub reconciliation: crate::reconcile::Reconciliation,
+    /// Closed months this month's adjustment lines correct, with the change of their `aws`
+    /// total.
+    pub adjustments: Vec<(String, Decimal)>,
 }
 
 /// Settings of the month close.
@@ -75,21 +90,97 @@ pub async fn close_month(
     month: Month,
     opts: CloseOptions,
 ) -> Result<MonthClose, CloseError> {
+    let closed = linkmeter_warehouse::closed::read(wh).await?;
+    if let Some(c) = closed.get(&month.label()) {
+        return Err(CloseError::Closed {
+            month: month.label(),
+            by: c.closed_by.clone(),
+            at: chrono::DateTime::from_timestamp_micros(c.closed_at_micros)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+        });
+    }
+    let closed_set: std::collections::BTreeSet<String> = closed.keys().cloned().collect();
+    let adjusted = crate::adjust::adjusted_by(month, &closed_set);
     // The close reads the hourly summaries: bring them level with their tables first (a
     // warehouse from before them, or a commit cut short). No read when they agree.
     let summaries = linkmeter_warehouse::summaries::repair(wh).await?;
     let mut rollups = rollup(wh, month, &opts.engine).await?;
+    // The closed months this one adjusts are priced again from the warehouse as it is now (their
+    // rollup tables are restated; their invoice lines and reports stay as closed).
+    for c in &adjusted {
+        rollup(wh, *c, &opts.engine).await?;
+    }
     rollups.summaries = summaries;
     let cat = Catalog::open_with(wh, &opts.engine).await?;
     let (usage, eh, ch) = load_month(&cat, month).await?;
     let accounts = load_accounts(&cat).await?;
-    let invoice = aws_view(book, &usage, &eh, &ch)?;
-    let chargeback = chargeback_view(book, &usage, &eh, &ch)?;
+    let mut invoice = aws_view(book, &usage, &eh, &ch)?;
+    let mut chargeback = chargeback_view(book, &usage, &eh, &ch)?;
+    // Against the AWS bill, when one is loaded: every line gets its status.
+    let (arn_of, owner_of) = crate::reconcile::clusters(&cat).await?;
+    let amounts = crate::reconcile::amounts_of(&invoice, &arn_of);
+    let reconciliation = crate::reconcile::reconcile(
+        &cat,
+        month,
+        book.bytes_per_gb,
+        crate::reconcile::DEFAULT_TOLERANCE,
+        &amounts,
+    )
+    .await?;
+    let statuses = reconciliation.by_key();
+    mark(
+        &mut invoice,
+        &statuses,
+        &arn_of,
+        None,
+        reconciliation.billed,
+    );
+    mark(
+        &mut chargeback,
+        &statuses,
+        &arn_of,
+        Some(&owner_of),
+        reconciliation.billed,
+    );
+    let mut adjustments = Vec::new();
+    for c in &adjusted {
+        let (u, e, h) = load_month(&cat, *c).await?;
+        let after: Vec<String> = closed_set
+            .iter()
+            .filter(|m| **m > c.label())
+            .cloned()
+            .collect();
+        let now = aws_view(book, &u, &e, &h)?;
+        let change = crate::adjust::add_adjustments(
+            &cat,
+            &mut invoice,
+            "aws",
+            *c,
+            &now,
+            &after,
+            book.bytes_per_gb,
+        )
+        .await?;
+        let now = chargeback_view(book, &u, &e, &h)?;
+        crate::adjust::add_adjustments(
+            &cat,
+            &mut chargeback,
+            "chargeback",
+            *c,
+            &now,
+            &after,
+            book.bytes_per_gb,
+        )
+        .await?;
+        adjustments.push((c.label(), change));
+    }
     let quality = quality(&cat, month, opts.reconcile_tolerance).await?;
     let previous = previous_totals(&cat, month).await?;
     let hourly = hourly_by_cluster(&cat, month).await?;
     for (view, v) in [("aws", &invoice), ("chargeback", &chargeback)] {
-        let batch = crate::lines_table::batch(v, &book.currency, &accounts);
+        let batch =
+            crate::lines_table::batch(v, &book.currency, &accounts, reconciliation.provisional());
         crate::lines_table::write(wh, month, view, batch).await?;
     }
     rollups.memory_peak = rollups.memory_peak.max(cat.memory_peak());
@@ -102,7 +193,37 @@ pub async fn close_month(
         previous,
         hourly,
         rollups,
+        reconciliation,
+        adjustments,
     })
+}
+
+/// Sets each line's status against the bill. Chargeback lines of MSK meters were moved from
+/// the cluster owner, whom the bill charges: they take the owner's status (`owner_of`).
+fn mark(
+    inv: &mut Invoice,
+    statuses: &BTreeMap<(String, String, String), crate::reconcile::Status>,
+    arn_of: &BTreeMap<String, String>,
+    owner_of: Option<&BTreeMap<String, String>>,
+    billed: bool,
+) {
+    use crate::reconcile::{resource_of, Status};
+    for l in inv.lines.iter_mut().filter(|l| l.adjusts.is_none()) {
+        let resource = resource_of(l, arn_of);
+        let account = match owner_of {
+            Some(o) if l.endpoint_id.is_empty() => o
+                .get(&resource)
+                .cloned()
+                .unwrap_or_else(|| l.account.clone()),
+            _ => l.account.clone(),
+        };
+        let key = (account, l.meter.as_str().to_string(), resource);
+        l.reconciled = match statuses.get(&key) {
+            Some(s) => Some(s.as_str()),
+            None if !billed => Some(Status::NoBillYet.as_str()),
+            None => None,
+        };
+    }
 }
 
 /// The previous month's `aws` total per account, if it was invoiced.

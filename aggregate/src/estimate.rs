@@ -176,9 +176,9 @@ mod tests {
     fn hand_computed_layers() {
         let l = estimate(&book(), &plan(5000)).unwrap();
         let amounts: Vec<String> = l.iter().map(|x| x.amount.to_string()).collect();
-        // 2 × 2 × 730 = 2,920 h × 0.006; 5,000 × 0.006; 20 × 3 × 730 = 43,800 h × 0.01;
+        // 2 × 2 × 730 = 2,920 h × 0.0225; 5,000 × 0.006; 20 × 3 × 730 = 43,800 h × 0.01;
         // 5,000 GB in the first tier × 0.01.
-        assert_eq!(amounts, ["17.52", "30.00", "438.00", "50.00"]);
+        assert_eq!(amounts, ["65.70", "30.00", "438.00", "50.00"]);
         // Past the first PrivateLink tier: 1,048,576 × 0.01 + 951,424 × 0.006 = 16,194.304.
         let l = estimate(&book(), &plan(2_000_000)).unwrap();
         assert_eq!(l[3].amount.to_string(), "16194.30");

@@ -75,8 +75,14 @@ pub struct Line {
     pub scaled: Decimal,
     /// Amount in cents after the month's rounding; lines sum to the total.
     pub amount: Decimal,
-    /// How the line was allocated (`owner` in the aws view: billed to whom AWS bills).
+    /// How the line was allocated (`owner` in the aws view: billed to whom AWS bills;
+    /// `adjustment` for a correction of a closed month).
     pub allocation_basis: &'static str,
+    /// Status against the AWS bill (`matched`, `within_tolerance`, `differs`, `no_bill_yet`),
+    /// set by the month close.
+    pub reconciled: Option<&'static str>,
+    /// For an adjustment line, the closed month (`YYYY-MM`) it corrects.
+    pub adjusts: Option<String>,
 }
 
 impl Line {
@@ -425,6 +431,8 @@ fn finish(acc: BTreeMap<Key, (Decimal, Decimal)>, b: Decimal, scaled_total: Deci
             scaled,
             amount,
             allocation_basis: k.5,
+            reconciled: None,
+            adjusts: None,
         })
         .collect();
     Invoice {

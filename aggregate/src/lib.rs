@@ -3,8 +3,11 @@
 //! decimal money ([`price_book`], [`money`], [`invoice`]), writes `invoice_lines`
 //! ([`lines_table`]) and measures data quality ([`quality`]); [`close`] does all of it in order.
 //! [`estimate`] prices a planned estate from the price book alone; [`reconcile`] holds a
-//! closed month against the AWS bill (`bill_lines`).
+//! closed month against the AWS bill (`bill_lines`); [`adjust`] carries changes to closed
+//! months into the first open month.
 
+#[cfg(feature = "engine")]
+pub mod adjust;
 #[cfg(feature = "engine")]
 pub mod close;
 pub mod estimate;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray};
 use linkmeter_warehouse::registry::{AMOUNT_SCALE, INVOICE_LINES, PRICE_SCALE, QTY_SCALE};
 use linkmeter_warehouse::{Month, Warehouse};
 use rust_decimal::Decimal;
@@ -29,10 +29,12 @@ fn dec(v: Vec<i128>, scale: i8) -> ArrayRef {
 }
 
 /// Builds the batch for one view of one month (written under `month=…/invoice_view=…/`).
+/// `provisional`: the month's AWS bill has no invoice id yet (or there is none).
 pub fn batch(
     inv: &Invoice,
     currency: &str,
     accounts: &BTreeMap<String, (String, String)>,
+    provisional: bool,
 ) -> RecordBatch {
     let n = inv.lines.len();
     let rep = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
@@ -81,6 +83,19 @@ pub fn batch(
         ),
         rep(currency),
         col(&|l| l.allocation_basis.to_string()),
+        Arc::new(
+            inv.lines
+                .iter()
+                .map(|l| l.reconciled)
+                .collect::<StringArray>(),
+        ),
+        Arc::new(BooleanArray::from(vec![provisional; n])),
+        Arc::new(
+            inv.lines
+                .iter()
+                .map(|l| l.adjusts.as_deref())
+                .collect::<StringArray>(),
+        ),
     ];
     RecordBatch::try_new(INVOICE_LINES.schema(), cols)
         .expect("columns match the invoice_lines schema")

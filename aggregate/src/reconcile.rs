@@ -17,6 +17,7 @@ use linkmeter_sql::Catalog;
 use linkmeter_warehouse::Month;
 use rust_decimal::Decimal;
 
+use crate::invoice::{Invoice, Line};
 use crate::load::strings;
 use crate::rollup::RollupError;
 
@@ -84,6 +85,19 @@ impl Reconciliation {
         self.invoice_ids.is_empty()
     }
 
+    /// The status of each (account, meter, resource): the worst of its rows (differs over
+    /// within_tolerance over matched), or `no_bill_yet`.
+    pub fn by_key(&self) -> BTreeMap<(String, String, String), Status> {
+        let mut m: BTreeMap<(String, String, String), Status> = BTreeMap::new();
+        for r in &self.rows {
+            let e = m
+                .entry((r.account.clone(), r.meter.clone(), r.resource.clone()))
+                .or_insert(r.status);
+            *e = (*e).max(r.status);
+        }
+        m
+    }
+
     /// Rows per status.
     pub fn counts(&self) -> BTreeMap<Status, usize> {
         let mut m = BTreeMap::new();
@@ -122,13 +136,95 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap_or_default()
 }
 
+/// The tolerance the month close applies (1 %); `reconcile --tolerance` may choose another.
+pub const DEFAULT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+
+/// The invoiced cost of a month per (account, meter, resource): the `aws` view's exact amount
+/// and unit price. Resource = the endpoint id for endpoint meters, the cluster ARN for MSK's.
+pub type Amounts = BTreeMap<(String, String, String), (Decimal, Decimal)>;
+
+/// The resource a line is billed on: its endpoint, or its cluster's ARN (`arn_of` maps
+/// cluster names to ARNs; a name not in it is used as is).
+pub fn resource_of(l: &Line, arn_of: &BTreeMap<String, String>) -> String {
+    if l.endpoint_id.is_empty() {
+        arn_of
+            .get(&l.cluster)
+            .cloned()
+            .unwrap_or_else(|| l.cluster.clone())
+    } else {
+        l.endpoint_id.clone()
+    }
+}
+
+/// The amounts of an `aws` view invoice, keyed as the bill is.
+pub fn amounts_of(inv: &Invoice, arn_of: &BTreeMap<String, String>) -> Amounts {
+    let mut m: BTreeMap<(String, String, String), (Decimal, Decimal)> = BTreeMap::new();
+    for l in inv.lines.iter().filter(|l| l.adjusts.is_none()) {
+        let e = m
+            .entry((
+                l.account.clone(),
+                l.meter.as_str().to_string(),
+                resource_of(l, arn_of),
+            ))
+            .or_default();
+        e.0 += l.exact;
+        e.1 = e.1.max(l.unit_price());
+    }
+    m
+}
+
+/// The amounts of a month as `invoice_lines` holds them (for `reconcile` after the close).
+pub async fn invoiced_amounts(cat: &Catalog, month: Month) -> Result<Amounts, RollupError> {
+    let mut m = Amounts::new();
+    if !cat.tables.contains(&"invoice_lines") {
+        return Ok(m);
+    }
+    let sql = format!(
+        "SELECT l.account_id, l.meter, \
+         CASE WHEN l.meter LIKE 'endpoint%' THEN l.endpoint_id ELSE COALESCE(c.cluster_arn, l.cluster) END, \
+         CAST(SUM(l.exact_amount) AS VARCHAR), CAST(MAX(l.unit_price) AS VARCHAR) \
+         FROM invoice_lines l LEFT JOIN clusters c ON c.cluster_name = l.cluster OR c.cluster_arn = l.cluster \
+         WHERE l.month = '{}' AND l.invoice_view = 'aws' AND l.adjusts_month IS NULL GROUP BY 1, 2, 3",
+        month.label()
+    );
+    for r in rows_of(cat, &sql).await? {
+        m.insert(
+            (r[0].clone(), r[1].clone(), r[2].clone()),
+            (dec(&r[3]), dec(&r[4])),
+        );
+    }
+    Ok(m)
+}
+
+/// Cluster name → ARN, and cluster ARN → owner account, from the inventory tables.
+pub async fn clusters(
+    cat: &Catalog,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), RollupError> {
+    let (mut arn_of, mut owner_of) = (BTreeMap::new(), BTreeMap::new());
+    if cat.tables.contains(&"clusters") {
+        for r in rows_of(
+            cat,
+            "SELECT cluster_name, cluster_arn, owner_account_id FROM clusters",
+        )
+        .await?
+        {
+            arn_of.insert(r[0].clone(), r[1].clone());
+            arn_of.insert(r[1].clone(), r[1].clone());
+            owner_of.insert(r[1].clone(), r[2].clone());
+        }
+    }
+    Ok((arn_of, owner_of))
+}
+
 /// Reconciles `month` against its bill. `bytes_per_gb` is the price book's; `tolerance` is
-/// relative (0.01 = 1 %).
+/// relative (0.01 = 1 %); `amounts` is the month's invoiced cost ([`amounts_of`] during the
+/// close, [`invoiced_amounts`] after it).
 pub async fn reconcile(
     cat: &Catalog,
     month: Month,
     bytes_per_gb: u64,
     tolerance: Decimal,
+    amounts: &Amounts,
 ) -> Result<Reconciliation, RollupError> {
     let m = month.label();
     let has = |t: &str| cat.tables.contains(&t);
@@ -186,19 +282,10 @@ pub async fn reconcile(
     }
     // The month's computed cost and unit price per (account, meter, resource).
     let mut unit_price: BTreeMap<Key, Decimal> = BTreeMap::new();
-    if has("invoice_lines") {
-        let sql = format!(
-            "SELECT l.account_id, l.meter, \
-             CASE WHEN l.meter LIKE 'endpoint%' THEN l.endpoint_id ELSE c.cluster_arn END, \
-             CAST(SUM(l.exact_amount) AS VARCHAR), CAST(MAX(l.unit_price) AS VARCHAR) \
-             FROM invoice_lines l LEFT JOIN clusters c ON c.cluster_name = l.cluster OR c.cluster_arn = l.cluster \
-             WHERE l.month = '{m}' AND l.invoice_view = 'aws' GROUP BY 1, 2, 3"
-        );
-        for r in rows_of(cat, &sql).await? {
-            let key = (m.clone(), r[0].clone(), r[1].clone(), r[2].clone());
-            month_rows.entry(key.clone()).or_default().computed += dec(&r[3]);
-            unit_price.insert(key, dec(&r[4]).normalize());
-        }
+    for ((account, meter, resource), (amount, price)) in amounts {
+        let key = (m.clone(), account.clone(), meter.clone(), resource.clone());
+        month_rows.entry(key.clone()).or_default().computed += *amount;
+        unit_price.insert(key, price.normalize());
     }
     let evidence = Evidence::load(cat, &m).await?;
     // Per (account, meter, resource): the days whose quantities differ, and the first reason.

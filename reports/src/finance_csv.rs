@@ -9,7 +9,9 @@ use linkmeter_warehouse::csv_out::CsvOut;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// The header row, in DESIGN §6 order.
-pub const HEADER: &str = "month,cost_center,account_id,account_name,meter,cluster,auth_scheme,endpoint_id,quantity,unit,unit_price,amount,currency";
+/// After DESIGN's columns: the line's status against the AWS bill, whether that bill was still
+/// provisional, and for an adjustment the closed month it corrects.
+pub const HEADER: &str = "month,cost_center,account_id,account_name,meter,cluster,auth_scheme,endpoint_id,quantity,unit,unit_price,amount,currency,reconciled,provisional,adjusts_month";
 
 fn num(d: Decimal, dp: u32) -> String {
     let r = d
@@ -24,12 +26,14 @@ fn num(d: Decimal, dp: u32) -> String {
     s
 }
 
-/// Writes the CSV for one view. `accounts` maps account id → (name, cost center).
+/// Writes the CSV for one view. `accounts` maps account id → (name, cost center);
+/// `provisional`: the month's AWS bill has no invoice id yet.
 pub fn finance_csv(
     inv: &Invoice,
     month: &str,
     currency: &str,
     accounts: &BTreeMap<String, (String, String)>,
+    provisional: bool,
 ) -> String {
     let mut rows: Vec<(&str, &str, &linkmeter_aggregate::invoice::Line)> = inv
         .lines
@@ -50,6 +54,7 @@ pub fn finance_csv(
             &a.2.cluster,
             &a.2.auth,
             &a.2.endpoint_id,
+            &a.2.adjusts,
         )
             .cmp(&(
                 b.0,
@@ -58,6 +63,7 @@ pub fn finance_csv(
                 &b.2.cluster,
                 &b.2.auth,
                 &b.2.endpoint_id,
+                &b.2.adjusts,
             ))
     });
     let mut out = CsvOut::new();
@@ -76,6 +82,9 @@ pub fn finance_csv(
             .value(&num(l.unit_price(), 8))
             .value(&num(l.amount, 2))
             .text(currency)
+            .value(l.reconciled.unwrap_or(""))
+            .value(if provisional { "true" } else { "false" })
+            .value(l.adjusts.as_deref().unwrap_or(""))
             .end_row();
     }
     out.finish()
@@ -105,6 +114,8 @@ mod tests {
             scaled: d("0.015"),
             amount: d(amount),
             allocation_basis: "owner",
+            reconciled: None,
+            adjusts: None,
         };
         let inv = Invoice {
             lines: vec![line("1", "0.02"), line("2", "1.00")],
@@ -117,7 +128,7 @@ mod tests {
             "1".to_string(),
             ("=cmd|' /C calc'!A0".to_string(), "CC-1".to_string()),
         );
-        let csv = finance_csv(&inv, "2026-10", "USD", &accounts);
+        let csv = finance_csv(&inv, "2026-10", "USD", &accounts, true);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], HEADER);
         // Sorted by cost center: the account without one ("") comes first.
@@ -130,11 +141,11 @@ mod tests {
         );
         let mut reader = csv::Reader::from_reader(csv.as_bytes());
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-        assert!(rows.iter().all(|r| r.len() == 13));
+        assert!(rows.iter().all(|r| r.len() == 16));
         assert_eq!(&rows[1][3], "'=cmd|' /C calc'!A0");
         let sum: Decimal = rows.iter().map(|r| d(&r[11])).sum();
         assert_eq!(sum, inv.total);
-        assert!(lines[1].ends_with(",1.00,USD"), "{}", lines[1]);
+        assert!(lines[1].ends_with(",1.00,USD,,true,"), "{}", lines[1]);
         assert!(lines[2].contains(",1.5,GB,0.01,0.02,"), "{}", lines[2]);
     }
 }

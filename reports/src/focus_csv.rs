@@ -13,7 +13,7 @@ use linkmeter_warehouse::csv_out::CsvOut;
 use rust_decimal::Decimal;
 
 /// The header row.
-pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,AvailabilityZone,BillingAccountType,CapacityReservationId,CapacityReservationStatus,CommitmentDiscountCategory,CommitmentDiscountId,CommitmentDiscountName,CommitmentDiscountQuantity,CommitmentDiscountStatus,CommitmentDiscountType,CommitmentDiscountUnit,InvoiceId,PricingCategory,RegionName,ResourceName,ResourceType,ServiceSubcategory,SkuPriceId,SubAccountType,Tags,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme";
+pub const HEADER: &str = "BilledCost,EffectiveCost,ListCost,ContractedCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,ListUnitPrice,ContractedUnitPrice,ProviderName,PublisherName,InvoiceIssuerName,RegionId,ResourceId,ServiceCategory,ServiceName,SkuId,SubAccountId,SubAccountName,AvailabilityZone,BillingAccountType,CapacityReservationId,CapacityReservationStatus,CommitmentDiscountCategory,CommitmentDiscountId,CommitmentDiscountName,CommitmentDiscountQuantity,CommitmentDiscountStatus,CommitmentDiscountType,CommitmentDiscountUnit,InvoiceId,PricingCategory,RegionName,ResourceName,ResourceType,ServiceSubcategory,SkuPriceId,SubAccountType,Tags,x_CostCenter,x_AllocationBasis,x_Cluster,x_AuthScheme,x_Reconciled,x_Provisional,x_AdjustsMonth";
 
 /// The unit name for a GB meter given the price book's bytes per GB: FOCUS wants the unit
 /// actually measured, so 2^30 is `GiB` and 10^9 is `GB`.
@@ -57,7 +57,9 @@ fn plain(d: Decimal, dp: u32) -> String {
     d.round_dp(dp).normalize().to_string()
 }
 
-/// Writes the FOCUS CSV for one view of one month.
+/// Writes the FOCUS CSV for one view of one month. An adjustment line (a correction of a
+/// closed month) has `ChargeClass` `Correction` and the corrected month as its charge period.
+#[allow(clippy::too_many_arguments)]
 pub fn focus_csv(
     inv: &Invoice,
     month_start: &str,
@@ -66,6 +68,7 @@ pub fn focus_csv(
     bytes_per_gb: u64,
     accounts: &BTreeMap<String, (String, String)>,
     region: &str,
+    provisional: bool,
 ) -> String {
     let mut out = CsvOut::new();
     out.header(&HEADER.split(',').collect::<Vec<_>>());
@@ -117,6 +120,14 @@ pub fn focus_csv(
         let qty = plain(l.quantity, 9);
         let price = plain(l.unit_price(), 10);
         let sku_price = format!("{}:{}", l.meter.as_str(), region);
+        let corrected = l
+            .adjusts
+            .as_deref()
+            .and_then(|m| linkmeter_warehouse::Month::parse(m).ok());
+        let (charge_start, charge_end, class) = match corrected {
+            Some(m) => (m.start(), m.end(), "Correction"),
+            None => (month_start.to_string(), month_end.to_string(), ""),
+        };
         // Column order is HEADER's; empty values are FOCUS nulls.
         for v in [&amount, &amount, &amount, &amount] {
             out.value(v);
@@ -128,11 +139,11 @@ pub fn focus_csv(
             .value(month_start)
             .value(month_end)
             .value("Usage")
-            .value("")
+            .value(class)
             .text(&description)
             .value("Usage-Based")
-            .value(month_start)
-            .value(month_end)
+            .value(&charge_start)
+            .value(&charge_end)
             .value(&qty)
             .value(consumed_unit)
             .value(&qty)
@@ -166,6 +177,9 @@ pub fn focus_csv(
             .value(l.allocation_basis)
             .text(&l.cluster)
             .text(&l.auth)
+            .value(l.reconciled.unwrap_or(""))
+            .value(if provisional { "true" } else { "false" })
+            .value(l.adjusts.as_deref().unwrap_or(""))
             .end_row();
     }
     out.finish()
@@ -196,6 +210,8 @@ mod tests {
             scaled: d(a),
             amount: d(a),
             allocation_basis: "bytes",
+            reconciled: None,
+            adjusts: None,
         };
         let inv = Invoice {
             lines: vec![
@@ -215,6 +231,7 @@ mod tests {
             1 << 30,
             &BTreeMap::new(),
             "us-east-1",
+            false,
         );
         let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
             .has_headers(false)

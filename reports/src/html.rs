@@ -32,6 +32,8 @@ pub struct Report<'a> {
     pub quality: &'a Quality,
     /// Bytes per GB of the price book.
     pub bytes_per_gb: u64,
+    /// The month against the AWS bill (`None`: not computed).
+    pub reconciliation: Option<&'a linkmeter_aggregate::reconcile::Reconciliation>,
 }
 
 /// Escapes text for HTML content and attributes.
@@ -350,6 +352,63 @@ fn quality(q: &Quality, o: &mut String) {
     }
 }
 
+/// The month against the AWS bill: its state, counts per status, and what differs with why.
+fn bill_section(rec: Option<&linkmeter_aggregate::reconcile::Reconciliation>, o: &mut String) {
+    use linkmeter_aggregate::reconcile::Status;
+    o.push_str("<h2>Against the AWS bill</h2>");
+    let Some(rec) = rec.filter(|r| r.billed) else {
+        o.push_str("<p class=\"warn\">No AWS bill for this month yet: every line is provisional (no_bill_yet).</p>");
+        return;
+    };
+    let state = if rec.provisional() {
+        "<span class=\"warn\">provisional</span> (no invoice id yet)".to_string()
+    } else {
+        format!(
+            "<span class=\"ok\">final</span> (invoice {})",
+            esc(&rec
+                .invoice_ids
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "))
+        )
+    };
+    let counts: Vec<String> = rec
+        .counts()
+        .iter()
+        .map(|(k, v)| format!("{v} {}", k.as_str()))
+        .collect();
+    let _ = write!(
+        o,
+        "<p>The bill is {state}; {} comparisons: {}.</p>",
+        rec.rows.len(),
+        counts.join(", ")
+    );
+    let differs: Vec<_> = rec
+        .rows
+        .iter()
+        .filter(|x| x.status == Status::Differs && x.measure == "cost")
+        .collect();
+    if differs.is_empty() {
+        o.push_str("<p class=\"ok\">Every account, meter and resource matches the bill.</p>");
+        return;
+    }
+    o.push_str("<table><tr><th>account</th><th>meter</th><th>resource</th><th class=\"n\">computed</th><th class=\"n\">billed</th><th>why</th></tr>");
+    for x in differs {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n warn\">{}</td><td>{}</td></tr>",
+            esc(&x.account),
+            esc(&x.meter),
+            esc(&x.resource),
+            x.computed.round_dp(4).normalize(),
+            x.billed.round_dp(4).normalize(),
+            esc(&x.reason)
+        );
+    }
+    o.push_str("</table>");
+}
+
 pub fn html(r: &Report) -> String {
     let mut o = String::new();
     let cur = esc(r.currency);
@@ -384,6 +443,7 @@ pub fn html(r: &Report) -> String {
     }
 
     quality(r.quality, &mut o);
+    bill_section(r.reconciliation, &mut o);
     let _ = write!(
         o,
         "<p style=\"font-size:12px;color:#777\">linkmeter {} · amounts in {cur}, rounded to cents per line; lines sum to the totals · GB = {} bytes</p></body></html>",
@@ -420,6 +480,8 @@ mod tests {
             scaled: Decimal::new(amount, 2),
             amount: Decimal::new(amount, 2),
             allocation_basis: "owner",
+            reconciled: None,
+            adjusts: None,
         };
         // One account at 1,000,000.00 and 19 at 1.00 to 19.00.
         let mut lines = vec![line("big".into(), 100_000_000)];
@@ -465,9 +527,11 @@ mod tests {
             hourly: &[],
             quality: &q,
             bytes_per_gb: 1 << 30,
+            reconciliation: None,
         });
         assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>"));
         assert!(page.contains("No billable traffic this month."));
         assert!(page.contains("No broker metrics for this month."));
+        assert!(page.contains("No AWS bill for this month yet"));
     }
 }

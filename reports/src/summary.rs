@@ -45,6 +45,43 @@ pub fn summary(o: &MonthClose, w: &Written, currency: &str) -> String {
         "  chargeback view: total {} {} (the same to the cent), owner-billed meters re-allocated to clients; CSV {}",
         o.chargeback.total, currency, w.finance_chargeback
     );
+    for (m, change) in &o.adjustments {
+        outln!(
+            out,
+            "  adjustments of closed month {m}: {change:+} {currency} (lines with allocation_basis adjustment, adjusts_month {m}; {m}'s own invoice and CSVs stay as closed)"
+        );
+    }
+    let rec = &o.reconciliation;
+    if rec.billed {
+        let lines = |status: &str| {
+            inv.lines
+                .iter()
+                .filter(|l| l.reconciled == Some(status))
+                .count()
+        };
+        outln!(
+            out,
+            "  against the AWS bill ({}): {} lines matched, {} within tolerance, {} differ{}",
+            if rec.provisional() {
+                "provisional: no invoice id yet"
+            } else {
+                "final"
+            },
+            lines("matched"),
+            lines("within_tolerance"),
+            lines("differs"),
+            if lines("differs") > 0 {
+                format!(" (why: linkmeter reconcile --month {month})")
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        outln!(
+            out,
+            "  against the AWS bill: no bill loaded for {month} yet (lines are no_bill_yet; add a source with content = \"cur2\" or \"focus\")"
+        );
+    }
     if !o.previous.is_empty() {
         let mut movers: Vec<(&str, Decimal)> = top_of(inv)
             .into_iter()

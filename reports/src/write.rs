@@ -34,8 +34,14 @@ pub async fn write_month(
         _ => "",
     };
     for (view, v) in [("aws", &close.invoice), ("chargeback", &close.chargeback)] {
-        let csv =
-            crate::finance_csv::finance_csv(v, &month.label(), &book.currency, &close.accounts);
+        let provisional = close.reconciliation.provisional();
+        let csv = crate::finance_csv::finance_csv(
+            v,
+            &month.label(),
+            &book.currency,
+            &close.accounts,
+            provisional,
+        );
         wh.put_file(&format!("{dir}/finance-{view}.csv"), Bytes::from(csv))
             .await?;
         let focus = crate::focus_csv::focus_csv(
@@ -46,6 +52,7 @@ pub async fn write_month(
             book.bytes_per_gb,
             &close.accounts,
             region,
+            provisional,
         );
         wh.put_file(&format!("{dir}/focus-{view}.csv"), Bytes::from(focus))
             .await?;
@@ -59,6 +66,7 @@ pub async fn write_month(
         hourly: &close.hourly,
         quality: &close.quality,
         bytes_per_gb: book.bytes_per_gb,
+        reconciliation: Some(&close.reconciliation),
     });
     wh.put_file(&format!("{dir}/report.html"), Bytes::from(page))
         .await?;

@@ -190,7 +190,7 @@ fn invoice_csv_sums_to_total_and_reruns_are_identical() {
 
 /// Names that look like spreadsheet formulas reach the finance CSV
 /// neutralized and quoted, and DuckDB's `read_csv` with its defaults (a CSV sniffer, as in a
-/// spreadsheet import) reads the same 13 columns and the same total as linkmeter wrote.
+/// spreadsheet import) reads the same 16 columns and the same total as linkmeter wrote.
 #[test]
 fn formula_names_are_neutralized_and_sniffers_read_the_columns() {
     let python = std::env::var("LINKMETER_TEST_PYTHON").expect(
@@ -234,7 +234,7 @@ fn formula_names_are_neutralized_and_sniffers_read_the_columns() {
         "{text}"
     );
     let rows = csv_rows(&text);
-    assert!(rows.iter().all(|r| r.len() == 13));
+    assert!(rows.iter().all(|r| r.len() == 16));
     let script = "import duckdb, sys\n\
         cols = duckdb.sql(f\"SELECT * FROM read_csv('{sys.argv[1]}')\").columns\n\
         tot, names = duckdb.sql(f\"SELECT CAST(SUM(amount) AS DECIMAL(18,2)), string_agg(DISTINCT account_name, '|' ORDER BY account_name) FROM read_csv('{sys.argv[1]}')\").fetchone()\n\
@@ -252,7 +252,7 @@ fn formula_names_are_neutralized_and_sniffers_read_the_columns() {
     );
     let got = String::from_utf8_lossy(&run.stdout).to_string();
     let lines: Vec<&str> = got.lines().collect();
-    assert_eq!(lines[0], "13", "{got}");
+    assert_eq!(lines[0], "16", "{got}");
     assert_eq!(lines[1], total, "{got}");
     assert!(lines[2].contains(&format!("'{hostile}")), "{got}");
     // The sniffer settles on the double quote, as a spreadsheet import would.

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "ballista")]
 mod ballista;
+mod close;
 mod ddl;
 mod estimate;
 mod hostile;

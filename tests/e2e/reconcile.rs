@@ -53,6 +53,69 @@ fn planted_bill_differences_are_found_and_nothing_else() {
             "2026-10",
         ],
     );
+    // Every invoice line carries its status against the bill, in the table and the CSVs.
+    let wh = d.join("e/warehouse");
+    let status_of = |endpoint: &str| {
+        strings(
+            &query(
+                &wh,
+                &format!("SELECT DISTINCT reconciled FROM invoice_lines WHERE month = '2026-10' AND endpoint_id = '{endpoint}' AND meter = 'endpoint_az_hours'"),
+            ),
+            0,
+        )
+    };
+    assert_eq!(status_of(&s("rate_endpoint")), vec!["differs"]);
+    let all = strings(
+        &query(
+            &wh,
+            "SELECT DISTINCT reconciled FROM invoice_lines WHERE month = '2026-10' ORDER BY 1",
+        ),
+        0,
+    );
+    assert_eq!(all, vec!["differs", "matched"]);
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM invoice_lines WHERE month = '2026-10' AND provisional"
+        ),
+        0,
+        "the bill has its invoice id"
+    );
+    let fin = csv_rows(
+        &std::fs::read_to_string(wh.join("reports/month=2026-10/finance-chargeback.csv")).unwrap(),
+    );
+    let rc = fin[0].iter().position(|c| c == "reconciled").unwrap();
+    assert!(fin[1..]
+        .iter()
+        .all(|r| r[rc] == "matched" || r[rc] == "differs"));
+    let html = std::fs::read_to_string(wh.join("reports/month=2026-10/report.html")).unwrap();
+    assert!(html.contains("Against the AWS bill") && html.contains("rate differs"));
+    // A month the bill does not cover yet: every line no_bill_yet, provisional.
+    ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-11",
+        ],
+    );
+    let nov = strings(
+        &query(
+            &wh,
+            "SELECT DISTINCT reconciled, provisional FROM invoice_lines WHERE month = '2026-11'",
+        ),
+        0,
+    );
+    assert_eq!(nov, vec!["no_bill_yet"]);
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM invoice_lines WHERE month = '2026-11' AND NOT provisional"
+        ),
+        0
+    );
     let (out, rows) = reconcile_csv(d, "e/linkmeter.toml");
     assert!(out.contains("final (invoice GEN-2026-10)"), "{out}");
     let h = &rows[0];

@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 18 Delta Lake tables and 6 views, for Amazon Athena (engine version 3, AWS Glue catalog).
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 19 Delta Lake tables and 6 views, for Amazon Athena (engine version 3, AWS Glue catalog).
 -- Written by `linkmeter ddl --dialect athena`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -96,6 +96,11 @@ TBLPROPERTIES ('table_type' = 'DELTA');
 -- bill_lines: the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines
 CREATE EXTERNAL TABLE IF NOT EXISTS linkmeter.bill_lines
 LOCATION 's3://example-bucket/linkmeter/bill_lines/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+-- closed_months: months closed for finance: who, when, the table versions and report checksums they were closed on
+CREATE EXTERNAL TABLE IF NOT EXISTS linkmeter.closed_months
+LOCATION 's3://example-bucket/linkmeter/closed_months/'
 TBLPROPERTIES ('table_type' = 'DELTA');
 
 -- billable_flows: attributed flow rows that count, observation-point rule applied

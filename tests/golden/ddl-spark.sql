@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 18 Delta Lake tables and 6 views, for Apache Spark with Delta Lake (on open-source Spark write s3a:// locations).
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 19 Delta Lake tables and 6 views, for Apache Spark with Delta Lake (on open-source Spark write s3a:// locations).
 -- Written by `linkmeter ddl --dialect spark`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -99,6 +99,11 @@ LOCATION 's3://example-bucket/linkmeter/invoice_lines';
 CREATE TABLE IF NOT EXISTS linkmeter.bill_lines
 USING DELTA
 LOCATION 's3://example-bucket/linkmeter/bill_lines';
+
+-- closed_months: months closed for finance: who, when, the table versions and report checksums they were closed on
+CREATE TABLE IF NOT EXISTS linkmeter.closed_months
+USING DELTA
+LOCATION 's3://example-bucket/linkmeter/closed_months';
 
 -- billable_flows: attributed flow rows that count, observation-point rule applied
 CREATE OR REPLACE VIEW linkmeter.billable_flows AS

@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 18 Delta Lake tables and 6 views, for Trino's Delta Lake connector.
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 19 Delta Lake tables and 6 views, for Trino's Delta Lake connector.
 -- Written by `linkmeter ddl --dialect trino`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -62,6 +62,9 @@ CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'invo
 
 -- bill_lines: the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines
 CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'bill_lines', table_location => 's3://example-bucket/linkmeter/bill_lines');
+
+-- closed_months: months closed for finance: who, when, the table versions and report checksums they were closed on
+CALL delta.system.register_table(schema_name => 'linkmeter', table_name => 'closed_months', table_location => 's3://example-bucket/linkmeter/closed_months');
 
 -- billable_flows: attributed flow rows that count, observation-point rule applied
 CREATE OR REPLACE VIEW delta.linkmeter.billable_flows AS

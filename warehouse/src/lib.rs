@@ -10,6 +10,7 @@
 //!   ([`broker_hours`]), one summary file per segment and day, for the month close;
 //! - [`segment`]: the commit protocol that makes ingest idempotent and crash-safe across tables;
 //! - [`inputs`] and [`runs`]: the checkpoint of ingested inputs and the run log;
+//! - [`closed`]: months closed for finance (frozen; later changes become adjustments);
 //! - [`lock`]: the writer lock of scheduled runs;
 //! - [`marks`]: which inventories the ingested rows were attributed under;
 //! - [`parquet_io`]: file encoding and the statistics readers prune by;
@@ -18,6 +19,7 @@
 //! `docs/architecture.md` tells how a commit makes rows visible.
 
 pub mod broker_hours;
+pub mod closed;
 pub mod csv_out;
 pub mod flow_hours;
 pub mod inputs;

@@ -405,6 +405,12 @@ fn invoice_lines() -> Vec<Field> {
         f("amount", DataType::Decimal128(38, AMOUNT_SCALE), false),
         s("currency"),
         s("allocation_basis"),
+        // Added after the rest (files written before read them as nulls): the line's status
+        // against the AWS bill, whether that bill was still provisional (no invoice id), and
+        // for an adjustment line the closed month it corrects.
+        f("reconciled", DataType::Utf8, true),
+        f("provisional", DataType::Boolean, true),
+        f("adjusts_month", DataType::Utf8, true),
     ]
 }
 
@@ -441,6 +447,19 @@ fn bill_lines() -> Vec<Field> {
         f("bill_row", Int64, false),
     ]);
     v
+}
+
+fn closed_months() -> Vec<Field> {
+    use DataType::*;
+    vec![
+        f("month", Utf8, false),
+        f("closed_at", ts(), false),
+        f("closed_by", Utf8, false),
+        f("table_versions", Utf8, false),
+        f("checksums", Utf8, false),
+        f("aws_total", Utf8, false),
+        f("chargeback_total", Utf8, false),
+    ]
 }
 
 macro_rules! table {
@@ -618,6 +637,15 @@ table!(
     "the AWS bill (CUR 2.0 or FOCUS export): PrivateLink endpoint and MSK private-connectivity lines"
 );
 
+table!(
+    CLOSED_MONTHS,
+    "closed_months",
+    &[],
+    Log,
+    closed_months,
+    "months closed for finance: who, when, the table versions and report checksums they were closed on"
+);
+
 /// Every table, in the order the catalog registers them.
 pub static TABLES: &[&TableDef] = &[
     &FLOWS,
@@ -638,6 +666,7 @@ pub static TABLES: &[&TableDef] = &[
     &CONNECTIVITY_HOURS,
     &INVOICE_LINES,
     &BILL_LINES,
+    &CLOSED_MONTHS,
 ];
 
 /// The tables a segment writes rows into, in the order they are committed. Summary files
