@@ -13,6 +13,7 @@ mod cmd_generate;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_invoice;
+mod cmd_prices;
 mod cmd_reconcile;
 mod cmd_run;
 mod cmd_sql;
@@ -36,7 +37,7 @@ pub use exit::{ConfigContext, ConfigProblem, Exit};
     version,
     about = "Meter the bytes crossing Amazon MSK multi-VPC private connectivity (PrivateLink) and turn them into chargeback",
     long_about = None,
-    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict or\nabove run's --max-quarantined (or findings of `inventory check`), 4 stopped by SIGTERM (rerun continues),\n5 another run holds the warehouse lock."
+    after_help = "Start here:\n  linkmeter demo                      generate a sample estate and run the whole pipeline locally\n  linkmeter ingest --config linkmeter.toml\n  linkmeter sql --warehouse linkmeter-demo/warehouse \"SELECT * FROM runs\"\n\nExit codes: 0 success, 1 error, 2 bad command line or config, 3 input quarantined under --strict or\nabove run's --max-quarantined (or findings of `inventory check`, or differences under `reconcile --strict`), 4 stopped by SIGTERM (rerun continues),\n5 another run holds the warehouse lock."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,6 +58,8 @@ enum Command {
     Invoice(cmd_invoice::Args),
     /// Freeze a month for finance: later changes become adjustment lines of the next open month.
     Close(cmd_close::Args),
+    /// Price books from the AWS bill (`prices from-bill`).
+    Prices(cmd_prices::Args),
     /// Compare an invoiced month with the AWS bill (CUR 2.0 or FOCUS export): what differs, and why.
     Reconcile(cmd_reconcile::Args),
     /// Run SQL over the warehouse.
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate::run(a),
         Command::Invoice(a) => cmd_invoice::run(a, &rt),
         Command::Close(a) => cmd_close::run(a, &rt),
+        Command::Prices(a) => cmd_prices::run(a, &rt),
         Command::Reconcile(a) => cmd_reconcile::run(a, &rt),
         Command::Sql(a) => cmd_sql::run(a, &rt),
         Command::Inventory(a) => cmd_inventory::run(a, &rt),

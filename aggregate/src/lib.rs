@@ -9,6 +9,8 @@
 #[cfg(feature = "engine")]
 pub mod adjust;
 #[cfg(feature = "engine")]
+pub mod bill_prices;
+#[cfg(feature = "engine")]
 pub mod close;
 pub mod estimate;
 pub mod invoice;

@@ -183,6 +183,49 @@ fn planted_bill_differences_are_found_and_nothing_else() {
         .sum();
     assert_eq!(unknown_hours, 2.0 * 744.0);
 
+    // A price book from the bill: the rates billed, the odd one out named, and it prices the
+    // month to the same total as the published rates the estate's own price book holds.
+    let out = linkmeter(
+        d,
+        &[
+            "prices",
+            "from-bill",
+            "--config",
+            "e/linkmeter.toml",
+            "--month",
+            "2026-10",
+            "--out",
+            "e/billed.toml",
+        ],
+    );
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("billed at 0.011, not 0.01"), "{said}");
+    let billed = std::fs::read_to_string(d.join("e/billed.toml")).unwrap();
+    for rate in [
+        "price = \"0.0225\"",
+        "price = \"0.006\"",
+        "price = \"0.01\"",
+    ] {
+        assert!(billed.contains(rate), "{billed}");
+    }
+    let total = |cfg: &str| -> String {
+        let out = ok(d, &["invoice", "--config", cfg, "--month", "2026-10"]);
+        out.split("total ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let published = total("e/linkmeter.toml");
+    let cfg = std::fs::read_to_string(d.join("e/linkmeter.toml"))
+        .unwrap()
+        .replace("prices = \"prices.toml\"", "prices = \"billed.toml\"");
+    std::fs::write(d.join("e/billed-config.toml"), cfg).unwrap();
+    assert_eq!(total("e/billed-config.toml"), published);
+
     // The FOCUS export of the same bill reconciles to the same comparisons.
     let cfg = std::fs::read_to_string(d.join("e/linkmeter.toml"))
         .unwrap()
