@@ -101,6 +101,11 @@ pub const VIEWS: &[(&str, &str, &[&str])] = &[
         &["billable_hours", "broker_metrics", "broker_hours"],
     ),
     (
+        "reconciliation_by_scheme",
+        include_str!("../views/reconciliation_by_scheme.sql"),
+        &["billable_hours", "broker_metrics"],
+    ),
+    (
         "account_usage",
         include_str!("../views/account_usage.sql"),
         &["billable_hours", "accounts"],
@@ -134,6 +139,10 @@ pub const VIEW_ABOUT: &[(&str, &str)] = &[
     (
         "reconciliation",
         "flow-log bytes against broker metrics per cluster-hour and direction",
+    ),
+    (
+        "reconciliation_by_scheme",
+        "flow-log bytes against the multi-VPC listeners' socket counters per cluster, auth scheme, hour and direction",
     ),
     (
         "account_usage",

@@ -166,7 +166,15 @@ fn strict_mode_fails_on_quarantine_and_bad_config_is_exit_2() {
 #[test]
 fn help_has_examples_for_every_command() {
     let d = tempfile::tempdir().unwrap();
-    for cmd in ["demo", "ingest", "generate", "sql", "invoice", "reconcile", "close"] {
+    for cmd in [
+        "demo",
+        "ingest",
+        "generate",
+        "sql",
+        "invoice",
+        "reconcile",
+        "close",
+    ] {
         let out = ok(d.path(), &[cmd, "--help"]);
         assert!(
             out.contains("Examples:"),

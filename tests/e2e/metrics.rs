@@ -273,3 +273,169 @@ fn prometheus_counters_with_a_restart_give_the_same_broker_bytes_as_cloudwatch()
     assert!(!want.is_empty());
     assert_eq!(broker_side(&pw), want);
 }
+
+/// MSK's multi-VPC listener counters (socket-server-metrics incoming/outgoing-byte-total by
+/// listener), scraped every 10 minutes from two brokers with one broker restarting mid-day,
+/// reconcile per (cluster, auth scheme, hour, direction): each hour's listener bytes are exactly
+/// the counters' steps (the restart counted from zero), and the flow/listener ratio is the one
+/// the scrapes were written with.
+#[test]
+fn listener_counters_reconcile_per_auth_scheme_across_a_broker_restart() {
+    use arrow::array::Array;
+    let (_tmp, e) = ingested_estate();
+    let wh = e.join("warehouse");
+    let b = query(
+        &wh,
+        "SELECT CAST(usage_hour AS BIGINT), cluster_name, auth_scheme, direction, CAST(SUM(bytes) AS BIGINT) \
+         FROM billable_hours GROUP BY 1, 2, 3, 4",
+    );
+    let (hours, clusters, schemes, dirs, bytes) = (
+        u64s(&b, 0),
+        strings(&b, 1),
+        strings(&b, 2),
+        strings(&b, 3),
+        u64s(&b, 4),
+    );
+    // (cluster, scheme, direction) → hour (s) → flow bytes.
+    let mut series: BTreeMap<(String, String, String), BTreeMap<i64, u64>> = BTreeMap::new();
+    for i in 0..hours.len() {
+        series
+            .entry((clusters[i].clone(), schemes[i].clone(), dirs[i].clone()))
+            .or_default()
+            .insert(hours[i] as i64 / 1_000_000, bytes[i]);
+    }
+    assert!(series.len() >= 4, "{series:?}");
+    let listener = |s: &str| match s {
+        "SASL_IAM" => "CLIENT_IAM_VPCE",
+        "SASL_SCRAM" => "CLIENT_SASL_SCRAM_VPCE",
+        _ => "CLIENT_SECURE_VPCE",
+    };
+    let first = series
+        .values()
+        .flat_map(|m| m.keys())
+        .min()
+        .copied()
+        .unwrap();
+    let last = series
+        .values()
+        .flat_map(|m| m.keys())
+        .max()
+        .copied()
+        .unwrap();
+    let restart_hour = first + 10 * 3600;
+    let mut text =
+        String::from("# TYPE kafka_server_socket_server_metrics_incoming_byte_total untyped\n");
+    let mut want: BTreeMap<(i64, String, String, String), u64> = BTreeMap::new();
+    for ((cluster, scheme, dir), by_hour) in &series {
+        let name = if dir == "to_cluster" {
+            "incoming"
+        } else {
+            "outgoing"
+        };
+        for broker in [1u64, 2] {
+            let labels = format!(
+                "instance=\"b-{broker}.{cluster}.abc123.c2.kafka.us-east-1.amazonaws.com:11001\",listener=\"{}\",networkProcessor=\"0\"",
+                listener(scheme)
+            );
+            let mut counter = 0u64;
+            let mut line = |t: i64, v: u64| {
+                text.push_str(&format!(
+                    "kafka_server_socket_server_metrics_{name}_byte_total{{{labels}}} {v} {}\n",
+                    t * 1000
+                ));
+            };
+            line(first - 1, 0);
+            let mut h = first;
+            while h <= last {
+                // 90 % of the flow bytes, half on each broker.
+                let hour_total = by_hour.get(&h).copied().unwrap_or(0) * 9 / 10;
+                let mine = if broker == 1 {
+                    hour_total / 2
+                } else {
+                    hour_total - hour_total / 2
+                };
+                for k in 0..6u64 {
+                    let part = if k < 5 {
+                        mine / 6
+                    } else {
+                        mine - 5 * (mine / 6)
+                    };
+                    counter = if broker == 1 && h == restart_hour && k == 3 {
+                        part // restarted: counts from zero
+                    } else {
+                        counter + part
+                    };
+                    line(h + k as i64 * 600 + 599, counter);
+                }
+                *want
+                    .entry((h, cluster.clone(), scheme.clone(), dir.clone()))
+                    .or_default() += mine;
+                h += 3600;
+            }
+        }
+    }
+    // An in-VPC listener is not private connectivity: read, counted, filtered.
+    text.push_str("kafka_server_socket_server_metrics_incoming_byte_total{instance=\"b-1.x.abc123.c2.kafka.us-east-1.amazonaws.com:11001\",listener=\"CLIENT_IAM\",networkProcessor=\"0\"} 5 1790812860000\n");
+    std::fs::create_dir_all(e.join("prom")).unwrap();
+    std::fs::write(e.join("prom/listeners.prom"), text).unwrap();
+    let mut cfg = std::fs::read_to_string(e.join("linkmeter.toml")).unwrap();
+    cfg.push_str("\n[[sources]]\nname = \"prom\"\nuri = \"prom\"\n");
+    std::fs::write(e.join("linkmeter.toml"), cfg).unwrap();
+    ok(&e, &["ingest"]);
+    let b = query(
+        &wh,
+        "SELECT CAST(usage_hour AS BIGINT), cluster_name, auth_scheme, direction, CAST(flow_bytes AS BIGINT), listener_bytes, ratio \
+         FROM reconciliation_by_scheme",
+    );
+    let (h, c, s, d, f) = (
+        u64s(&b, 0),
+        strings(&b, 1),
+        strings(&b, 2),
+        strings(&b, 3),
+        u64s(&b, 4),
+    );
+    let l = b
+        .iter()
+        .flat_map(|x| {
+            let a = x
+                .column(5)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .clone();
+            (0..a.len())
+                .map(move |i| a.is_valid(i).then(|| a.value(i) as u64))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>();
+    let mut got: BTreeMap<(i64, String, String, String), u64> = BTreeMap::new();
+    for i in 0..h.len() {
+        let key = (
+            h[i] as i64 / 1_000_000,
+            c[i].clone(),
+            s[i].clone(),
+            d[i].clone(),
+        );
+        if let Some(v) = l[i] {
+            got.insert(key.clone(), v);
+        }
+        if f[i] > 0 {
+            assert_eq!(
+                series[&(key.1.clone(), key.2.clone(), key.3.clone())][&key.0],
+                f[i]
+            );
+        }
+    }
+    let want: BTreeMap<_, _> = want.into_iter().filter(|(_, v)| *v > 0).collect();
+    let got: BTreeMap<_, _> = got.into_iter().filter(|(_, v)| *v > 0).collect();
+    assert_eq!(
+        got, want,
+        "listener bytes per cluster, scheme, hour and direction"
+    );
+    assert!(
+        want.keys().any(|k| k.0 == restart_hour),
+        "the restart hour is compared"
+    );
+    let schemes_seen: std::collections::BTreeSet<&String> = want.keys().map(|k| &k.2).collect();
+    assert!(schemes_seen.len() >= 2, "{schemes_seen:?}");
+}

@@ -1,4 +1,4 @@
--- The linkmeter warehouse at s3://example-bucket/linkmeter: 19 Delta Lake tables and 6 views, for Trino's Delta Lake connector.
+-- The linkmeter warehouse at s3://example-bucket/linkmeter: 19 Delta Lake tables and 7 views, for Trino's Delta Lake connector.
 -- Written by `linkmeter ddl --dialect trino`; rerun it after upgrading linkmeter (new columns
 -- appear by themselves: they are read from the Delta log).
 -- Each table reads its latest Delta version. While `linkmeter ingest` runs (or after one
@@ -259,6 +259,60 @@ SELECT j.usage_hour, j.cluster_arn, j.cluster_name, j.direction, j.flow_bytes, j
        CASE WHEN t.median_ratio > 0 THEN j.ratio / t.median_ratio - 1 END AS deviation
 FROM joined j
 LEFT JOIN typical t ON j.cluster_arn = t.cluster_arn AND j.direction = t.direction;
+
+-- reconciliation_by_scheme: flow-log bytes against the multi-VPC listeners' socket counters per cluster, auth scheme, hour and direction
+CREATE OR REPLACE VIEW delta.linkmeter.reconciliation_by_scheme AS
+WITH scrapes AS (
+    SELECT DISTINCT period_start, usage_hour, cluster_arn, cluster_name, broker_id,
+           client_authentication AS auth_scheme, metric, dimensions, counter
+    FROM delta.linkmeter.broker_metrics
+    WHERE metric IN ('ListenerBytesIn', 'ListenerBytesOut')
+      AND counter IS NOT NULL AND cluster_arn IS NOT NULL AND client_authentication IS NOT NULL
+),
+chained AS (
+    SELECT s.*,
+           LAG(counter) OVER (
+               PARTITION BY cluster_arn, broker_id, auth_scheme, metric, dimensions ORDER BY period_start) AS prev,
+           LAG(period_start) OVER (
+               PARTITION BY cluster_arn, broker_id, auth_scheme, metric, dimensions ORDER BY period_start) AS prev_at
+    FROM scrapes s
+),
+steps AS (
+    SELECT usage_hour, cluster_arn, cluster_name, auth_scheme, metric,
+           CASE WHEN prev IS NULL THEN NULL
+                WHEN period_start - prev_at > INTERVAL '15' MINUTE THEN NULL
+                WHEN counter >= prev THEN counter - prev
+                ELSE counter END AS step
+    FROM chained
+),
+listener AS (
+    SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, auth_scheme,
+           CASE metric WHEN 'ListenerBytesIn' THEN 'to_cluster' ELSE 'from_cluster' END AS direction,
+           CAST(round(SUM(step)) AS BIGINT) AS listener_bytes
+    FROM steps
+    WHERE step IS NOT NULL
+    GROUP BY usage_hour, cluster_arn, auth_scheme, metric
+),
+flow AS (
+    SELECT usage_hour, cluster_arn, MAX(cluster_name) AS cluster_name, auth_scheme, direction,
+           SUM(CAST(bytes AS DECIMAL(38, 0))) AS flow_bytes
+    FROM delta.linkmeter.billable_hours
+    GROUP BY usage_hour, cluster_arn, auth_scheme, direction
+)
+SELECT COALESCE(f.usage_hour, l.usage_hour) AS usage_hour,
+       COALESCE(f.cluster_arn, l.cluster_arn) AS cluster_arn,
+       COALESCE(f.cluster_name, l.cluster_name) AS cluster_name,
+       COALESCE(f.auth_scheme, l.auth_scheme) AS auth_scheme,
+       COALESCE(f.direction, l.direction) AS direction,
+       COALESCE(f.flow_bytes, 0) AS flow_bytes,
+       l.listener_bytes,
+       CASE WHEN l.listener_bytes > 0
+            THEN CAST(COALESCE(f.flow_bytes, 0) AS DOUBLE) / CAST(l.listener_bytes AS DOUBLE)
+       END AS ratio
+FROM flow f
+FULL OUTER JOIN listener l
+  ON f.usage_hour = l.usage_hour AND f.cluster_arn = l.cluster_arn
+ AND f.auth_scheme = l.auth_scheme AND f.direction = l.direction;
 
 -- account_usage: billable GiB per month, account, cluster, auth scheme and direction
 CREATE OR REPLACE VIEW delta.linkmeter.account_usage AS

@@ -5,7 +5,10 @@
 //! Kept: the byte counters `kafka_server_BrokerTopicMetrics_Count{name="BytesInPerSec"|
 //! "BytesOutPerSec"|"ReplicationBytesInPerSec"|"ReplicationBytesOutPerSec"}` (per topic or for
 //! all topics), and the per-principal rates `kafka_server_{Produce,Fetch}_byte_rate{user,
-//! client_id}`. Counters are cumulative: their bytes are the difference between consecutive
+//! client_id}`, and the socket byte counters of MSK's multi-VPC listeners
+//! (`kafka_server_socket_server_metrics_{incoming,outgoing}_byte_total{listener="CLIENT_IAM_VPCE"|
+//! "CLIENT_SASL_SCRAM_VPCE"|"CLIENT_SECURE_VPCE",networkProcessor}`, kept as `ListenerBytesIn`/
+//! `ListenerBytesOut` with the listener's auth scheme). Counters are cumulative: their bytes are the difference between consecutive
 //! scrapes (a smaller value is a restart, and counts from zero), worked out in SQL where every
 //! scrape of a broker is at hand (the `reconciliation` view). Other samples are counted and
 //! filtered; a line that is not a sample is quarantined.
@@ -26,6 +29,17 @@ const BYTE_COUNTERS: [&str; 4] = [
     "ReplicationBytesInPerSec",
     "ReplicationBytesOutPerSec",
 ];
+
+/// The auth scheme of an MSK multi-VPC listener (`billing-facts.md` §2.2); other listeners
+/// (in-VPC clients, replication) are not private connectivity.
+pub fn vpce_scheme(listener: &str) -> Option<&'static str> {
+    match listener.to_ascii_uppercase().as_str() {
+        "CLIENT_IAM_VPCE" => Some("SASL_IAM"),
+        "CLIENT_SASL_SCRAM_VPCE" => Some("SASL_SCRAM"),
+        "CLIENT_SECURE_VPCE" => Some("TLS"),
+        _ => None,
+    }
+}
 
 /// Decodes Prometheus text from any reader.
 pub struct PrometheusDecoder<R: Read> {
@@ -191,6 +205,23 @@ pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
                 None => return Ok(None),
             }
         }
+        // Socket bytes per listener: on a multi-VPC listener, the bytes of exactly one auth
+        // scheme's private-connectivity clients (after TLS), a true cumulative counter.
+        "kafka_server_socket_server_metrics_incoming_byte_total"
+        | "kafka_server_socket_server_metrics_outgoing_byte_total" => {
+            if label(&labels, &["listener"])
+                .and_then(vpce_scheme)
+                .is_none()
+            {
+                return Ok(None);
+            }
+            let m = if name.contains("incoming") {
+                "ListenerBytesIn"
+            } else {
+                "ListenerBytesOut"
+            };
+            (m.to_string(), true, false)
+        }
         "kafka_server_Produce_byte_rate" => ("ProduceByteRate".to_string(), false, true),
         "kafka_server_Fetch_byte_rate" => ("FetchByteRate".to_string(), false, true),
         _ => return Ok(None),
@@ -239,6 +270,9 @@ pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
         cluster,
         broker,
         topic: label(&labels, &["topic"]).map(str::to_string),
+        client_auth: label(&labels, &["listener"])
+            .and_then(vpce_scheme)
+            .map(str::to_string),
         dimensions: dims,
         unit: Some(if rate { "Bytes/Second" } else { "Bytes" }.into()),
         counter: counter.then_some(value),
@@ -330,6 +364,37 @@ kafka_server_Produce_byte_rate{user="User:tenant-a",client_id="producer-1",clust
         );
         assert_eq!(rate.dimensions, "user=User:tenant-a, client_id=producer-1");
         assert_eq!(rate.sum, Some(2048.5));
+    }
+
+    #[test]
+    fn multi_vpc_listener_counters_carry_their_auth_scheme() {
+        let text = "# TYPE kafka_server_socket_server_metrics_incoming_byte_total untyped\n\
+            kafka_server_socket_server_metrics_incoming_byte_total{instance=\"b-1.orders.x1.c2.kafka.us-east-1.amazonaws.com:11001\",listener=\"CLIENT_IAM_VPCE\",networkProcessor=\"3\"} 1.5e9 1790812860000\n\
+            kafka_server_socket_server_metrics_outgoing_byte_total{instance=\"b-1.orders.x1.c2.kafka.us-east-1.amazonaws.com:11001\",listener=\"CLIENT_SECURE_VPCE\",networkProcessor=\"0\"} 42 1790812860000\n\
+            kafka_server_socket_server_metrics_incoming_byte_total{instance=\"b-1.orders.x1.c2.kafka.us-east-1.amazonaws.com:11001\",listener=\"CLIENT_IAM\",networkProcessor=\"3\"} 9 1790812860000\n\
+            kafka_server_socket_server_metrics_incoming_byte_total{listener=\"REPLICATION\",networkProcessor=\"1\"} 9 1790812860000\n";
+        let (ok, bad, ignored) = decode(text);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            ignored, 2,
+            "in-VPC and replication listeners are not private connectivity"
+        );
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].metric, "ListenerBytesIn");
+        assert_eq!(ok[0].client_auth.as_deref(), Some("SASL_IAM"));
+        assert_eq!(ok[0].counter, Some(1.5e9));
+        assert_eq!(
+            (ok[0].broker, ok[0].cluster.as_deref()),
+            (Some(1), Some("orders"))
+        );
+        assert!(
+            ok[0].dimensions.contains("networkProcessor=3"),
+            "{}",
+            ok[0].dimensions
+        );
+        assert_eq!(ok[1].metric, "ListenerBytesOut");
+        assert_eq!(ok[1].client_auth.as_deref(), Some("TLS"));
+        assert_eq!(vpce_scheme("client_sasl_scram_vpce"), Some("SASL_SCRAM"));
     }
 
     #[test]
