@@ -148,6 +148,11 @@ pub fn verdict(o: &Outcome, strict: bool) -> Result<Exit> {
         return Err(anyhow!("the conservation balance does not hold; this is a bug in linkmeter, please report it with the run id {}", o.run_id));
     }
     let t = &o.report.tally;
+    let bills = o.bills.as_ref().map_or(0, |b| b.failed.len());
+    if strict && bills > 0 {
+        eprintln!("--strict: {bills} bill export files could not be used (table `quarantine`); failing the run");
+        return Ok(Exit::Quarantined);
+    }
     if strict && t.quarantined + t.quarantine_rows > 0 {
         eprintln!(
             "--strict: {} records were quarantined; failing the run",

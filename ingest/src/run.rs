@@ -268,9 +268,9 @@ pub fn run(
     }
     // A bill restates whole periods, so it is loaded by one task: never by shards but the first.
     let bills = match (specs.iter().any(|s| s.content.is_bill()), o.shard) {
-        (true, None | Some((0, _))) if !report.interrupted => {
-            Some(crate::bill::load::load(&bill_jobs, wh, rt, &o.limits)?)
-        }
+        (true, None | Some((0, _))) if !report.interrupted => Some(crate::bill::load::load(
+            &bill_jobs, wh, rt, &o.limits, &run_id,
+        )?),
         _ => None,
     };
     let row = run_row(&run_id, o.command, started, &report);

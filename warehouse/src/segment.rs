@@ -323,6 +323,10 @@ fn only_inputs(
     Ok(out)
 }
 
+/// Name prefix of the quarantine files the bill loader writes (never a segment id, which
+/// starts with a run id).
+pub const BILL_QUARANTINE: &str = "bill-";
+
 /// Removes the files of some segments from every table: their checkpoint rows first, so a
 /// crash leaves orphans (removed by [`recover`]), never rows without their inputs read again.
 pub async fn supersede(wh: &Warehouse, segments: &BTreeSet<String>) -> Result<(), Error> {
@@ -367,7 +371,9 @@ pub async fn recover(
             def,
             |name| {
                 let s = segment_of(name);
-                !live.contains(s) && mine(s)
+                // `bill-…` quarantine files belong to the bill loader, which replaces them by
+                // billing period (`linkmeter_ingest::bill::load`), not to a segment.
+                !live.contains(s) && mine(s) && !s.starts_with(BILL_QUARANTINE)
             },
             "recover",
         )

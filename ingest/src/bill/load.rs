@@ -95,12 +95,15 @@ pub fn period_of_key(key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Loads every changed group of bill files into `bill_lines`.
+/// Loads every changed group of bill files into `bill_lines`. A group that cannot be used
+/// is quarantined: one `quarantine` row per file that failed, written once per content of the
+/// group (file `bill-PERIOD-HASH`) and dropped when the period next loads.
 pub fn load(
     jobs: &[BillJob],
     wh: &Warehouse,
     rt: &tokio::runtime::Handle,
     limits: &Limits,
+    run_id: &str,
 ) -> Result<BillSummary, LoadError> {
     let mut groups: BTreeMap<String, Vec<&BillJob>> = BTreeMap::new();
     // Exports hold data files and manifests (`metadata/…-Manifest.json`): only Parquet is read.
@@ -119,11 +122,18 @@ pub fn load(
         ..Default::default()
     };
     let table = rt.block_on(wh.table(&BILL_LINES))?;
-    for (_, mut group) in groups {
+    for (period, mut group) in groups {
         group.sort_by(|a, b| a.input.key.cmp(&b.input.key));
+        let qkey = if period.is_empty() {
+            "unknown".to_string()
+        } else {
+            period
+        };
         let id = match identity(&group) {
             Ok(id) => id,
             Err((file, why)) => {
+                let id = xxhash_rust::xxh3::xxh3_64(format!("{file}\n{why}").as_bytes());
+                quarantine(wh, rt, &qkey, id, &[(file.clone(), why.clone())], run_id)?;
                 sum.failed.push((file, why));
                 continue;
             }
@@ -136,11 +146,78 @@ pub fn load(
         })?;
         if files.iter().any(|f| f.path.contains(&stem)) {
             sum.unchanged += 1;
+            // Back to a delivery already loaded (a broken file removed): no failure stands.
+            quarantine(wh, rt, &qkey, id, &[], run_id)?;
             continue;
         }
-        load_group(&group, &stem, wh, rt, limits, &mut sum)?;
+        let failed = load_group(&group, &stem, wh, rt, limits, &mut sum)?;
+        quarantine(wh, rt, &qkey, id, &failed, run_id)?;
+        sum.failed.extend(failed);
     }
     Ok(sum)
+}
+
+/// Makes the quarantine hold this group's failures and nothing older of its period: one file
+/// `bill-PERIOD-HASH` (kept when already there), none when `failed` is empty.
+fn quarantine(
+    wh: &Warehouse,
+    rt: &tokio::runtime::Handle,
+    period: &str,
+    id: u64,
+    failed: &[(String, String)],
+    run_id: &str,
+) -> Result<(), LoadError> {
+    use linkmeter_warehouse::registry::QUARANTINE;
+    use linkmeter_warehouse::segment::BILL_QUARANTINE;
+    let prefix = format!("{BILL_QUARANTINE}{period}-");
+    let name = format!("{prefix}{id:016x}.parquet");
+    rt.block_on(async {
+        let t = wh.table(&QUARANTINE).await?;
+        let mut t = t.lock().await;
+        t.refresh().await?;
+        let files = t.files()?;
+        let have = files.iter().any(|f| f.name() == name);
+        let removes: Vec<_> = files
+            .into_iter()
+            .filter(|f| f.name().starts_with(&prefix) && (failed.is_empty() || f.name() != name))
+            .collect();
+        let mut adds = Vec::new();
+        if !failed.is_empty() && !have {
+            let n = failed.len();
+            let now = chrono::Utc::now().timestamp_micros();
+            let s = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+            let cols: Vec<ArrayRef> = vec![
+                s(failed.iter().map(|f| f.0.clone()).collect()),
+                Arc::new(Int64Array::from(vec![0; n])),
+                Arc::new(Int64Array::from(vec![0; n])),
+                s(failed
+                    .iter()
+                    .map(|f| format!("bill export not used: {}", f.1))
+                    .collect()),
+                s(vec![String::new(); n]),
+                // Bill files hold no flow-log records: they are outside the run's balance.
+                Arc::new(Int64Array::from(vec![0; n])),
+                s(vec![format!("bill:{id:016x}"); n]),
+                s(vec![run_id.to_string(); n]),
+                Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+            ];
+            let b = RecordBatch::try_new(QUARANTINE.schema(), cols).map_err(|e| {
+                linkmeter_warehouse::Error::Schema {
+                    table: "quarantine".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            adds.push(t.write(&[], &name, &[b]).await?);
+        }
+        t.commit(Change {
+            adds,
+            removes,
+            info: vec![("bill", name.clone())],
+            predicate: None,
+        })
+        .await?;
+        Ok(())
+    })
 }
 
 /// A group's identity: its files' keys, sizes and versions (an S3 ETag), or for local files
@@ -187,7 +264,7 @@ fn load_group(
     rt: &tokio::runtime::Handle,
     limits: &Limits,
     sum: &mut BillSummary,
-) -> Result<(), LoadError> {
+) -> Result<Vec<(String, String)>, LoadError> {
     let table = rt.block_on(wh.table(&BILL_LINES))?;
     let uris: Vec<&str> = group.iter().map(|j| j.input.uri.as_str()).collect();
     let mut periods: BTreeMap<String, Pending> = BTreeMap::new();
@@ -213,10 +290,7 @@ fn load_group(
             .and_then(|file| decode::read(file, Some(j.declared), &bounds, &mut |r| rows.push(r)));
         let (format, stats) = match read {
             Ok(x) => x,
-            Err(why) => {
-                sum.failed.push((j.input.uri.clone(), why));
-                return Ok(());
-            }
+            Err(why) => return Ok(vec![(j.input.uri.clone(), why)]),
         };
         sum.rows += stats.rows;
         sum.kept += stats.kept;
@@ -265,7 +339,7 @@ fn load_group(
         })?;
         sum.periods.push((period, p.lines));
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// The file of a job, local or downloaded into an unlinked temporary file (Parquet needs
