@@ -554,6 +554,69 @@ mod tests {
         );
     }
 
+    /// Two small exports written by pyarrow (an independent writer), the same five lines as
+    /// CUR 2.0 (rates as text) and as FOCUS (rates as doubles): the same four kept lines.
+    #[test]
+    fn cur2_and_focus_files_read_the_same() {
+        let read_one = |bytes: &'static [u8]| {
+            let mut rows = Vec::new();
+            let (format, stats) = read(
+                bytes::Bytes::from_static(bytes),
+                None,
+                &Bounds::default(),
+                &mut |r| rows.push(r),
+            )
+            .unwrap();
+            (format, stats, rows)
+        };
+        let (f1, s1, cur) = read_one(include_bytes!("testdata/cur2.parquet"));
+        let (f2, s2, focus) = read_one(include_bytes!("testdata/focus.parquet"));
+        assert_eq!((f1, f2), (BillFormat::Cur2, BillFormat::Focus));
+        assert_eq!((s1.rows, s1.kept), (5, 4), "the EC2 line is left out");
+        assert_eq!(
+            s1.assumed,
+            vec![("USE1-Kafka.PrivateConnectivity-Bytes".to_string(), 1)]
+        );
+        assert_eq!(s2.kept, 4);
+        let meters: Vec<_> = cur.iter().map(|r| r.meter).collect();
+        assert_eq!(
+            meters,
+            [
+                Some("endpoint_az_hours"),
+                Some("endpoint_gb"),
+                Some("msk_connectivity_hours"),
+                Some("msk_connectivity_gb")
+            ]
+        );
+        assert_eq!(cur[1].amount, Some(Decimal::new(25, 2)));
+        assert_eq!(cur[2].rate, Some(Decimal::new(225, 4)));
+        assert_eq!(cur[0].period.as_deref(), Some("2026-10"));
+        assert_eq!(
+            cur[0].invoice, None,
+            "a blank invoice id is a provisional bill"
+        );
+        assert_eq!(cur[2].invoice.as_deref(), Some("INV"));
+        assert_eq!(
+            short_resource(cur[0].resource_id.as_deref().unwrap()),
+            "vpce-1"
+        );
+        for (a, b) in cur.iter().zip(&focus) {
+            assert_eq!(
+                (a.meter, a.amount, a.rate, a.cost, a.start, &a.usage_account),
+                (b.meter, b.amount, b.rate, b.cost, b.start, &b.usage_account)
+            );
+        }
+        // Not a bill: refused with the reason, nothing kept.
+        let err = read(
+            bytes::Bytes::from_static(b"PAR1 nothing PAR1"),
+            None,
+            &Bounds::default(),
+            &mut |_| panic!("nothing to keep"),
+        )
+        .unwrap_err();
+        assert!(err.contains("not a readable Parquet file"), "{err}");
+    }
+
     #[test]
     fn doubles_become_the_decimal_they_print_as() {
         assert_eq!(parse_decimal("0.01"), Some(Decimal::new(1, 2)));
