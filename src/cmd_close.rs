@@ -44,7 +44,13 @@ fn versions(wh: &Warehouse, rt: &tokio::runtime::Handle) -> Result<String> {
 fn checksums(wh: &Warehouse, rt: &tokio::runtime::Handle, month: Month) -> Result<String> {
     let dir = format!("reports/month={}", month.label());
     let mut v = BTreeMap::new();
-    for f in rt.block_on(wh.list_files(&dir))? {
+    // reconcile.csv is refreshed by every `reconcile` (a bill turns final after the close);
+    // the invoice's own files are what the checksums pin.
+    for f in rt
+        .block_on(wh.list_files(&dir))?
+        .into_iter()
+        .filter(|f| !f.ends_with("reconcile.csv"))
+    {
         if let Some(bytes) = rt.block_on(wh.get_file(&f))? {
             let name = f.rsplit('/').next().unwrap_or(&f).to_string();
             v.insert(name, format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)));

@@ -20,6 +20,7 @@ use crate::invoice::{Invoice, Line};
 use crate::load::strings;
 use crate::price_book::Meter;
 use crate::rollup::RollupError;
+use linkmeter_warehouse::registry::{PRICE_SCALE, QTY_SCALE};
 
 /// A line's identity across months: account, meter, cluster, auth scheme, endpoint.
 type Key = (String, String, String, String, String);
@@ -132,10 +133,15 @@ pub async fn add_adjustments(
         }
     }
     let mut is: BTreeMap<Key, Figures> = BTreeMap::new();
+    // As `invoice_lines` stores them (quantity to 9 places, exact amount to 12), so that a
+    // month nothing changed in differs by nothing.
+    let stored = |d: Decimal, dp: u32| {
+        d.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    };
     for l in now.lines.iter().filter(|l| l.adjusts.is_none()) {
         let e = is.entry(key_of(l)).or_default();
-        e.0 += l.quantity;
-        e.1 += l.exact;
+        e.0 += stored(l.quantity, QTY_SCALE as u32);
+        e.1 += stored(l.exact, PRICE_SCALE as u32);
         e.2 += l.amount;
     }
     let keys: BTreeSet<Key> = is

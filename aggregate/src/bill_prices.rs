@@ -20,6 +20,10 @@ use crate::rollup::RollupError;
 
 /// The region of a usage type's prefix (`USE1-VpcEndpoint-Hours` → `us-east-1`).
 pub fn region_of(usage_type: &str) -> Option<&'static str> {
+    // us-east-1's usage types often carry no prefix at all (`VpcEndpoint-Hours`).
+    if usage_type.starts_with("VpcEndpoint") || usage_type.starts_with("Kafka") {
+        return Some("us-east-1");
+    }
     let code = usage_type.split('-').next()?;
     Some(match code {
         "USE1" => "us-east-1",
@@ -246,5 +250,6 @@ mod tests {
         );
         assert_eq!(region_of("EU-VpcEndpoint-Bytes"), Some("eu-west-1"));
         assert_eq!(region_of("XYZ9-Foo"), None);
+        assert_eq!(region_of("VpcEndpoint-Hours"), Some("us-east-1"));
     }
 }

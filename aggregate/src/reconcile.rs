@@ -77,10 +77,13 @@ pub struct Reconciliation {
     pub invoice_ids: BTreeSet<String>,
     /// Bill lines of the period without a linkmeter meter, by usage type.
     pub unmetered: BTreeMap<String, u64>,
+    /// The last day (`YYYY-MM-DD`) the bill has usage for.
+    pub billed_until: Option<String>,
 }
 
 impl Reconciliation {
-    /// The bill for the period is final (every line carries an invoice id).
+    /// The bill for the period is still provisional: no line carries an invoice id yet (AWS
+    /// sets it on every line once the month is final).
     pub fn provisional(&self) -> bool {
         self.invoice_ids.is_empty()
     }
@@ -179,19 +182,25 @@ pub async fn invoiced_amounts(cat: &Catalog, month: Month) -> Result<Amounts, Ro
     if !cat.tables.contains(&"invoice_lines") {
         return Ok(m);
     }
+    // Cluster names map to ARNs here, as the close does: a join on names would repeat a line
+    // for every cluster of that name.
+    let (arn_of, _) = clusters(cat).await?;
     let sql = format!(
-        "SELECT l.account_id, l.meter, \
-         CASE WHEN l.meter LIKE 'endpoint%' THEN l.endpoint_id ELSE COALESCE(c.cluster_arn, l.cluster) END, \
-         CAST(SUM(l.exact_amount) AS VARCHAR), CAST(MAX(l.unit_price) AS VARCHAR) \
-         FROM invoice_lines l LEFT JOIN clusters c ON c.cluster_name = l.cluster OR c.cluster_arn = l.cluster \
-         WHERE l.month = '{}' AND l.invoice_view = 'aws' AND l.adjusts_month IS NULL GROUP BY 1, 2, 3",
+        "SELECT account_id, meter, endpoint_id, \"cluster\", \
+         CAST(SUM(exact_amount) AS VARCHAR), CAST(MAX(unit_price) AS VARCHAR) \
+         FROM invoice_lines WHERE month = '{}' AND invoice_view = 'aws' AND adjusts_month IS NULL \
+         GROUP BY 1, 2, 3, 4",
         month.label()
     );
     for r in rows_of(cat, &sql).await? {
-        m.insert(
-            (r[0].clone(), r[1].clone(), r[2].clone()),
-            (dec(&r[3]), dec(&r[4])),
-        );
+        let resource = if r[2].is_empty() {
+            arn_of.get(&r[3]).cloned().unwrap_or_else(|| r[3].clone())
+        } else {
+            r[2].clone()
+        };
+        let e = m.entry((r[0].clone(), r[1].clone(), resource)).or_default();
+        e.0 += dec(&r[4]);
+        e.1 = e.1.max(dec(&r[5]));
     }
     Ok(m)
 }
@@ -279,7 +288,20 @@ pub async fn reconcile(
         for r in rows_of(cat, &format!("SELECT usage_type, CAST(COUNT(*) AS VARCHAR) FROM bill_lines WHERE billing_period = '{m}' AND meter IS NULL GROUP BY 1")).await? {
             rec.unmetered.insert(r[0].clone(), dec(&r[1]).try_into().unwrap_or(0));
         }
+        // A period with bill lines is billed even when none of them is a metered usage line
+        // (only credits, say): its metered figures are then 0 on the bill, not unknown.
+        for r in rows_of(cat, &format!("SELECT CAST(COUNT(*) AS VARCHAR), MAX(to_char(usage_start, '%Y-%m-%d')) FROM bill_lines WHERE billing_period = '{m}'")).await? {
+            rec.billed |= dec(&r[0]) > Decimal::ZERO;
+            rec.billed_until = Some(r[1].clone()).filter(|d| !d.is_empty());
+        }
     }
+    // A provisional bill stops at the last day AWS has billed so far: later days, and the
+    // month's cost, are not compared yet.
+    let last_day = format!("{m}-{:02}", month.days());
+    let cutoff = rec
+        .billed_until
+        .clone()
+        .filter(|d| rec.invoice_ids.is_empty() && *d < last_day);
     // The month's computed cost and unit price per (account, meter, resource).
     let mut unit_price: BTreeMap<Key, Decimal> = BTreeMap::new();
     for ((account, meter, resource), (amount, price)) in amounts {
@@ -291,7 +313,10 @@ pub async fn reconcile(
     // Per (account, meter, resource): the days whose quantities differ, and the first reason.
     let mut daily: BTreeMap<(String, String, String), (usize, String)> = BTreeMap::new();
     for ((period, account, meter, resource), s) in days {
-        let status = status(rec.billed, s.computed, s.billed, tolerance);
+        let mut status = status(rec.billed, s.computed, s.billed, tolerance);
+        if cutoff.as_ref().is_some_and(|c| period > *c) {
+            status = Status::NoBillYet;
+        }
         let reason = match status {
             Status::Matched | Status::NoBillYet => String::new(),
             _ => evidence.explain_quantity(&period, &meter, &resource, s.computed, s.billed),
@@ -318,9 +343,13 @@ pub async fn reconcile(
         });
     }
     for (key, s) in month_rows {
-        let status = status(rec.billed, s.computed, s.billed_cost, tolerance);
+        let mut status = status(rec.billed, s.computed, s.billed_cost, tolerance);
         let book = unit_price.get(&key).copied();
         let mut reason = String::new();
+        if let Some(c) = &cutoff {
+            status = Status::NoBillYet;
+            reason = format!("the provisional bill reaches {c} so far");
+        }
         if status != Status::Matched && status != Status::NoBillYet {
             reason = match book {
                 Some(p) if !s.rates.is_empty() && !s.rates.contains(&p) => format!(

@@ -301,7 +301,13 @@ impl Catalog {
             let total = all.len();
             let counted: Vec<_> = all
                 .into_iter()
-                .filter(|f| !segmented || live.contains(segment_of(f.name())))
+                .filter(|f| {
+                    // Bill quarantine files are the bill loader's, not a segment's.
+                    !segmented
+                        || live.contains(segment_of(f.name()))
+                        || f.name()
+                            .starts_with(linkmeter_warehouse::segment::BILL_QUARANTINE)
+                })
                 .collect();
             let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = if pinned {
                 let files = counted

@@ -90,6 +90,16 @@ fn a_closed_month_stays_as_sent_and_late_data_becomes_adjustments() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was closed by tester"));
 
+    // November invoiced before anything changed: October needs no adjustment at all.
+    ok(d, &["invoice", "--config", cfg, "--month", "2026-11"]);
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM invoice_lines WHERE adjusts_month IS NOT NULL"
+        ),
+        0
+    );
+
     // The late file arrives.
     std::fs::rename(&parked, &late).unwrap();
     ok(d, &["ingest", "--config", cfg]);

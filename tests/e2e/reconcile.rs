@@ -263,4 +263,71 @@ fn planted_bill_differences_are_found_and_nothing_else() {
         scalar(&d.join("e/warehouse"), "SELECT COUNT(*) FROM bill_lines"),
         before
     );
+
+    // Two bill sources delivering one period would add up: refused, named, nothing replaced.
+    let both = std::fs::read_to_string(d.join("e/linkmeter.toml")).unwrap()
+        + "\n[[sources]]\nname = \"bill-focus\"\nuri = \"bill/focus\"\ncontent = \"focus\"\n";
+    std::fs::write(d.join("e/both.toml"), both).unwrap();
+    let before = scalar(&wh, "SELECT COUNT(*) FROM bill_lines");
+    let out = ok(d, &["ingest", "--config", "e/both.toml"]);
+    assert!(
+        out.contains("more than one bill source (bill, bill-focus)"),
+        "{out}"
+    );
+    assert_eq!(scalar(&wh, "SELECT COUNT(*) FROM bill_lines"), before);
+
+    // A provisional bill part-way through the month (no invoice id, usage up to the 10th):
+    // the days it covers are compared, later days and the month's cost are not yet.
+    let python = std::env::var("LINKMETER_TEST_PYTHON").expect(
+        "LINKMETER_TEST_PYTHON is not set: run the tests with .ci/test, which installs pyarrow",
+    );
+    let part = d.join("e/bill-partial/data/BILLING_PERIOD=2026-10");
+    std::fs::create_dir_all(&part).unwrap();
+    let script = "import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq, pyarrow.compute as pc\n\
+        t = pq.read_table(sys.argv[1])\n\
+        cut = pa.scalar(dt.datetime(2026, 10, 11, tzinfo=dt.timezone.utc), t.schema.field('ChargePeriodStart').type)\n\
+        t = t.filter(pc.less(t['ChargePeriodStart'], cut))\n\
+        t = t.set_column(t.schema.get_field_index('InvoiceId'), 'InvoiceId', pa.nulls(len(t), pa.string()))\n\
+        pq.write_table(t, sys.argv[2])\n";
+    let run = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(d.join("e/bill/focus/data/BILLING_PERIOD=2026-10/focus-00001.snappy.parquet"))
+        .arg(part.join("part-00001.parquet"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let cfg = std::fs::read_to_string(d.join("e/focus.toml"))
+        .unwrap()
+        .replace("uri = \"bill/focus\"", "uri = \"bill-partial\"");
+    std::fs::write(d.join("e/partial.toml"), cfg).unwrap();
+    ok(d, &["ingest", "--config", "e/partial.toml"]);
+    let out = ok(
+        d,
+        &[
+            "invoice",
+            "--config",
+            "e/partial.toml",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert!(out.contains("against the AWS bill (provisional"), "{out}");
+    let (out, rows) = reconcile_csv(d, "e/partial.toml");
+    assert!(out.contains("provisional"), "{out}");
+    for r in &rows[1..] {
+        let st = r[status].as_str();
+        if r[measure] == "cost" || r[period].as_str() > "2026-10-10" {
+            assert_eq!(st, "no_bill_yet", "{r:?}");
+        } else if r[resource] == unknown
+            || (r[resource] == gap_ep && r[period] == s("no_flow_logs_day"))
+        {
+            assert_eq!(st, "differs", "{r:?}");
+        } else {
+            assert_eq!(st, "matched", "{r:?}");
+        }
+    }
 }

@@ -63,6 +63,11 @@ impl Month {
             .unwrap_or(0)
     }
 
+    /// Days in the month.
+    pub fn days(&self) -> i64 {
+        (self.next().start_secs() - self.start_secs()) / 86_400
+    }
+
     /// The month before.
     pub fn prev(&self) -> Month {
         match self.month {

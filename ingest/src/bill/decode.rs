@@ -23,9 +23,10 @@ use crate::decode::{panic_text, parquet_pages};
 use crate::limits::Bounds;
 
 /// Which export a file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BillFormat {
     /// AWS Data Exports, table `COST_AND_USAGE_REPORT` (CUR 2.0).
+    #[default]
     Cur2,
     /// AWS Data Exports, a FOCUS table with AWS columns.
     Focus,
@@ -195,6 +196,8 @@ pub fn short_resource(id: &str) -> &str {
 /// One kept bill line.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
+    /// The export it came from.
+    pub format: BillFormat,
     pub payer: Option<String>,
     pub usage_account: Option<String>,
     pub line_type: Option<String>,
@@ -347,29 +350,32 @@ pub fn read<T: ChunkReader + 'static>(
         .into_iter()
         .map(text)
         .collect::<Result<_, _>>()?;
+        let view = |k: usize, r: usize| -> &str {
+            t[k].as_ref()
+                .filter(|a| a.is_valid(r))
+                .map(|a| a.as_string::<i32>().value(r))
+                .unwrap_or("")
+        };
         let s = |k: usize, r: usize| -> Option<String> {
-            let a = t[k].as_ref()?;
-            (a.is_valid(r))
-                .then(|| a.as_string::<i32>().value(r))
+            Some(view(k, r))
                 .filter(|v| !v.is_empty())
                 .map(|v| crate::limits::cut_text(v, bounds.text.max(256)).into_owned())
         };
-        let times = [Col::Start, Col::End, Col::Period].map(&col);
-        let nums = [Col::Amount, Col::Rate, Col::Cost].map(&col);
+        let time_cols = [Col::Start, Col::End, Col::Period].map(|c| times(col(c)));
+        let num_cols = [Col::Amount, Col::Rate, Col::Cost].map(|c| numbers(col(c)));
         for r in 0..b.num_rows() {
             stats.rows += 1;
+            // Most lines of a bill are other services: classified without copying anything.
+            let rel = relevance(view(3, r), view(4, r), view(5, r), view(8, r));
+            if rel == Relevance::Other {
+                continue;
+            }
             let product = s(3, r).unwrap_or_default();
             let usage_type = s(4, r).unwrap_or_default();
             let operation = s(5, r);
             let unit = s(8, r);
-            let rel = relevance(
-                &product,
-                &usage_type,
-                operation.as_deref().unwrap_or(""),
-                unit.as_deref().unwrap_or(""),
-            );
             let meter = match rel {
-                Relevance::Other => continue,
+                Relevance::Other => None,
                 Relevance::Meter(m) => Some(m),
                 Relevance::AssumedMskGb => {
                     *assumed.entry(usage_type.clone()).or_default() += 1;
@@ -381,12 +387,13 @@ pub fn read<T: ChunkReader + 'static>(
                 }
             };
             stats.kept += 1;
-            let start = time_at(times[0].as_ref(), r);
-            let period = time_at(times[2].as_ref(), r)
+            let start = time_at(time_cols[0].as_ref(), r);
+            let period = time_at(time_cols[2].as_ref(), r)
                 .or(start)
                 .and_then(chrono::DateTime::from_timestamp_micros)
                 .map(|t| t.format("%Y-%m").to_string());
             sink(Row {
+                format,
                 payer: s(0, r),
                 usage_account: s(1, r),
                 line_type: s(2, r),
@@ -397,11 +404,11 @@ pub fn read<T: ChunkReader + 'static>(
                 resource_id: s(6, r),
                 zone: s(7, r),
                 start,
-                end: time_at(times[1].as_ref(), r),
-                amount: number_at(nums[0].as_ref(), r),
+                end: time_at(time_cols[1].as_ref(), r),
+                amount: number_at(num_cols[0].as_ref(), r),
                 unit,
-                rate: number_at(nums[1].as_ref(), r),
-                cost: number_at(nums[2].as_ref(), r),
+                rate: number_at(num_cols[1].as_ref(), r),
+                cost: number_at(num_cols[2].as_ref(), r),
                 currency: s(9, r),
                 invoice: s(10, r),
                 period,
@@ -414,32 +421,42 @@ pub fn read<T: ChunkReader + 'static>(
     Ok((format, stats))
 }
 
-/// A time cell as µs since the epoch: any timestamp unit, a date, or RFC 3339 text (CUR's
+/// A time column cast once per batch: any timestamp unit, a date, or RFC 3339 text (CUR's
 /// legacy CSV-shaped exports write times as text).
-fn time_at(a: Option<&ArrayRef>, r: usize) -> Option<i64> {
+enum Times {
+    Micros(ArrayRef),
+    Days(ArrayRef),
+    Text(ArrayRef),
+}
+
+fn times(a: Option<ArrayRef>) -> Option<Times> {
     let a = a?;
-    if !a.is_valid(r) {
-        return None;
-    }
-    match a.data_type() {
-        DataType::Timestamp(unit, _) => {
-            let us = cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?;
-            let _ = unit;
-            Some(
-                us.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                    .value(r),
-            )
+    Some(match a.data_type() {
+        // Out of range after the cast (a hostile unit) is null, never a wrapped value.
+        DataType::Timestamp(..) => {
+            Times::Micros(cast(&a, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?)
         }
-        DataType::Date32 | DataType::Date64 => {
-            let d = cast(a, &DataType::Date32).ok()?;
-            Some(
-                i64::from(d.as_primitive::<arrow::datatypes::Date32Type>().value(r))
-                    * 86_400_000_000,
-            )
-        }
-        _ => {
-            let s = cast(a, &DataType::Utf8).ok()?;
-            let v = s.as_string::<i32>().value(r);
+        DataType::Date32 | DataType::Date64 => Times::Days(cast(&a, &DataType::Date32).ok()?),
+        _ => Times::Text(cast(&a, &DataType::Utf8).ok()?),
+    })
+}
+
+/// A time cell as µs since the epoch.
+fn time_at(t: Option<&Times>, r: usize) -> Option<i64> {
+    match t? {
+        Times::Micros(a) => a.is_valid(r).then(|| {
+            a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(r)
+        }),
+        Times::Days(a) => a.is_valid(r).then_some(()).and_then(|_| {
+            i64::from(a.as_primitive::<arrow::datatypes::Date32Type>().value(r))
+                .checked_mul(86_400_000_000)
+        }),
+        Times::Text(a) => {
+            if !a.is_valid(r) {
+                return None;
+            }
+            let v = a.as_string::<i32>().value(r);
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_micros())
                 .ok()
@@ -452,26 +469,40 @@ fn time_at(a: Option<&ArrayRef>, r: usize) -> Option<i64> {
     }
 }
 
-/// A number cell as an exact decimal: a double is taken as the shortest decimal that reads
-/// back as the same double (what the bill shows), decimals and text as written; rounded to
-/// 12 places. `None` for nulls, blanks, and values that are not finite numbers.
-fn number_at(a: Option<&ArrayRef>, r: usize) -> Option<Decimal> {
+/// A number column cast once per batch.
+enum Numbers {
+    F64(ArrayRef),
+    F32(ArrayRef),
+    Text(ArrayRef),
+}
+
+fn numbers(a: Option<ArrayRef>) -> Option<Numbers> {
     let a = a?;
-    if !a.is_valid(r) {
-        return None;
-    }
-    let text = match a.data_type() {
-        DataType::Float64 | DataType::Float32 => {
-            let f = cast(a, &DataType::Float64).ok()?;
-            let v = f.as_primitive::<arrow::datatypes::Float64Type>().value(r);
-            if !v.is_finite() {
+    Some(match a.data_type() {
+        DataType::Float64 => Numbers::F64(a),
+        DataType::Float32 => Numbers::F32(a),
+        _ => Numbers::Text(cast(&a, &DataType::Utf8).ok()?),
+    })
+}
+
+/// A number cell as an exact decimal: a float is taken as the shortest decimal that reads
+/// back as the same float (what the bill shows), decimals and text as written; rounded to
+/// 12 places. `None` for nulls, blanks, and values that are not finite numbers.
+fn number_at(n: Option<&Numbers>, r: usize) -> Option<Decimal> {
+    let text = match n? {
+        Numbers::F64(a) => {
+            let v = a.as_primitive::<arrow::datatypes::Float64Type>();
+            (v.is_valid(r) && v.value(r).is_finite()).then(|| format!("{}", v.value(r)))?
+        }
+        Numbers::F32(a) => {
+            let v = a.as_primitive::<arrow::datatypes::Float32Type>();
+            (v.is_valid(r) && v.value(r).is_finite()).then(|| format!("{}", v.value(r)))?
+        }
+        Numbers::Text(a) => {
+            if !a.is_valid(r) {
                 return None;
             }
-            format!("{v}")
-        }
-        _ => {
-            let s = cast(a, &DataType::Utf8).ok()?;
-            s.as_string::<i32>().value(r).trim().to_string()
+            a.as_string::<i32>().value(r).trim().to_string()
         }
     };
     parse_decimal(&text)

@@ -129,6 +129,26 @@ pub fn load(
         } else {
             period
         };
+        // Two exports of one period (CUR 2.0 and FOCUS, say) would be added together.
+        let sources: std::collections::BTreeSet<&str> = group
+            .iter()
+            .map(|j| j.input.key.split(':').next().unwrap_or_default())
+            .collect();
+        if sources.len() > 1 {
+            let names: Vec<&str> = sources.into_iter().collect();
+            let why = format!(
+                "billing period {qkey} is delivered by more than one bill source ({}); keep one bill source per warehouse",
+                names.join(", ")
+            );
+            let failed: Vec<(String, String)> = group
+                .iter()
+                .map(|j| (j.input.uri.clone(), why.clone()))
+                .collect();
+            let id = xxhash_rust::xxh3::xxh3_64(why.as_bytes());
+            quarantine(wh, rt, &qkey, id, &failed, run_id)?;
+            sum.failed.extend(failed);
+            continue;
+        }
         let id = match identity(&group) {
             Ok(id) => id,
             Err((file, why)) => {
@@ -252,7 +272,7 @@ fn identity(group: &[&BillJob]) -> Result<u64, (String, String)> {
 /// Rows of one period waiting to be written, with the file each came from.
 #[derive(Default)]
 struct Pending {
-    rows: Vec<(Row, BillFormat, usize)>,
+    rows: Vec<(Row, usize)>,
     files: Vec<Add>,
     lines: u64,
 }
@@ -285,11 +305,30 @@ fn load_group(
     };
     for (fi, j) in group.iter().enumerate() {
         let bounds = limits.bounds(j.input.size);
-        let mut rows = Vec::new();
-        let read = open(j, limits)
-            .and_then(|file| decode::read(file, Some(j.declared), &bounds, &mut |r| rows.push(r)));
-        let (format, stats) = match read {
-            Ok(x) => x,
+        // Rows go to their period as they are read and out to a file every FLUSH_ROWS, so
+        // memory stays flat whatever a file holds.
+        let mut failed: Option<LoadError> = None;
+        let read = open(j, limits).and_then(|file| {
+            decode::read(file, Some(j.declared), &bounds, &mut |r| {
+                if failed.is_some() {
+                    return;
+                }
+                let period = r.period.clone().unwrap_or_else(|| "unknown".into());
+                let p = periods.entry(period.clone()).or_default();
+                p.lines += 1;
+                p.rows.push((r, fi));
+                if p.rows.len() >= FLUSH_ROWS {
+                    if let Err(e) = flush(&period, p) {
+                        failed = Some(e);
+                    }
+                }
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let stats = match read {
+            Ok((_, stats)) => stats,
             Err(why) => return Ok(vec![(j.input.uri.clone(), why)]),
         };
         sum.rows += stats.rows;
@@ -299,15 +338,6 @@ fn load_group(
         }
         for (u, n) in stats.related {
             *sum.related.entry(u).or_default() += n;
-        }
-        for r in rows {
-            let period = r.period.clone().unwrap_or_else(|| "unknown".into());
-            let p = periods.entry(period.clone()).or_default();
-            p.lines += 1;
-            p.rows.push((r, format, fi));
-            if p.rows.len() >= FLUSH_ROWS {
-                flush(&period, p)?;
-            }
         }
     }
     for (period, p) in periods.iter_mut() {
@@ -363,12 +393,12 @@ fn open(j: &BillJob, limits: &Limits) -> Result<std::fs::File, String> {
     }
 }
 
-fn batch(rows: &[(Row, BillFormat, usize)], uris: &[&str]) -> Result<RecordBatch, LoadError> {
+fn batch(rows: &[(Row, usize)], uris: &[&str]) -> Result<RecordBatch, LoadError> {
     let text = |f: &dyn Fn(&Row) -> Option<&str>| -> ArrayRef {
-        Arc::new(rows.iter().map(|(r, _, _)| f(r)).collect::<StringArray>())
+        Arc::new(rows.iter().map(|(r, _)| f(r)).collect::<StringArray>())
     };
     let dec = |f: &dyn Fn(&Row) -> Option<rust_decimal::Decimal>| -> ArrayRef {
-        let v: Decimal128Array = rows.iter().map(|(r, _, _)| f(r).and_then(scaled)).collect();
+        let v: Decimal128Array = rows.iter().map(|(r, _)| f(r).and_then(scaled)).collect();
         Arc::new(
             v.with_precision_and_scale(38, BILL_SCALE)
                 .expect("38 digits hold scale 12"),
@@ -377,7 +407,7 @@ fn batch(rows: &[(Row, BillFormat, usize)], uris: &[&str]) -> Result<RecordBatch
     let ts = |f: &dyn Fn(&Row) -> Option<i64>| -> ArrayRef {
         Arc::new(
             rows.iter()
-                .map(|(r, _, _)| f(r))
+                .map(|(r, _)| f(r))
                 .collect::<TimestampMicrosecondArray>()
                 .with_timezone("UTC"),
         )
@@ -385,7 +415,7 @@ fn batch(rows: &[(Row, BillFormat, usize)], uris: &[&str]) -> Result<RecordBatch
     let columns: Vec<ArrayRef> = vec![
         Arc::new(
             rows.iter()
-                .map(|(_, f, _)| Some(f.as_str()))
+                .map(|(r, _)| Some(r.format.as_str()))
                 .collect::<StringArray>(),
         ),
         text(&|r| r.payer.as_deref()),
@@ -408,12 +438,12 @@ fn batch(rows: &[(Row, BillFormat, usize)], uris: &[&str]) -> Result<RecordBatch
         text(&|r| r.invoice.as_deref()),
         Arc::new(
             rows.iter()
-                .map(|(_, _, i)| Some(uris[*i]))
+                .map(|(_, i)| Some(uris[*i]))
                 .collect::<StringArray>(),
         ),
         Arc::new(
             rows.iter()
-                .map(|(r, _, _)| Some(i64::try_from(r.row).unwrap_or(i64::MAX)))
+                .map(|(r, _)| Some(i64::try_from(r.row).unwrap_or(i64::MAX)))
                 .collect::<Int64Array>(),
         ),
     ];
