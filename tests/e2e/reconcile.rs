@@ -330,4 +330,30 @@ fn planted_bill_differences_are_found_and_nothing_else() {
             assert_eq!(st, "matched", "{r:?}");
         }
     }
+    // A new delivery of the period with none of linkmeter's lines left empties the period.
+    let run = std::process::Command::new(std::env::var("LINKMETER_TEST_PYTHON").unwrap())
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\npq.write_table(t.slice(0, 0), sys.argv[1])\n",
+        ])
+        .arg(part.join("part-00001.parquet"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = ok(d, &["ingest", "--config", "e/partial.toml"]);
+    assert!(
+        out.contains("billing period 2026-10: 0 lines loaded"),
+        "{out}"
+    );
+    assert_eq!(
+        scalar(
+            &wh,
+            "SELECT COUNT(*) FROM bill_lines WHERE billing_period = '2026-10'"
+        ),
+        0
+    );
 }

@@ -170,7 +170,7 @@ pub fn load(
             quarantine(wh, rt, &qkey, id, &[], run_id)?;
             continue;
         }
-        let failed = load_group(&group, &stem, wh, rt, limits, &mut sum)?;
+        let failed = load_group(&group, &stem, &qkey, wh, rt, limits, &mut sum)?;
         quarantine(wh, rt, &qkey, id, &failed, run_id)?;
         sum.failed.extend(failed);
     }
@@ -277,9 +277,11 @@ struct Pending {
     lines: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load_group(
     group: &[&BillJob],
     stem: &str,
+    key_period: &str,
     wh: &Warehouse,
     rt: &tokio::runtime::Handle,
     limits: &Limits,
@@ -342,6 +344,11 @@ fn load_group(
     }
     for (period, p) in periods.iter_mut() {
         flush(period, p)?;
+    }
+    // A delivery of the period in the key with none of linkmeter's lines left in it empties
+    // the period (its previous lines are no longer on the bill).
+    if key_period.len() == 7 && !periods.contains_key(key_period) {
+        periods.insert(key_period.to_string(), Pending::default());
     }
     for (period, p) in periods {
         rt.block_on(async {
