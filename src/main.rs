@@ -52,7 +52,7 @@ enum Command {
     Run(cmd_run::Args),
     /// Read flow logs, attribute every byte, write the warehouse.
     Ingest(cmd_ingest::Args),
-    /// Write a synthetic estate: inventory, flow-log files, config and ground truth.
+    /// Write a synthetic estate: inventory, flow logs, broker metrics, an AWS bill, config and ground truth.
     Generate(cmd_generate::Args),
     /// Roll up a month, price it and write invoice lines, the finance and FOCUS CSVs and the HTML report.
     Invoice(cmd_invoice::Args),

@@ -17,7 +17,7 @@ use linkmeter_warehouse::Month;
 use rust_decimal::Decimal;
 
 use crate::invoice::{Invoice, Line};
-use crate::load::strings;
+use crate::load::text_rows;
 use crate::price_book::Meter;
 use crate::rollup::RollupError;
 use linkmeter_warehouse::registry::{PRICE_SCALE, QTY_SCALE};
@@ -75,24 +75,19 @@ async fn frozen(
          CAST(SUM(quantity) AS VARCHAR), CAST(SUM(exact_amount) AS VARCHAR), CAST(SUM(amount) AS VARCHAR) \
          FROM invoice_lines WHERE {filter} GROUP BY 1, 2, 3, 4, 5, 6"
     );
-    for b in cat.query(&sql).await? {
-        let c = (0..9)
-            .map(|i| strings(&b, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (k, view) in c[0].iter().enumerate() {
-            let d = |i: usize| c[i][k].parse::<Decimal>().unwrap_or_default();
-            let key = (
-                c[1][k].clone(),
-                c[2][k].clone(),
-                c[3][k].clone(),
-                c[4][k].clone(),
-                c[5][k].clone(),
-            );
-            let e = out.entry((view.clone(), key)).or_default();
-            e.0 += d(6);
-            e.1 += d(7);
-            e.2 += d(8);
-        }
+    for r in text_rows(cat, &sql).await? {
+        let d = |i: usize| r[i].parse::<Decimal>().unwrap_or_default();
+        let key = (
+            r[1].clone(),
+            r[2].clone(),
+            r[3].clone(),
+            r[4].clone(),
+            r[5].clone(),
+        );
+        let e = out.entry((r[0].clone(), key)).or_default();
+        e.0 += d(6);
+        e.1 += d(7);
+        e.2 += d(8);
     }
     Ok(out)
 }

@@ -14,7 +14,7 @@ use linkmeter_sql::Catalog;
 use linkmeter_warehouse::Month;
 use rust_decimal::Decimal;
 
-use crate::load::strings;
+use crate::load::text_rows;
 use crate::price_book::PriceBook;
 use crate::rollup::RollupError;
 
@@ -83,40 +83,36 @@ pub async fn billed_rates(
     );
     // Cumulative quantity per (meter, region), in usage order.
     let mut seen: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    for b in cat.query(&sql).await? {
-        let c = (0..5)
-            .map(|i| strings(&b, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (k, meter) in c[0].iter().enumerate() {
-            let Some(region) = region_of(&c[1][k]) else {
-                let n = format!(
-                    "usage type {} has no region code linkmeter knows; its lines are left out",
-                    c[1][k]
-                );
-                if !notes.contains(&n) {
-                    notes.push(n);
-                }
-                continue;
-            };
-            let rate: Decimal = c[2][k].parse().unwrap_or_default();
-            let qty: Decimal = c[3][k].parse().unwrap_or_default();
-            if currency.is_empty() {
-                currency = c[4][k].clone();
+    for r in text_rows(cat, &sql).await? {
+        let meter = &r[0];
+        let Some(region) = region_of(&r[1]) else {
+            let n = format!(
+                "usage type {} has no region code linkmeter knows; its lines are left out",
+                r[1]
+            );
+            if !notes.contains(&n) {
+                notes.push(n);
             }
-            let key = (meter.clone(), region.to_string());
-            let before = seen.entry(key.clone()).or_default();
-            let e = out.entry(key).or_default();
-            match e.rates.iter_mut().find(|(r, _)| *r == rate.normalize()) {
-                Some((_, q)) => *q += qty,
-                None => {
-                    if !e.rates.is_empty() {
-                        e.breaks.push(*before);
-                    }
-                    e.rates.push((rate.normalize(), qty));
-                }
-            }
-            *before += qty;
+            continue;
+        };
+        let rate: Decimal = r[2].parse().unwrap_or_default();
+        let qty: Decimal = r[3].parse().unwrap_or_default();
+        if currency.is_empty() {
+            currency = r[4].clone();
         }
+        let key = (meter.clone(), region.to_string());
+        let before = seen.entry(key.clone()).or_default();
+        let e = out.entry(key).or_default();
+        match e.rates.iter_mut().find(|(x, _)| *x == rate.normalize()) {
+            Some((_, q)) => *q += qty,
+            None => {
+                if !e.rates.is_empty() {
+                    e.breaks.push(*before);
+                }
+                e.rates.push((rate.normalize(), qty));
+            }
+        }
+        *before += qty;
     }
     Ok((out, notes, currency))
 }

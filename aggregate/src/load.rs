@@ -37,6 +37,20 @@ pub fn ints(b: &RecordBatch, i: usize) -> Result<Vec<i64>, RollupError> {
     Ok(a.as_primitive::<Int64Type>().values().to_vec())
 }
 
+/// Every row of a query as text (any type, cast; nulls empty), for small results read by key.
+pub async fn text_rows(cat: &Catalog, sql: &str) -> Result<Vec<Vec<String>>, RollupError> {
+    let mut out = Vec::new();
+    for b in cat.query(sql).await? {
+        let cols = (0..b.num_columns())
+            .map(|i| strings(&b, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        for k in 0..b.num_rows() {
+            out.push(cols.iter().map(|c| c[k].clone()).collect());
+        }
+    }
+    Ok(out)
+}
+
 async fn rows(cat: &Catalog, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
     cat.query(sql).await
 }

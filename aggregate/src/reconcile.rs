@@ -18,7 +18,7 @@ use linkmeter_warehouse::Month;
 use rust_decimal::Decimal;
 
 use crate::invoice::{Invoice, Line};
-use crate::load::strings;
+use crate::load::text_rows;
 use crate::rollup::RollupError;
 
 /// Quantities equal to this many units are the same (the bill's doubles, rounded).
@@ -122,19 +122,6 @@ struct Sides {
 
 type Key = (String, String, String, String);
 
-async fn rows_of(cat: &Catalog, sql: &str) -> Result<Vec<Vec<String>>, RollupError> {
-    let mut out = Vec::new();
-    for b in cat.query(sql).await? {
-        let cols = (0..b.num_columns())
-            .map(|i| strings(&b, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        for k in 0..b.num_rows() {
-            out.push(cols.iter().map(|c| c[k].clone()).collect());
-        }
-    }
-    Ok(out)
-}
-
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap_or_default()
 }
@@ -192,7 +179,7 @@ pub async fn invoiced_amounts(cat: &Catalog, month: Month) -> Result<Amounts, Ro
          GROUP BY 1, 2, 3, 4",
         month.label()
     );
-    for r in rows_of(cat, &sql).await? {
+    for r in text_rows(cat, &sql).await? {
         let resource = if r[2].is_empty() {
             arn_of.get(&r[3]).cloned().unwrap_or_else(|| r[3].clone())
         } else {
@@ -211,7 +198,7 @@ pub async fn clusters(
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), RollupError> {
     let (mut arn_of, mut owner_of) = (BTreeMap::new(), BTreeMap::new());
     if cat.tables.contains(&"clusters") {
-        for r in rows_of(
+        for r in text_rows(
             cat,
             "SELECT cluster_name, cluster_arn, owner_account_id FROM clusters",
         )
@@ -247,14 +234,14 @@ pub async fn reconcile(
         }
     };
     if has("endpoint_hours") {
-        add(rows_of(cat, &format!("SELECT {day}, account_id, endpoint_id, CAST(COUNT(*) AS VARCHAR) FROM endpoint_hours WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "endpoint_az_hours", Decimal::ONE);
+        add(text_rows(cat, &format!("SELECT {day}, account_id, endpoint_id, CAST(COUNT(*) AS VARCHAR) FROM endpoint_hours WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "endpoint_az_hours", Decimal::ONE);
     }
     if has("usage_hourly") {
-        add(rows_of(cat, &format!("SELECT {day}, account_id, endpoint_id, CAST(SUM(bytes) AS VARCHAR) FROM usage_hourly WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "endpoint_gb", gb);
-        add(rows_of(cat, &format!("SELECT {day}, c.owner_account_id, u.cluster_arn, CAST(SUM(u.bytes) AS VARCHAR) FROM usage_hourly u JOIN clusters c ON c.cluster_arn = u.cluster_arn WHERE u.month = '{m}' GROUP BY 1, 2, 3")).await?, "msk_connectivity_gb", gb);
+        add(text_rows(cat, &format!("SELECT {day}, account_id, endpoint_id, CAST(SUM(bytes) AS VARCHAR) FROM usage_hourly WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "endpoint_gb", gb);
+        add(text_rows(cat, &format!("SELECT {day}, c.owner_account_id, u.cluster_arn, CAST(SUM(u.bytes) AS VARCHAR) FROM usage_hourly u JOIN clusters c ON c.cluster_arn = u.cluster_arn WHERE u.month = '{m}' GROUP BY 1, 2, 3")).await?, "msk_connectivity_gb", gb);
     }
     if has("connectivity_hours") {
-        add(rows_of(cat, &format!("SELECT {day}, account_id, cluster_arn, CAST(COUNT(*) AS VARCHAR) FROM connectivity_hours WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "msk_connectivity_hours", Decimal::ONE);
+        add(text_rows(cat, &format!("SELECT {day}, account_id, cluster_arn, CAST(COUNT(*) AS VARCHAR) FROM connectivity_hours WHERE month = '{m}' GROUP BY 1, 2, 3")).await?, "msk_connectivity_hours", Decimal::ONE);
     }
     let mut rec = Reconciliation::default();
     let mut month_rows: BTreeMap<Key, Sides> = BTreeMap::new();
@@ -266,7 +253,7 @@ pub async fn reconcile(
              FROM bill_lines WHERE billing_period = '{m}' AND meter IS NOT NULL \
              AND COALESCE(line_item_type, 'Usage') = 'Usage' GROUP BY 1, 2, 3, 4"
         );
-        for r in rows_of(cat, &sql).await? {
+        for r in text_rows(cat, &sql).await? {
             rec.billed = true;
             let s = days
                 .entry((r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
@@ -282,15 +269,15 @@ pub async fn reconcile(
                 }
             }
         }
-        for r in rows_of(cat, &format!("SELECT DISTINCT invoice_id FROM bill_lines WHERE billing_period = '{m}' AND invoice_id IS NOT NULL")).await? {
+        for r in text_rows(cat, &format!("SELECT DISTINCT invoice_id FROM bill_lines WHERE billing_period = '{m}' AND invoice_id IS NOT NULL")).await? {
             rec.invoice_ids.insert(r[0].clone());
         }
-        for r in rows_of(cat, &format!("SELECT usage_type, CAST(COUNT(*) AS VARCHAR) FROM bill_lines WHERE billing_period = '{m}' AND meter IS NULL GROUP BY 1")).await? {
+        for r in text_rows(cat, &format!("SELECT usage_type, CAST(COUNT(*) AS VARCHAR) FROM bill_lines WHERE billing_period = '{m}' AND meter IS NULL GROUP BY 1")).await? {
             rec.unmetered.insert(r[0].clone(), dec(&r[1]).try_into().unwrap_or(0));
         }
         // A period with bill lines is billed even when none of them is a metered usage line
         // (only credits, say): its metered figures are then 0 on the bill, not unknown.
-        for r in rows_of(cat, &format!("SELECT CAST(COUNT(*) AS VARCHAR), MAX(to_char(usage_start, '%Y-%m-%d')) FROM bill_lines WHERE billing_period = '{m}'")).await? {
+        for r in text_rows(cat, &format!("SELECT CAST(COUNT(*) AS VARCHAR), MAX(to_char(usage_start, '%Y-%m-%d')) FROM bill_lines WHERE billing_period = '{m}'")).await? {
             rec.billed |= dec(&r[0]) > Decimal::ZERO;
             rec.billed_until = Some(r[1].clone()).filter(|d| !d.is_empty());
         }
@@ -420,7 +407,7 @@ impl Evidence {
         let has = |t: &str| cat.tables.contains(&t);
         let mut e = Evidence::default();
         if has("connections") {
-            for r in rows_of(
+            for r in text_rows(
                 cat,
                 "SELECT endpoint_id FROM connections UNION SELECT cluster_arn FROM clusters",
             )
@@ -439,7 +426,7 @@ impl Evidence {
                  JOIN endpoint_enis e ON e.endpoint_eni = f.endpoint_eni JOIN connections c ON c.connection_arn = e.connection_arn \
                  WHERE f.date >= '{start}' AND f.date < '{end}'"
             );
-            for r in rows_of(cat, &sql).await? {
+            for r in text_rows(cat, &sql).await? {
                 e.seen.insert((r[0].clone(), r[1].clone()));
                 e.seen.insert((r[0].clone(), r[2].clone()));
             }
@@ -450,7 +437,7 @@ impl Evidence {
                  JOIN endpoint_enis e ON e.endpoint_eni = v.interface_id JOIN connections c ON c.connection_arn = e.connection_arn \
                  WHERE v.log_status = 'SKIPDATA' AND v.date >= '{start}' AND v.date < '{end}'"
             );
-            for r in rows_of(cat, &sql).await? {
+            for r in text_rows(cat, &sql).await? {
                 e.skipped.insert((r[0].clone(), r[1].clone()));
             }
         }

@@ -366,26 +366,22 @@ pub fn read<T: ChunkReader + 'static>(
         for r in 0..b.num_rows() {
             stats.rows += 1;
             // Most lines of a bill are other services: classified without copying anything.
-            let rel = relevance(view(3, r), view(4, r), view(5, r), view(8, r));
-            if rel == Relevance::Other {
-                continue;
-            }
+            let meter = match relevance(view(3, r), view(4, r), view(5, r), view(8, r)) {
+                Relevance::Other => continue,
+                Relevance::Meter(m) => Some(m),
+                Relevance::AssumedMskGb => {
+                    *assumed.entry(view(4, r).to_string()).or_default() += 1;
+                    Some("msk_connectivity_gb")
+                }
+                Relevance::Related => {
+                    *related.entry(view(4, r).to_string()).or_default() += 1;
+                    None
+                }
+            };
             let product = s(3, r).unwrap_or_default();
             let usage_type = s(4, r).unwrap_or_default();
             let operation = s(5, r);
             let unit = s(8, r);
-            let meter = match rel {
-                Relevance::Other => None,
-                Relevance::Meter(m) => Some(m),
-                Relevance::AssumedMskGb => {
-                    *assumed.entry(usage_type.clone()).or_default() += 1;
-                    Some("msk_connectivity_gb")
-                }
-                Relevance::Related => {
-                    *related.entry(usage_type.clone()).or_default() += 1;
-                    None
-                }
-            };
             stats.kept += 1;
             let start = time_at(time_cols[0].as_ref(), r);
             let period = time_at(time_cols[2].as_ref(), r)
@@ -448,10 +444,11 @@ fn time_at(t: Option<&Times>, r: usize) -> Option<i64> {
             a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
                 .value(r)
         }),
-        Times::Days(a) => a.is_valid(r).then_some(()).and_then(|_| {
+        Times::Days(a) if a.is_valid(r) => {
             i64::from(a.as_primitive::<arrow::datatypes::Date32Type>().value(r))
                 .checked_mul(86_400_000_000)
-        }),
+        }
+        Times::Days(_) => None,
         Times::Text(a) => {
             if !a.is_valid(r) {
                 return None;

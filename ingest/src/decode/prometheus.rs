@@ -198,6 +198,7 @@ fn from_host(instance: &str) -> (Option<u16>, Option<String>) {
 /// One line as a metric datapoint: `Ok(None)` for a sample linkmeter does not keep.
 pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
     let (name, labels, value, ts) = sample(line)?;
+    let scheme = label(&labels, &["listener"]).and_then(vpce_scheme);
     let (metric, counter, rate) = match name {
         "kafka_server_BrokerTopicMetrics_Count" => {
             match label(&labels, &["name"]).filter(|n| BYTE_COUNTERS.contains(n)) {
@@ -209,10 +210,7 @@ pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
         // scheme's private-connectivity clients (after TLS), a true cumulative counter.
         "kafka_server_socket_server_metrics_incoming_byte_total"
         | "kafka_server_socket_server_metrics_outgoing_byte_total" => {
-            if label(&labels, &["listener"])
-                .and_then(vpce_scheme)
-                .is_none()
-            {
+            if scheme.is_none() {
                 return Ok(None);
             }
             let m = if name.contains("incoming") {
@@ -270,9 +268,7 @@ pub fn parse_line(line: &str) -> Result<Option<MetricPoint>, String> {
         cluster,
         broker,
         topic: label(&labels, &["topic"]).map(str::to_string),
-        client_auth: label(&labels, &["listener"])
-            .and_then(vpce_scheme)
-            .map(str::to_string),
+        client_auth: scheme.map(str::to_string),
         dimensions: dims,
         unit: Some(if rate { "Bytes/Second" } else { "Bytes" }.into()),
         counter: counter.then_some(value),
