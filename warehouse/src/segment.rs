@@ -121,6 +121,20 @@ impl Segment {
         partition: &[(&str, String)],
         batches: &[RecordBatch],
     ) -> Result<(), Error> {
+        self.write_summed(wh, def, partition, batches, None).await
+    }
+
+    /// [`Segment::write`] with the summary rows of `batches` when the caller has them already
+    /// (`flows` rows summed as they were built: see [`crate::flow_hours::from_groups`]);
+    /// `None` sums the rows here.
+    pub async fn write_summed(
+        &mut self,
+        wh: &Warehouse,
+        def: &'static TableDef,
+        partition: &[(&str, String)],
+        batches: &[RecordBatch],
+        summary: Option<RecordBatch>,
+    ) -> Result<(), Error> {
         debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
         debug_assert!(
             !summaries::is_summary(def),
@@ -131,7 +145,10 @@ impl Segment {
         let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
         if let Some(pair) = summaries::of_source(def) {
             let at = wh.join(&format!("{}/{}", def.name, add.path));
-            let sum = (pair.summarize)(batches, &at)?;
+            let sum = match summary {
+                Some(sum) => sum,
+                None => (pair.summarize)(batches, &at)?,
+            };
             let day = partition
                 .iter()
                 .find(|(k, _)| *k == "date")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use linkmeter_warehouse::inputs::InputRow;
 use linkmeter_warehouse::registry::{BROKER_METRICS, COVERAGE, FLOWS, QUARANTINE};
 use linkmeter_warehouse::segment::Segment;
-use linkmeter_warehouse::{time, Error, Warehouse};
+use linkmeter_warehouse::{flow_hours, time, Error, Warehouse};
 
 use super::Options;
 use crate::inventory::Index;
@@ -131,14 +131,18 @@ impl<'a> SegmentWriter<'a> {
         let id = self.id();
         let seg = self.segment.get_or_insert_with(|| Segment::new(id));
         let (wh, rt) = (self.wh, self.rt);
+        let at = format!("flows of segment {}", seg.id());
         for (hour, mut b) in std::mem::take(&mut self.flows) {
             if !b.is_empty() {
                 let (d, h) = time::day_hour(hour);
-                rt.block_on(seg.write(
+                let (rows, groups) = b.finish_with_groups(self.ix);
+                let sum = flow_hours::from_groups(&groups.keys, &groups.sums, &at)?;
+                rt.block_on(seg.write_summed(
                     wh,
                     &FLOWS,
                     &[("date", d), ("hour", h)],
-                    &[b.finish(self.ix)],
+                    &[rows],
+                    Some(sum),
                 ))?;
             }
         }
