@@ -208,17 +208,12 @@ pub(crate) fn parse_line<'a>(
             return Err(count_error(format, line, spans));
         }
         let s = i;
-        // A count's digits are read as its token is scanned (a second pass over each number
-        // was an eighth of parsing); anything but 1–17 plain digits is scanned and read by
-        // `set_field`, which also words the errors.
+        i = token_end(b, i);
+        // Counts of 1–17 plain digits, as AWS writes them, are read here; anything else goes
+        // to `set_field`, which reads it as the standard parser does and words the errors.
         if let Column::Field(f) = col {
             if is_count(*f) {
-                let mut v = 0u64;
-                while i < b.len() && b[i].is_ascii_digit() && i - s < 17 {
-                    v = v * 10 + u64::from(b[i] - b'0');
-                    i += 1;
-                }
-                if i > s && (i == b.len() || b[i] == b' ' || b[i] == b'\t') {
+                if let Some(v) = plain_digits(&b[s..i]) {
                     if failed.is_none() && !set_count(rec, *f, v) {
                         failed = set_field(rec, col, &line[s..i]).err();
                     }
@@ -226,7 +221,6 @@ pub(crate) fn parse_line<'a>(
                 }
             }
         }
-        i = token_end(b, i);
         if failed.is_none() {
             if let Err(e) = set_field(rec, col, &line[s..i]) {
                 failed = Some(e);
@@ -257,6 +251,44 @@ fn is_count(f: Field) -> bool {
             | Field::TcpFlags
             | Field::TrafficPath
     )
+}
+
+/// The value of 1–17 ASCII digits (which cannot overflow), else `None`.
+fn plain_digits(t: &[u8]) -> Option<u64> {
+    if t.is_empty() || t.len() > 17 {
+        return None;
+    }
+    // Eight digits at once where there are as many (epoch seconds have ten): one digit at a
+    // time is a chain of dependent multiplications.
+    let (mut v, rest) = match t.split_first_chunk::<8>() {
+        Some((head, rest)) => (eight_digits(*head)?, rest),
+        None => (0, t),
+    };
+    for &c in rest {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// Eight ASCII digits (the first most significant) as a number, or `None` if any is not a
+/// digit; byte-parallel, after Lemire's `parse_eight_digits_unrolled`.
+fn eight_digits(b: [u8; 8]) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let x = u64::from_le_bytes(b).wrapping_sub(0x3030_3030_3030_3030);
+    // A byte below '0' borrows and leaves its own high nibble set; one above '9' sets it once
+    // 6 is added.
+    if (x | x.wrapping_add(0x0606_0606_0606_0606)) & HIGH_NIBBLES != 0 {
+        return None;
+    }
+    // Pairs of digits in 16-bit lanes, then quadruples in 32-bit lanes, then the number (each
+    // lane's value fits it, so nothing carries into the next).
+    let x = (x * 10 + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x * 100 + (x >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((x & 0xFFFF_FFFF) * 10_000 + (x >> 32))
 }
 
 /// Sets a count field as [`set_field`] does for the same digits; false when the value does
@@ -406,6 +438,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn plain_digits_read_as_the_standard_parser_does(
+            s in "[0-9]{0,20}|[0-9/:a ]{0,12}",
+        ) {
+            let want = s.parse::<u64>().ok().filter(|_| (1..=17).contains(&s.len()));
+            proptest::prop_assert_eq!(plain_digits(s.as_bytes()), want, "{:?}", s);
+        }
+
         #[test]
         fn token_ends_are_found_as_a_byte_scan_finds_them(
             b in proptest::collection::vec(
