@@ -472,6 +472,11 @@ mod tests {
         }
 
         #[test]
+        fn dotted_text_parses_as_the_standard_parser_does(s in "([0-9]{0,4}[.]){2,5}[0-9]{0,4}") {
+            proptest::prop_assert_eq!(ip(&s, "srcaddr").ok(), s.parse::<IpAddr>().ok());
+        }
+
+        #[test]
         fn every_address_round_trips(a: u32) {
             let v4 = std::net::Ipv4Addr::from(a);
             proptest::prop_assert_eq!(dotted_quad(v4.to_string().as_bytes()), Some(v4));
