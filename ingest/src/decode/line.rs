@@ -27,8 +27,8 @@ pub(crate) fn set_field<'a>(
         Field::Version => rec.version = Some(num(value, "version")?),
         Field::AccountId => rec.account_id = Some(value),
         Field::InterfaceId => rec.interface_id = Some(value),
-        Field::SrcAddr => rec.srcaddr = Some(ip(value, "srcaddr")?),
-        Field::DstAddr => rec.dstaddr = Some(ip(value, "dstaddr")?),
+        Field::SrcAddr => (rec.srcaddr, rec.addr_text[0]) = addr(value, "srcaddr")?,
+        Field::DstAddr => (rec.dstaddr, rec.addr_text[1]) = addr(value, "dstaddr")?,
         Field::SrcPort => rec.srcport = Some(num(value, "srcport")?),
         Field::DstPort => rec.dstport = Some(num(value, "dstport")?),
         Field::Protocol => rec.protocol = Some(num(value, "protocol")?),
@@ -88,6 +88,15 @@ fn num<T: std::str::FromStr + TryFrom<u64>>(value: &str, name: &str) -> Result<T
             format!("field `{name}`: {value:?} is not a whole number")
         }
     })
+}
+
+/// An address field: the address, and its text when that is an IPv4 address spelled as
+/// `Display` spells it (what [`dotted_quad`] accepts), which rows copy instead of formatting.
+fn addr<'a>(value: &'a str, name: &str) -> Result<(Option<IpAddr>, Option<&'a str>), String> {
+    match dotted_quad(value.as_bytes()) {
+        Some(v4) => Ok((Some(IpAddr::V4(v4)), Some(value))),
+        None => Ok((Some(ip(value, name)?), None)),
+    }
 }
 
 fn ip(value: &str, name: &str) -> Result<IpAddr, String> {
@@ -474,6 +483,16 @@ mod tests {
         #[test]
         fn dotted_text_parses_as_the_standard_parser_does(s in "([0-9]{0,4}[.]){2,5}[0-9]{0,4}") {
             proptest::prop_assert_eq!(ip(&s, "srcaddr").ok(), s.parse::<IpAddr>().ok());
+        }
+
+        #[test]
+        fn address_text_is_kept_only_as_display_spells_it(a: u32, v6: u128) {
+            let v4 = std::net::Ipv4Addr::from(a).to_string();
+            let (ip, text) = addr(&v4, "srcaddr").unwrap();
+            proptest::prop_assert_eq!(ip.map(|i| i.to_string()), Some(v4.clone()));
+            proptest::prop_assert_eq!(text, Some(v4.as_str()));
+            let v6 = std::net::Ipv6Addr::from(v6).to_string();
+            proptest::prop_assert_eq!(addr(&v6, "srcaddr").unwrap().1, None);
         }
 
         #[test]

@@ -68,6 +68,9 @@ pub struct FlowRecord<'a> {
     pub interface_id: Option<&'a str>,
     pub srcaddr: Option<IpAddr>,
     pub dstaddr: Option<IpAddr>,
+    /// The line's text of `srcaddr` and `dstaddr` when it is an IPv4 address spelled as
+    /// `Display` spells it (set by the parser; rows copy it instead of formatting the address).
+    pub addr_text: [Option<&'a str>; 2],
     pub srcport: Option<u16>,
     pub dstport: Option<u16>,
     pub protocol: Option<u8>,

@@ -234,8 +234,15 @@ impl FlowsBuilder {
         self.interface_id.append_option(rec.interface_id);
         self.log_account_id.append_option(rec.account_id);
         self.log_vpc_id.append_option(rec.vpc_id);
-        append_ip(&mut self.srcaddr, rec.srcaddr);
-        append_ip(&mut self.dstaddr, rec.dstaddr);
+        for (b, ip, text) in [
+            (&mut self.srcaddr, rec.srcaddr, rec.addr_text[0]),
+            (&mut self.dstaddr, rec.dstaddr, rec.addr_text[1]),
+        ] {
+            match text.filter(|_| ip.is_some()) {
+                Some(t) => b.append_value(t),
+                None => append_ip(b, ip),
+            }
+        }
         self.srcport.append_option(rec.srcport.map(i32::from));
         self.dstport.append_option(rec.dstport.map(i32::from));
         self.protocol.append_option(rec.protocol.map(i32::from));
