@@ -41,6 +41,25 @@ pub enum Field {
     Known(&'static str),
 }
 
+impl Field {
+    /// Whether the field's values are whole numbers (the rest are text and addresses).
+    pub fn is_count(self) -> bool {
+        matches!(
+            self,
+            Field::Version
+                | Field::SrcPort
+                | Field::DstPort
+                | Field::Protocol
+                | Field::Packets
+                | Field::Bytes
+                | Field::Start
+                | Field::End
+                | Field::TcpFlags
+                | Field::TrafficPath
+        )
+    }
+}
+
 /// Every field name of versions 2–8 (and later string fields seen in AWS docs), text form.
 const CATALOG: &[(&str, Field)] = &[
     ("version", Field::Version),

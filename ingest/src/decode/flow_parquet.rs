@@ -107,21 +107,7 @@ fn prepare(batch: &RecordBatch, columns: &[(usize, Column)]) -> Result<Vec<(Colu
     let mut out = Vec::with_capacity(columns.len());
     for (i, col) in columns {
         let a: &ArrayRef = batch.column(*i);
-        let numeric = matches!(
-            col,
-            Column::Field(
-                Field::Version
-                    | Field::SrcPort
-                    | Field::DstPort
-                    | Field::Protocol
-                    | Field::Packets
-                    | Field::Bytes
-                    | Field::Start
-                    | Field::End
-                    | Field::TcpFlags
-                    | Field::TrafficPath
-            )
-        );
+        let numeric = matches!(col, Column::Field(f) if f.is_count());
         let name = batch.schema().field(*i).name().clone();
         let c = if numeric {
             if !a.data_type().is_integer() && a.data_type() != &DataType::Null {

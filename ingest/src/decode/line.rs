@@ -221,7 +221,7 @@ pub(crate) fn parse_line<'a>(
         // Counts of 1–17 plain digits, as AWS writes them, are read here; anything else goes
         // to `set_field`, which reads it as the standard parser does and words the errors.
         if let Column::Field(f) = col {
-            if is_count(*f) {
+            if f.is_count() {
                 if let Some(v) = plain_digits(&b[s..i]) {
                     if failed.is_none() && !set_count(rec, *f, v) {
                         failed = set_field(rec, col, &line[s..i]).err();
@@ -243,23 +243,6 @@ pub(crate) fn parse_line<'a>(
         Some(e) => Err(e),
         None => check_record(rec),
     }
-}
-
-/// Whether the field is a whole number (read by [`set_count`]).
-fn is_count(f: Field) -> bool {
-    matches!(
-        f,
-        Field::Version
-            | Field::SrcPort
-            | Field::DstPort
-            | Field::Protocol
-            | Field::Packets
-            | Field::Bytes
-            | Field::Start
-            | Field::End
-            | Field::TcpFlags
-            | Field::TrafficPath
-    )
 }
 
 /// The value of 1–17 ASCII digits (which cannot overflow), else `None`.
