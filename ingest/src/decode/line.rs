@@ -429,6 +429,25 @@ mod tests {
 
     }
 
+    #[test]
+    fn a_record_prints_the_same_whether_its_addresses_kept_their_text() {
+        let format = Format::parse(crate::fields::DEFAULT_FORMAT).unwrap();
+        let line = "2 123456789012 eni-abc 10.0.0.1 10.0.0.2 443 49152 6 10 - 1418530010 1418530070 ACCEPT OK";
+        let (mut spans, mut rec) = (Vec::new(), FlowRecord::default());
+        parse_line(&format, line, &mut spans, &mut rec).unwrap();
+        assert_eq!(rec.addr_text, [Some("10.0.0.1"), Some("10.0.0.2")]);
+        let printed = format!("{rec:?}");
+        assert!(!printed.contains("addr_text"), "{printed}");
+        rec.addr_text = [None, None];
+        assert_eq!(format!("{rec:?}"), printed);
+        assert!(printed
+            .starts_with("FlowRecord { version: Some(2), account_id: Some(\"123456789012\")"));
+        assert!(
+            printed.ends_with("traffic_path: None, extra: \"\" }"),
+            "{printed}"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn plain_digits_read_as_the_standard_parser_does(
