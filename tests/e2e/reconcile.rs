@@ -278,9 +278,6 @@ fn planted_bill_differences_are_found_and_nothing_else() {
 
     // A provisional bill part-way through the month (no invoice id, usage up to the 10th):
     // the days it covers are compared, later days and the month's cost are not yet.
-    let python = std::env::var("LINKMETER_TEST_PYTHON").expect(
-        "LINKMETER_TEST_PYTHON is not set: run the tests with .ci/test, which installs pyarrow",
-    );
     let part = d.join("e/bill-partial/data/BILLING_PERIOD=2026-10");
     std::fs::create_dir_all(&part).unwrap();
     let script = "import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq, pyarrow.compute as pc\n\
@@ -289,16 +286,12 @@ fn planted_bill_differences_are_found_and_nothing_else() {
         t = t.filter(pc.less(t['ChargePeriodStart'], cut))\n\
         t = t.set_column(t.schema.get_field_index('InvoiceId'), 'InvoiceId', pa.nulls(len(t), pa.string()))\n\
         pq.write_table(t, sys.argv[2])\n";
-    let run = std::process::Command::new(python)
-        .args(["-c", script])
-        .arg(d.join("e/bill/focus/data/BILLING_PERIOD=2026-10/focus-00001.snappy.parquet"))
-        .arg(part.join("part-00001.parquet"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    pyarrow(
+        script,
+        &[
+            &d.join("e/bill/focus/data/BILLING_PERIOD=2026-10/focus-00001.snappy.parquet"),
+            &part.join("part-00001.parquet"),
+        ],
     );
     let cfg = std::fs::read_to_string(d.join("e/focus.toml"))
         .unwrap()
@@ -331,18 +324,9 @@ fn planted_bill_differences_are_found_and_nothing_else() {
         }
     }
     // A new delivery of the period with none of linkmeter's lines left empties the period.
-    let run = std::process::Command::new(std::env::var("LINKMETER_TEST_PYTHON").unwrap())
-        .args([
-            "-c",
-            "import sys, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\npq.write_table(t.slice(0, 0), sys.argv[1])\n",
-        ])
-        .arg(part.join("part-00001.parquet"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    pyarrow(
+        "import sys, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\npq.write_table(t.slice(0, 0), sys.argv[1])\n",
+        &[&part.join("part-00001.parquet")],
     );
     let out = ok(d, &["ingest", "--config", "e/partial.toml"]);
     assert!(
@@ -355,5 +339,23 @@ fn planted_bill_differences_are_found_and_nothing_else() {
             "SELECT COUNT(*) FROM bill_lines WHERE billing_period = '2026-10'"
         ),
         0
+    );
+}
+
+/// Runs a Python script with pyarrow (the tests' interpreter) on these files; fails the test
+/// with the script's error output.
+fn pyarrow(script: &str, files: &[&std::path::Path]) {
+    let python = std::env::var("LINKMETER_TEST_PYTHON").expect(
+        "LINKMETER_TEST_PYTHON is not set: run the tests with .ci/test, which installs pyarrow",
+    );
+    let run = std::process::Command::new(python)
+        .args(["-c", script])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
 }
