@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Int32Type, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 
 use crate::Error;
@@ -30,13 +32,26 @@ const NO_DICTIONARY: &[&str] = &[
 /// Writer settings shared by every table. Snappy, not zstd: ingest writes many files, and
 /// zstd's per-column-chunk context setup measured at over 40% of ingest CPU. Statistics let
 /// query engines prune by time.
-pub fn writer_properties() -> WriterProperties {
+pub fn writer_properties(schema: &Schema) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(256 * 1024))
         .set_created_by("linkmeter".to_string());
     for c in NO_DICTIONARY {
         b = b.set_column_dictionary_enabled((*c).into(), false);
+        // Integers and times stored as differences from the previous value (times and line
+        // offsets climb, counts are small): `flows` files 16% smaller than plain values
+        // under Snappy, and no slower to write (benches/ingest.sh). Not for the same names
+        // elsewhere that hold decimals.
+        let int = schema.field_with_name(c).is_ok_and(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Int32 | DataType::Int64 | DataType::Timestamp(..)
+            )
+        });
+        if int {
+            b = b.set_column_encoding((*c).into(), Encoding::DELTA_BINARY_PACKED);
+        }
     }
     b.build()
 }
@@ -59,8 +74,8 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], what: &str) -> Result
         source,
     };
     let mut buf = Vec::new();
-    let mut w =
-        ArrowWriter::try_new(&mut buf, schema.clone(), Some(writer_properties())).map_err(perr)?;
+    let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), Some(writer_properties(schema)))
+        .map_err(perr)?;
     let mut rows = 0;
     for b in batches {
         if b.schema().fields() != schema.fields() {
@@ -236,6 +251,55 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn climbing_integers_are_delta_encoded_and_read_back() {
+        use arrow::array::{Decimal128Array, Int32Array};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source_offset", DataType::Int64, false),
+            Field::new("flow_start", crate::registry::ts(), false),
+            Field::new("srcport", DataType::Int32, true),
+            // A listed name holding a decimal keeps the plain encoding (delta is for integers).
+            Field::new("bytes", DataType::Decimal128(38, 0), false),
+        ]));
+        let n = 5000i64;
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 97 + i % 7))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..n).map(|i| 1_790_000_000_000_000 + (i % 600) * 1_000_000),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(Int32Array::from_iter(
+                    (0..n).map(|i| (i % 11 != 0).then_some((i * 7919 % 65536) as i32)),
+                )),
+                Arc::new(
+                    Decimal128Array::from_iter_values((0..n).map(|i| i128::from(i) << 70))
+                        .with_precision_and_scale(38, 0)
+                        .unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        let e = encode(&schema, std::slice::from_ref(&b), "t").unwrap();
+        let back = decode(e.bytes.clone(), "t").unwrap();
+        assert_eq!(arrow::compute::concat_batches(&schema, &back).unwrap(), b);
+        let meta = SerializedFileReader::new(e.bytes).unwrap();
+        let rg = meta.metadata().row_group(0);
+        for (i, want) in [(0, true), (1, true), (2, true), (3, false)] {
+            let c = rg.column(i);
+            assert_eq!(
+                c.encodings().any(|x| x == Encoding::DELTA_BINARY_PACKED),
+                want,
+                "{}",
+                c.column_path()
+            );
+        }
+    }
 
     #[test]
     fn round_trip_and_stats() {
