@@ -291,6 +291,31 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
 }
 
+/// Rounds smaller than one message (below 16 bytes the first round is handed over once it
+/// holds a quarter of nothing): every message is still read, a round at a time, and no round
+/// ends the run by coming back empty.
+#[test]
+fn kafka_rounds_smaller_than_a_message_still_read_every_message() {
+    let s = setup("tiny");
+    let topic = unique("tiny");
+    create_topic(&s.bootstrap, &[], &topic);
+    let lines: Vec<String> = s.lines[..12].to_vec();
+    produce(&topic, &messages(&lines));
+    let uri = format!("kafka://{}/{topic}", s.bootstrap);
+    let extra = format!(
+        "[sources.kafka]\ngroup = \"{}\"\nchunk_bytes = 4\nround_bytes = 4\n",
+        unique("g")
+    );
+    let cfg = config(&s, "tiny", &uri, &extra);
+    let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
+    let runs = query(
+        &s.dir.join("tiny-wh"),
+        "SELECT records_in, bytes_in FROM runs",
+    );
+    assert_eq!(u64s(&runs, 0), vec![lines.len() as u64], "{out}");
+    assert_eq!(u64s(&runs, 1), vec![line_bytes(&lines)], "{out}");
+}
+
 #[test]
 fn kafka_runs_killed_at_random_points_end_with_the_same_totals() {
     let s = setup("kill");

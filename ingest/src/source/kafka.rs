@@ -158,7 +158,8 @@ struct Chunk {
 pub struct LineOffsets(Vec<(u64, i64)>);
 
 impl LineOffsets {
-    /// From (first line of a message, its offset) pairs, sorted by line.
+    /// From (first line of a message, its offset) pairs, first lines strictly increasing (each
+    /// message holds at least one line).
     pub fn new(pairs: Vec<(u64, i64)>) -> Self {
         LineOffsets(pairs)
     }
@@ -457,8 +458,9 @@ impl KafkaReader {
         let mut inputs = Vec::new();
         let mut bytes = 0usize;
         let mut last_heard = Instant::now();
-        // Set by each message; the clock is read only when the consumer goes quiet (reading
-        // it for every message measured at 2% of a Kafka run).
+        // Set by each message or partition end; the clock is read only when a poll brings
+        // nothing or an error (reading it for every message measured at 2% of a Kafka run).
+        // `last_heard` can only be late by one poll, so the idle error never comes early.
         let mut heard = false;
         let started = Instant::now();
         let more = |me: &Self| {
@@ -479,7 +481,7 @@ impl KafkaReader {
             // consumer has nothing for QUIET instead of waiting for every partition's end:
             // the broker holds the fetch that finds an end (`fetch.wait.max.ms`, 500 ms by
             // default), and those rows would otherwise be written only after it.
-            let handover = follow.is_none() && bytes >= target / 4;
+            let handover = follow.is_none() && bytes > 0 && bytes >= target / 4;
             let wait = if handover { QUIET } else { POLL };
             let Some(m) = self.consumer.poll(wait) else {
                 if handover {
@@ -546,13 +548,9 @@ impl KafkaReader {
                 self.close(p, &mut inputs, &mem);
                 continue;
             }
-            let chunk_bytes = self.s.chunk_bytes.min(target);
             let c = self.open.entry(p).or_insert_with(|| Chunk {
                 first: off,
                 last: off,
-                // Growing by doubling copied each chunk about twice over; pages not written
-                // are never touched, so reserving costs no memory.
-                text: Vec::with_capacity(chunk_bytes.saturating_add(64 << 10)),
                 ..Default::default()
             });
             c.last = off;
