@@ -291,9 +291,9 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
 }
 
-/// Rounds smaller than one message (below 16 bytes the first round is handed over once it
-/// holds a quarter of nothing): every message is still read, a round at a time, and no round
-/// ends the run by coming back empty.
+/// Rounds smaller than one message (below 16 bytes, a quarter of the first round is zero
+/// bytes): every message is still read, a round at a time, and no round ends the run by
+/// coming back empty.
 #[test]
 fn kafka_rounds_smaller_than_a_message_still_read_every_message() {
     let s = setup("tiny");
