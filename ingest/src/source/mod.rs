@@ -6,6 +6,7 @@
 pub mod file;
 pub mod kafka;
 pub mod kafka_auth;
+mod kafka_keys;
 pub mod layout;
 pub mod s3;
 pub mod s3_read;
