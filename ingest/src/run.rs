@@ -442,6 +442,9 @@ fn read_streams(
             }
         }
         report.interrupted |= stopped();
+        for (_, reader) in readers {
+            reader.close_in_background();
+        }
         return Ok(());
     };
     tracing::info!(
@@ -461,6 +464,9 @@ fn read_streams(
                 }
             }
         }
+    }
+    for (_, reader) in readers {
+        reader.close_in_background();
     }
     Ok(())
 }

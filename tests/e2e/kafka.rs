@@ -203,6 +203,34 @@ fn kafka_config(s: &Setup, name: &str, extra: &str) -> PathBuf {
     )
 }
 
+/// The offsets committed to the consumer group named in a config, per partition.
+fn committed(s: &Setup, cfg: &Path) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let group = text
+        .lines()
+        .find_map(|l| l.strip_prefix("group = "))
+        .expect("the config names its group")
+        .trim_matches('"');
+    let c: BaseConsumer = client(&s.bootstrap, &[])
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(&s.topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(30)).unwrap();
+    (0..PARTITIONS)
+        .map(
+            |p| match got.find_partition(&s.topic, p).unwrap().offset() {
+                rdkafka::Offset::Offset(o) => o,
+                other => panic!("partition {p}: no committed offset ({other:?})"),
+            },
+        )
+        .collect()
+}
+
 /// What the warehouse says, independent of how inputs were cut: per hour, status, reason,
 /// connection and direction, rows and bytes.
 fn totals(wh: &Path) -> BTreeMap<String, (u64, u64)> {
@@ -276,6 +304,15 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     // Several inputs per partition (offset ranges), none overlapping.
     let ranges = strings(&query(&kwh, "SELECT input_key FROM inputs ORDER BY 1"), 0);
     assert!(ranges.len() > PARTITIONS as usize, "{ranges:?}");
+
+    // The consumer group holds each partition's end (the run closes its consumer in the
+    // background after committing; the process may exit before that close ends).
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    ends[0] += POISON.len() as i64;
+    for (p, _) in messages(&s.lines) {
+        ends[p as usize] += 1;
+    }
+    assert_eq!(committed(&s, &cfg), ends, "the group's committed offsets");
 
     // A rerun finds nothing new.
     let out = ok(&s.dir, &["ingest", "--config", cfg.to_str().unwrap()]);
