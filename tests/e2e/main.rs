@@ -13,6 +13,7 @@ mod ingest;
 mod inventory;
 mod invoice;
 mod kafka;
+mod kafka_broker;
 mod metrics;
 mod preaggregates;
 mod readers;
