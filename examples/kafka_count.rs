@@ -56,8 +56,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "messages={messages} bytes={bytes} seconds={secs:.2} messages_per_s={:.0}",
         messages as f64 / secs
     );
-    // librdkafka's close waits ~100 ms for its threads to notice; linkmeter closes its
-    // consumer in the background at the end of a run, so the floor skips the wait too.
-    std::mem::forget(consumer);
     Ok(())
 }

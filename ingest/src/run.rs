@@ -442,9 +442,6 @@ fn read_streams(
             }
         }
         report.interrupted |= stopped();
-        for (_, reader) in readers {
-            reader.close_in_background();
-        }
         return Ok(());
     };
     tracing::info!(
@@ -464,9 +461,6 @@ fn read_streams(
                 }
             }
         }
-    }
-    for (_, reader) in readers {
-        reader.close_in_background();
     }
     Ok(())
 }

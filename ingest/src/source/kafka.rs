@@ -494,21 +494,6 @@ impl KafkaReader {
         }))
     }
 
-    /// Closes the consumer on a thread of its own. librdkafka's close waits for its threads'
-    /// socket polls to time out, a steady 100 ms (measured with `examples/kafka_count.rs`):
-    /// 5% of a batch run's wall time spent on nothing. Offsets are committed synchronously
-    /// before this, so nothing is lost when the process exits first (the broker sees a closed
-    /// connection, and a manually assigned consumer holds no group membership to hand back).
-    pub fn close_in_background(self) {
-        let spawned = std::thread::Builder::new()
-            .name("kafka-close".into())
-            .spawn(move || drop(self));
-        if let Err(e) = spawned {
-            // The reader went with the failed closure: it was closed here, on this thread.
-            tracing::debug!(message = "closed the kafka consumer in the foreground", error = %e);
-        }
-    }
-
     /// Commits `next` offsets to the consumer group (after the warehouse has their rows).
     pub fn commit(&self, next: &BTreeMap<i32, i64>) {
         let mut tpl = TopicPartitionList::new();
