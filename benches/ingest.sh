@@ -18,6 +18,12 @@
 # ratio (linkmeter / DuckDB wall time) and peak RSS. Estates (ESTATES): `linkmeter generate`
 # estates of many small files (one per account and hour), records/s with all cores and with
 # one. Figures go in the README by hand.
+#
+# In the DuckDB comparison both engines write to tmpfs (/dev/shm) when there is one; OUT_DIR
+# puts their output elsewhere. Why: on ext4 without a journal (this machine's root), ext4 does
+# not reuse an inode freed within the last minute and checks each one it passes on every file
+# it creates, so a run right after the removal of the last run's warehouse (hundreds of files)
+# pays for that removal, more with every run, while DuckDB writes one file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/linkmeter-target}"
@@ -29,7 +35,9 @@ SETS="${SETS-4000000}"
 ESTATES="${ESTATES-small large}"
 RUNS="${RUNS:-3}"
 VENV="${DUCKDB_VENV:-$WORK/duckdb-venv}"
-mkdir -p "$WORK"
+OUT="${OUT_DIR:-$( [ -d /dev/shm ] && echo /dev/shm/linkmeter-bench || echo "$WORK/out")}"
+mkdir -p "$WORK" "$OUT"
+trap 'rm -rf "$OUT"' EXIT
 
 # Runs a command under /usr/bin/time; prints "wall_seconds peak_mib" and keeps its stdout.
 timed() {
@@ -67,8 +75,10 @@ PY
       python3 benches/flowlog_set.py --inventory "$inv/inventory.toml" --out "$dir/flowlogs" --records "$records" --files 16
       touch "$dir/done"
     fi
+    out="$OUT/set-$records"
+    mkdir -p "$out"
     cat >"$dir/linkmeter.toml" <<TOML
-warehouse = "warehouse"
+warehouse = "$out/warehouse"
 inventory = "$inv/inventory.toml"
 
 [[sources]]
@@ -78,9 +88,9 @@ TOML
     gz=$(du -sb "$dir/flowlogs" | cut -f1)
     : >"$dir/lm.txt"; : >"$dir/duck.txt"; : >"$dir/lm_rss.txt"; : >"$dir/duck_rss.txt"
     for i in $(seq 0 "$RUNS"); do
-      rm -rf "$dir/warehouse" "$dir/duck.parquet"
+      rm -rf "$out/warehouse" "$out/duck.parquet"
       read -r ls lm < <(timed "$dir/ingest.out" "$BIN" ingest --config "$dir/linkmeter.toml")
-      read -r ds dm < <(timed "$dir/duck.out" "$VENV/bin/python" "$WORK/duck_ingest.py" "$dir/flowlogs" "$dir/duck.parquet")
+      read -r ds dm < <(timed "$dir/duck.out" "$VENV/bin/python" "$WORK/duck_ingest.py" "$dir/flowlogs" "$out/duck.parquet")
       [ "$i" -eq 0 ] && continue  # warm-up
       echo "set $records run $i: linkmeter ${ls}s ${lm}MiB, duckdb ${ds}s ${dm}MiB"
       echo "$ls" >>"$dir/lm.txt"; echo "$ds" >>"$dir/duck.txt"

@@ -220,9 +220,10 @@ pub struct KafkaSourceConfig {
     /// Raw librdkafka options (TLS, SASL, tuning), applied before linkmeter's safety settings
     /// (auto-commit and the automatic offset store stay off whatever is given here).
     pub options: BTreeMap<String, String>,
-    /// Message bytes per input (one partition's offset range).
+    /// Message bytes read before the open inputs (one partition's offset range each) are
+    /// handed to the workers.
     pub chunk_bytes: usize,
-    /// Message bytes per round: a round is written while the next is read, so two are held.
+    /// Message bytes waiting for the workers at most; with `--follow`, the most per round.
     pub round_bytes: usize,
     /// Time without anything from the broker before the run fails (`idle_timeout_secs`).
     #[serde(rename = "idle_timeout_secs", deserialize_with = "secs::de")]

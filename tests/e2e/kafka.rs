@@ -307,8 +307,8 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     let ranges = strings(&query(&kwh, "SELECT input_key FROM inputs ORDER BY 1"), 0);
     assert!(ranges.len() > PARTITIONS as usize, "{ranges:?}");
 
-    // The consumer group holds each partition's end: offsets are committed after each
-    // round's rows are in the warehouse, for lag monitoring (the warehouse is the checkpoint).
+    // The consumer group holds each partition's end: offsets are committed as the inputs'
+    // rows reach the warehouse, for lag monitoring (the warehouse is the checkpoint).
     let mut ends = vec![0i64; PARTITIONS as usize];
     ends[0] += POISON.len() as i64;
     for (p, _) in messages(&s.lines) {
@@ -330,11 +330,11 @@ fn kafka_batch_reads_to_the_end_exactly_and_reruns_add_nothing() {
     assert_eq!(bytes, line_bytes(&s.lines) + line_bytes(&extra));
 }
 
-/// Rounds smaller than one message (below 16 bytes, a quarter of the first round is zero
-/// bytes): every message is still read, a round at a time, and no round ends the run by
-/// coming back empty.
+/// Chunks and a bound on what waits for the workers smaller than one message (a quarter of
+/// the first chunk is zero bytes): every message is still read, one input at a time, and no
+/// read ends the run by coming back empty.
 #[test]
-fn kafka_rounds_smaller_than_a_message_still_read_every_message() {
+fn kafka_chunks_smaller_than_a_message_still_read_every_message() {
     let s = setup("tiny");
     let topic = unique("tiny");
     create_topic(&s.bootstrap, &[], &topic);

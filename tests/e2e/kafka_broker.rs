@@ -74,8 +74,9 @@ fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
     let s = setup_on("restart", &format!("127.0.0.1:{port}"), &[]);
     let files = config(&s, "files", "as-files", "");
     ok(&s.dir, &["ingest", "--config", files.to_str().unwrap()]);
-    // Small rounds (each is committed to the warehouse before the next is read), so the run
-    // is still going when the broker goes away.
+    // Little in flight (the reader waits for the workers) and small segments (each committed
+    // as it fills), so the run is still going, with some of it committed, when the broker
+    // goes away.
     let cfg = kafka_config(&s, "restart", "");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "chunk_bytes = 20000\nround_bytes = 200000",
@@ -86,17 +87,18 @@ fn kafka_broker_restart_mid_run_loses_and_duplicates_nothing() {
         .args(["ingest", "--config", cfg.to_str().unwrap()])
         .current_dir(&s.dir)
         .env("LINKMETER_LOG", "warn")
+        .env("LINKMETER_FLUSH_ROWS", "200")
         .stdout(std::fs::File::create(s.dir.join("run.out")).unwrap())
         .stderr(std::fs::File::create(s.dir.join("run.err")).unwrap())
         .spawn()
         .unwrap();
     let kwh = s.dir.join("restart-wh");
-    // Wait until some rounds are written, then stop the broker hard and start it again.
+    // Wait until a segment is committed, then stop the broker hard and start it again.
     let t0 = std::time::Instant::now();
     while !kwh.join("inputs").is_dir() {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
-            "no round was written"
+            "no segment was committed"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -65,19 +65,28 @@ fn hash_file(
 /// was requested meanwhile.
 pub(super) fn identify(jobs: &[Job], opts: &Options) -> Option<Vec<Listed>> {
     let mut out = Vec::with_capacity(jobs.len());
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = Vec::new();
     for j in jobs {
         if opts.stopped() {
             return None;
         }
-        out.push(Listed {
-            id: input_id(&j.input.key),
-            key: j.input.key.clone(),
-            uri: j.input.uri.clone(),
-            content: content_identity(&j.input, &mut buf).ok(),
-        });
+        out.push(listed(j, &mut buf));
     }
     Some(out)
+}
+
+/// The identity of one job; `buf` is a read buffer, sized on first use (only local files
+/// are read to find it).
+pub(super) fn listed(j: &Job, buf: &mut Vec<u8>) -> Listed {
+    if buf.is_empty() && matches!(j.input.location, Location::File(_)) {
+        buf.resize(1 << 20, 0);
+    }
+    Listed {
+        id: input_id(&j.input.key),
+        key: j.input.key.clone(),
+        uri: j.input.uri.clone(),
+        content: content_identity(&j.input, buf).ok(),
+    }
 }
 
 /// Orders inputs so a worker's consecutive inputs cover the same hours (AWS file names carry

@@ -20,6 +20,7 @@
 //! counted twice after recovery) or inputs with no checkpoint (read again): reruns converge to
 //! the same contents.
 
+mod feed;
 mod identity;
 mod input;
 pub mod plan;
@@ -40,6 +41,7 @@ use crate::source::kafka::LineOffsets;
 use crate::source::{Fetch, InputRef};
 use crate::summary::Tally;
 
+pub use feed::Feed;
 pub use identity::{input_id, shard_tag};
 
 /// Errors that stop a run (bad input never does: it is quarantined).
@@ -234,9 +236,11 @@ pub fn ingest(
         .fetch_add(report.tally.inputs_skipped, Ordering::Relaxed);
     let done = workers::run(
         &workers::Work {
-            jobs,
-            listed: &listed,
-            order: &plan.todo,
+            queue: workers::Queue::Planned {
+                jobs,
+                listed: &listed,
+                order: &plan.todo,
+            },
             ix,
             wh,
             rt,
@@ -250,5 +254,48 @@ pub fn ingest(
     report.samples = done.samples;
     Ok(report)
 }
+
+/// Ingests inputs as a stream's reader hands them over on `feed`, until it is closed: one set
+/// of workers for the whole stream, whose segments span many inputs as they would for files.
+/// The feed must carry only inputs the warehouse does not hold (a Kafka reader skips the
+/// offset ranges it does), so nothing is planned, superseded or carried. Blocking, like
+/// [`ingest`]; the feed is closed when this returns.
+pub fn ingest_feed(
+    feed: &Feed,
+    ix: &Index,
+    wh: &Warehouse,
+    rt: &tokio::runtime::Handle,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Report, IngestError> {
+    let recovered = recover::recover(wh, rt, opts.shard);
+    let rolled_back = match recovered {
+        Ok((_, n)) => n,
+        Err(e) => {
+            feed.close();
+            return Err(e);
+        }
+    };
+    let inventory_hash = format!("{:016x}", ix.attribution);
+    let done = workers::run(
+        &workers::Work {
+            queue: workers::Queue::Feed(feed),
+            ix,
+            wh,
+            rt,
+            opts,
+            inventory_hash: &inventory_hash,
+        },
+        progress,
+    )?;
+    Ok(Report {
+        tally: done.tally,
+        samples: done.samples,
+        rolled_back,
+        interrupted: done.interrupted,
+        ..Report::default()
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,15 @@
-//! The worker pool: each worker takes the next input in plan order, reads it into its own
-//! segment and commits the segment when full. Workers share only the position in the plan and
-//! a failure flag; each returns its tallies through its join handle.
+//! The worker pool: each worker takes the next input (in plan order, or as a stream's reader
+//! hands it over), reads it into its own segment and commits the segment when full. Workers
+//! share only the queue and a failure flag; each returns its tallies through its join handle.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use linkmeter_warehouse::{Error, Warehouse};
 
+use super::feed::{Feed, Popped};
+use super::identity::listed;
 use super::input::Unfinished;
 use super::plan::Listed;
 use super::writer::SegmentWriter;
@@ -15,12 +18,23 @@ use crate::inventory::Index;
 use crate::source::{Fetch, InputRef};
 use crate::summary::Tally;
 
+/// Where the workers take their inputs from.
+pub(super) enum Queue<'a> {
+    /// Planned inputs, identified up front.
+    Planned {
+        jobs: &'a [Job],
+        listed: &'a [Listed],
+        /// Indexes into `jobs`, in reading order.
+        order: &'a [usize],
+    },
+    /// Inputs handed over while the workers run (never held by the warehouse: the reader
+    /// skips what is).
+    Feed(&'a Feed),
+}
+
 /// What the workers are given.
 pub(super) struct Work<'a> {
-    pub jobs: &'a [Job],
-    pub listed: &'a [Listed],
-    /// Indexes into `jobs`, in reading order.
-    pub order: &'a [usize],
+    pub queue: Queue<'a>,
     pub ix: &'a Index,
     pub wh: &'a Warehouse,
     pub rt: &'a tokio::runtime::Handle,
@@ -39,7 +53,9 @@ pub(super) struct Done {
 
 /// Reads every planned input with `opts.workers` threads.
 pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
-    download_ahead(w.jobs, w.order);
+    if let Queue::Planned { jobs, order, .. } = w.queue {
+        download_ahead(jobs, order);
+    }
     let next = AtomicUsize::new(0);
     let failed = Arc::new(AtomicBool::new(false));
     let results: Vec<Result<Done, Error>> = std::thread::scope(|scope| {
@@ -60,6 +76,10 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
+    if let Queue::Feed(f) = w.queue {
+        // A reader waiting for room must not wait for workers that are gone.
+        f.close();
+    }
     let mut done = Done::default();
     for r in results {
         let d = r?;
@@ -68,8 +88,48 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
         done.samples.extend(d.samples.into_iter().take(room));
         done.interrupted |= d.interrupted;
     }
-    done.interrupted |= next.load(Ordering::Relaxed) < w.order.len();
+    done.interrupted |= match w.queue {
+        Queue::Planned { order, .. } => next.load(Ordering::Relaxed) < order.len(),
+        Queue::Feed(f) => f.left(),
+    };
     Ok(done)
+}
+
+/// What a worker takes next.
+enum Taken<'a> {
+    /// An input and its identity.
+    Input(Box<(Cow<'a, Job>, Cow<'a, Listed>)>),
+    /// Nothing to read until the source has more: commit what is held.
+    Idle,
+    /// Nothing left.
+    End,
+}
+
+impl<'a> Queue<'a> {
+    /// The next input; `idle`: answer [`Taken::Idle`] rather than wait for a quiet source.
+    fn take(&self, next: &AtomicUsize, idle: bool) -> Taken<'a> {
+        match *self {
+            Queue::Planned {
+                jobs,
+                listed,
+                order,
+            } => match order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                Some(&i) => Taken::Input(Box::new((
+                    Cow::Borrowed(&jobs[i]),
+                    Cow::Borrowed(&listed[i]),
+                ))),
+                None => Taken::End,
+            },
+            Queue::Feed(f) => match f.pop(idle) {
+                Popped::Input(job) => {
+                    let l = listed(&job, &mut Vec::new());
+                    Taken::Input(Box::new((Cow::Owned(*job), Cow::Owned(l))))
+                }
+                Popped::Quiet => Taken::Idle,
+                Popped::End => Taken::End,
+            },
+        }
+    }
 }
 
 fn worker(
@@ -83,6 +143,8 @@ fn worker(
     let mut done = Done::default();
     // What the open segment's inputs add: it counts once the segment is committed.
     let mut open = Done::default();
+    // Whether an idle source may end the wait for the next input (once per idle spell).
+    let mut may_idle = true;
     loop {
         if failed.load(Ordering::Relaxed) {
             // Another worker failed: stop without committing (the run fails; the next one
@@ -92,9 +154,20 @@ fn worker(
         if w.opts.stopped() {
             break;
         }
-        let slot = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&i) = w.order.get(slot) else { break };
-        match seg.ingest_input(&w.jobs[i], &w.listed[i], w.inventory_hash, progress) {
+        let (job, listed) = match w.queue.take(next, may_idle) {
+            Taken::Input(next) => *next,
+            Taken::Idle => {
+                // The stream's reader is waiting for more (at the end of a batch run, for
+                // the broker to confirm each partition's end): commit now, not after it.
+                commit(w, &mut seg)?;
+                done.absorb(std::mem::take(&mut open));
+                may_idle = false;
+                continue;
+            }
+            Taken::End => break,
+        };
+        may_idle = true;
+        match seg.ingest_input(&job, &listed, w.inventory_hash, progress) {
             Ok((t, s)) => {
                 open.tally.merge(&t);
                 let room = SAMPLES.saturating_sub(open.samples.len());
@@ -109,13 +182,26 @@ fn worker(
         }
         progress.inputs_done.fetch_add(1, Ordering::Relaxed);
         if seg.full() {
-            seg.commit()?;
+            commit(w, &mut seg)?;
             done.absorb(std::mem::take(&mut open));
         }
     }
-    seg.commit()?;
+    commit(w, &mut seg)?;
     done.absorb(open);
     Ok(done)
+}
+
+/// Commits a worker's segment; a feed learns which of its inputs are now held.
+fn commit(w: &Work<'_>, seg: &mut SegmentWriter<'_>) -> Result<(), Error> {
+    let keys = match w.queue {
+        Queue::Feed(_) => seg.member_keys(),
+        Queue::Planned { .. } => Vec::new(),
+    };
+    seg.commit()?;
+    if let Queue::Feed(f) = w.queue {
+        f.committed(keys);
+    }
+    Ok(())
 }
 
 impl Done {

@@ -124,6 +124,11 @@ impl<'a> SegmentWriter<'a> {
         self.members.push(row);
     }
 
+    /// The keys of the open segment's inputs.
+    pub(super) fn member_keys(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.input_key.clone()).collect()
+    }
+
     /// Writes the buffered rows as files of the open segment (not visible until committed).
     pub(super) fn flush(&mut self) -> Result<(), Error> {
         self.buffered = 0;

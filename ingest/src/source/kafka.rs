@@ -1,6 +1,7 @@
 //! Kafka sources (`kafka://host:port/topic`), batch mode: read every partition from the first
-//! offset the warehouse does not hold to the end seen while reading (partition EOF), in rounds
-//! of bounded size; each round becomes inputs of one partition's offset range.
+//! offset the warehouse does not hold to the end seen while reading (partition EOF), in steps
+//! of bounded size, each handed over at once as inputs of one partition's offset range (with
+//! `--follow`, in rounds written one at a time).
 //!
 //! Delivery: the warehouse is the checkpoint. An input's key names its topic, partition and
 //! offset range, and the `inputs` commit log records it only once its rows are durable, so a
@@ -21,7 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::kafka_auth::{configure, KafkaContext, KafkaSecurity};
-use super::kafka_keys::{covered, input_key, parse_key, start_offset};
+use super::kafka_keys::{covered, input_key, parse_key, start_offset, Unheld};
 pub use super::kafka_keys::{parse_uri, LineOffsets};
 use super::{Batch, Fetch, InputRef, Location, Source, SourceError};
 
@@ -123,6 +124,8 @@ pub struct KafkaReader {
     next: BTreeMap<i32, i64>,
     /// Rounds read so far.
     rounds: u32,
+    /// The inputs handed over whose rows the warehouse is not yet known to hold.
+    unheld: Unheld,
 }
 
 impl std::fmt::Debug for KafkaReader {
@@ -284,6 +287,7 @@ impl KafkaReader {
             open: BTreeMap::new(),
             next: BTreeMap::new(),
             rounds: 0,
+            unheld: Unheld::default(),
         })
     }
 
@@ -302,6 +306,7 @@ impl KafkaReader {
         let s = &self.s;
         let key = input_key(&s.name, &self.cluster, &s.topic, p, c.first, c.last);
         let size = c.text.len() as u64;
+        self.unheld.push(p, c.first, c.last);
         mem.0
             .lock()
             .expect("no panics while holding it")
@@ -333,16 +338,19 @@ impl KafkaReader {
     /// Reads the next round: up to `round_bytes` of messages, or to the end of every
     /// partition. `None` once every partition is at its end and nothing is left.
     pub fn next_round(&mut self) -> Result<Option<Batch>, SourceError> {
-        self.read_round(None, &[])
+        self.read_round(None, None, &[])
     }
 
-    /// [`next_round`](Self::next_round) that ends early, with what it has, once any of
-    /// `stops` is raised (a round read ahead must not hold up a stopping or failing run).
-    pub fn next_round_until(
+    /// Streaming batch mode: reads up to `bytes` of messages (less when the consumer goes
+    /// quiet with some in hand, or once any of `stops` is raised) and closes every open
+    /// input, so that workers can start on them at once. `None` once every partition is at
+    /// its end and nothing is left.
+    pub fn next_step_until(
         &mut self,
+        bytes: usize,
         stops: &[&std::sync::atomic::AtomicBool],
     ) -> Result<Option<Batch>, SourceError> {
-        self.read_round(None, stops)
+        self.read_round(None, Some(bytes), stops)
     }
 
     /// Follow mode: the next round of up to `round_bytes`, or whatever arrived within
@@ -353,12 +361,13 @@ impl KafkaReader {
         flush: Duration,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<Option<Batch>, SourceError> {
-        self.read_round(Some(flush), &[stop])
+        self.read_round(Some(flush), None, &[stop])
     }
 
     fn read_round(
         &mut self,
         follow: Option<Duration>,
+        step: Option<usize>,
         stops: &[&std::sync::atomic::AtomicBool],
     ) -> Result<Option<Batch>, SourceError> {
         let stopped = || {
@@ -383,17 +392,19 @@ impl KafkaReader {
                 }
         };
         // The first round is a quarter of the others: nothing is written until it is read.
-        let target = match self.rounds {
-            0 => (self.s.round_bytes / 4).max(1),
-            _ => self.s.round_bytes,
+        let target = match (step, self.rounds) {
+            (Some(b), _) => b.max(1),
+            (None, 0) => (self.s.round_bytes / 4).max(1),
+            (None, _) => self.s.round_bytes,
         };
         self.rounds += 1;
         while more(self) && bytes < target {
-            // With a quarter of a round in hand, a batch run hands it over as soon as the
-            // consumer has nothing for QUIET instead of waiting for every partition's end:
-            // the broker holds the fetch that finds an end (`fetch.wait.max.ms`, 500 ms by
-            // default), and those rows would otherwise be written only after it.
-            let handover = follow.is_none() && bytes > 0 && bytes >= target / 4;
+            // With a quarter of a round (or any of a step) in hand, a batch run hands it over
+            // as soon as the consumer has nothing for QUIET instead of waiting for every
+            // partition's end: the broker holds the fetch that finds an end
+            // (`fetch.wait.max.ms`, 500 ms by default), and those rows would otherwise be
+            // written only after it.
+            let handover = follow.is_none() && bytes > 0 && (step.is_some() || bytes >= target / 4);
             let wait = if handover { QUIET } else { POLL };
             let Some(m) = self.consumer.poll(wait) else {
                 if handover {
@@ -495,12 +506,46 @@ impl KafkaReader {
     }
 
     /// Commits `next` offsets to the consumer group (after the warehouse has their rows).
-    pub fn commit(&self, next: &BTreeMap<i32, i64>) {
+    pub fn commit(&mut self, next: &BTreeMap<i32, i64>) {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in next {
             let _ = tpl.add_partition_offset(&self.s.topic, *p, Offset::Offset(*o));
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+        self.unheld.clear();
+        self.commit_offsets(&tpl, CommitMode::Sync);
+    }
+
+    /// Where every partition read so far continues.
+    pub fn next_offsets(&self) -> BTreeMap<i32, i64> {
+        self.next.clone()
+    }
+
+    /// Records that the warehouse holds the inputs with these keys, and commits to the
+    /// consumer group, per partition, the offset after the last input held with none of this
+    /// reader's before it still unheld (inputs are written by several workers, so they commit
+    /// out of order). `sync` waits for the broker's answer (before the consumer is closed).
+    pub fn held(&mut self, keys: &[String], sync: bool) {
+        let (s, cluster) = (&self.s, &self.cluster);
+        let inputs = keys
+            .iter()
+            .filter_map(|k| parse_key(k, &s.name, cluster, &s.topic))
+            .map(|(p, first, _)| (p, first));
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in self.unheld.held(inputs) {
+            let _ = tpl.add_partition_offset(&self.s.topic, p, Offset::Offset(o));
+        }
+        if tpl.count() > 0 {
+            let mode = if sync {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            self.commit_offsets(&tpl, mode);
+        }
+    }
+
+    fn commit_offsets(&self, tpl: &TopicPartitionList, mode: CommitMode) {
+        if let Err(e) = self.consumer.commit(tpl, mode) {
             tracing::warn!(message = "could not commit offsets to the consumer group (the warehouse checkpoint is what counts)", error = %e);
         }
     }

@@ -1,6 +1,8 @@
 //! What a Kafka source's inputs are called and where their lines came from: topic URIs, the
 //! input keys that record a partition's offset range in the warehouse, where reading resumes,
-//! and each line's message offset for lineage.
+//! how far the consumer group may be moved, and each line's message offset for lineage.
+
+use std::collections::{BTreeMap, VecDeque};
 
 /// Splits `kafka://host:port[,host:port]/topic` into bootstrap servers and topic.
 pub fn parse_uri(uri: &str) -> Option<(String, String)> {
@@ -92,9 +94,73 @@ impl LineOffsets {
     }
 }
 
+/// The inputs handed to the workers and not yet known to be held, per partition in offset
+/// order: how far the consumer group may be moved when workers commit them out of order.
+#[derive(Debug, Default)]
+pub(super) struct Unheld(BTreeMap<i32, VecDeque<(i64, i64, bool)>>);
+
+impl Unheld {
+    /// An input handed over (inputs of a partition are handed over in offset order).
+    pub(super) fn push(&mut self, partition: i32, first: i64, last: i64) {
+        self.0
+            .entry(partition)
+            .or_default()
+            .push_back((first, last, false));
+    }
+
+    /// Forgets every input (their offsets were committed another way).
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Marks inputs (partition, first offset) held and returns, for each partition where it
+    /// moved, the offset after the last input held with no input before it still unheld.
+    pub(super) fn held(&mut self, inputs: impl IntoIterator<Item = (i32, i64)>) -> Vec<(i32, i64)> {
+        for (p, first) in inputs {
+            if let Some(e) = self
+                .0
+                .get_mut(&p)
+                .and_then(|q| q.iter_mut().find(|e| e.0 == first))
+            {
+                e.2 = true;
+            }
+        }
+        let mut moved = Vec::new();
+        for (p, q) in self.0.iter_mut() {
+            let mut to = None;
+            while let Some(&(_, last, true)) = q.front() {
+                q.pop_front();
+                to = Some(last + 1);
+            }
+            if let Some(o) = to {
+                moved.push((*p, o));
+            }
+        }
+        moved
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_moves_only_past_inputs_with_nothing_unheld_before_them() {
+        let mut u = Unheld::default();
+        u.push(0, 0, 9);
+        u.push(0, 10, 19);
+        u.push(0, 25, 30); // offsets 20..24 were held by an earlier run (skipped)
+        u.push(1, 0, 4);
+        // The second and third inputs of partition 0 commit first: nothing moves there yet.
+        assert_eq!(u.held([(0, 10), (0, 25), (1, 0)]), vec![(1, 5)]);
+        // The first commits: partition 0 moves past all three, over the skipped range.
+        assert_eq!(u.held([(0, 0)]), vec![(0, 31)]);
+        // Unknown inputs change nothing.
+        assert_eq!(u.held([(0, 0), (2, 7)]), vec![]);
+        u.push(0, 31, 40);
+        u.clear();
+        assert_eq!(u.held([(0, 31)]), vec![]);
+    }
 
     #[test]
     fn uris_and_keys() {

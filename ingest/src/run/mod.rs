@@ -1,5 +1,8 @@
 //! A whole ingest run: the inventory tables, every file and S3 source in one plan, then every
-//! Kafka source round by round (or followed until stopped), and the run's row in `runs`.
+//! Kafka source to its end (or followed until stopped, [`streams`]), and the run's row in
+//! `runs`.
+
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use linkmeter_warehouse::runs::{self, RunRow};
-use linkmeter_warehouse::{inputs, Warehouse};
+use linkmeter_warehouse::Warehouse;
 
 use crate::bill::decode::BillFormat;
 use crate::bill::load::BillJob;
@@ -17,7 +20,7 @@ use crate::inventory::Index;
 use crate::limits::Limits;
 use crate::pipeline::{self, IngestError, Job, Options, Progress, Report};
 use crate::source::file::FileSource;
-use crate::source::kafka::{KafkaReader, KafkaSettings};
+use crate::source::kafka::KafkaSettings;
 use crate::source::layout::{self, Window};
 use crate::source::s3::S3Source;
 use crate::source::s3_read::{S3Settings, S3Store};
@@ -264,7 +267,13 @@ pub fn run(
     let mut report = pipeline::ingest(&jobs, ix, wh, rt, &opts, progress)?;
     let mut kopts = opts.clone();
     if !report.interrupted {
-        read_streams(specs, ix, wh, rt, o, &mut kopts, progress, &mut report)?;
+        let w = streams::Writing {
+            ix,
+            wh,
+            rt,
+            progress,
+        };
+        streams::read_streams(specs, &w, o, &mut kopts, &mut report)?;
     }
     // A bill restates whole periods, so it is loaded by one task: never by shards but the first.
     let bills = match (specs.iter().any(|s| s.content.is_bill()), o.shard) {
@@ -366,125 +375,6 @@ fn jobs_of(spec: &SourceSpec, batch: Batch) -> Vec<Job> {
             content: spec.content,
         })
         .collect()
-}
-
-/// Reads every Kafka source: to its end, round by round, or (following) until stopped. Each
-/// round is written and committed before the source commits its offsets.
-#[allow(clippy::too_many_arguments)]
-fn read_streams(
-    specs: &[SourceSpec],
-    ix: &Index,
-    wh: &Warehouse,
-    rt: &tokio::runtime::Handle,
-    o: &RunOptions,
-    opts: &mut Options,
-    progress: &Progress,
-    report: &mut Report,
-) -> Result<(), RunError> {
-    let kafka: Vec<(&SourceSpec, &KafkaSettings)> = specs
-        .iter()
-        .filter_map(|s| match &s.at {
-            Location::Kafka(k) => Some((s, k.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if kafka.is_empty() {
-        return Ok(());
-    }
-    let held: Vec<String> = rt
-        .block_on(inputs::read(wh))?
-        .inputs
-        .into_values()
-        .map(|r| r.input_key)
-        .collect();
-    let mut readers = Vec::new();
-    for (spec, k) in kafka {
-        readers.push((
-            spec,
-            KafkaReader::open(k.clone(), held.iter().map(String::as_str))?,
-        ));
-    }
-    let stopped = || o.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-    let Some(flush) = o.follow else {
-        for (spec, reader) in readers.iter_mut() {
-            // The next round is read while this one is written: reading is one thread waiting
-            // on the broker, writing is the workers. A stop ends the read-ahead too; a round
-            // not written whole (read ahead, or cut by the stop) keeps its offsets uncommitted:
-            // the next run reads it (from the warehouse's checkpoint either way).
-            let never = AtomicBool::new(false);
-            let stop = o.stop.as_deref().unwrap_or(&never);
-            let mut round = if stopped() {
-                None
-            } else {
-                reader.next_round_until(&[stop])?
-            };
-            while let Some(batch) = round.take().filter(|_| !stopped()) {
-                let next = batch.next.clone();
-                // Raised when the write fails or is cut short: the read-ahead is not wanted.
-                let abort = AtomicBool::new(false);
-                let (ahead, written) = std::thread::scope(|s| {
-                    let ahead = s.spawn(|| reader.next_round_until(&[stop, &abort]));
-                    let written = write_round(spec, batch, ix, wh, rt, opts, progress, report);
-                    if !matches!(written, Ok(false)) {
-                        abort.store(true, Ordering::Relaxed);
-                    }
-                    (ahead.join(), written)
-                });
-                if written? {
-                    break;
-                }
-                reader.commit(&next);
-                let ahead = ahead.unwrap_or_else(|p| std::panic::resume_unwind(p));
-                if stopped() {
-                    break;
-                }
-                round = ahead?;
-            }
-        }
-        report.interrupted |= stopped();
-        return Ok(());
-    };
-    tracing::info!(
-        message = "following",
-        sources = readers.len(),
-        flush_secs = flush.as_secs()
-    );
-    let share = flush / readers.len().max(1) as u32;
-    let never = AtomicBool::new(false);
-    let stop = o.stop.as_deref().unwrap_or(&never);
-    while !stopped() {
-        for (spec, reader) in readers.iter_mut() {
-            if let Some(batch) = reader.follow(share, stop)? {
-                let next = batch.next.clone();
-                if !write_round(spec, batch, ix, wh, rt, opts, progress, report)? {
-                    reader.commit(&next);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes one round of a stream (segments of its own); the caller then commits the source's
-/// offsets, unless this returns true: a stop cut the round short.
-#[allow(clippy::too_many_arguments)]
-fn write_round(
-    spec: &SourceSpec,
-    batch: Batch,
-    ix: &Index,
-    wh: &Warehouse,
-    rt: &tokio::runtime::Handle,
-    opts: &mut Options,
-    progress: &Progress,
-    report: &mut Report,
-) -> Result<bool, RunError> {
-    let jobs = jobs_of(spec, batch);
-    // Every round writes segments of its own (the file pass was round 0).
-    opts.round += 1;
-    let r = pipeline::ingest(&jobs, ix, wh, rt, opts, progress)?;
-    let cut = r.interrupted;
-    report.merge(r);
-    Ok(cut)
 }
 
 /// The run's row of the `runs` table.
