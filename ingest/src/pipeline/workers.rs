@@ -62,13 +62,17 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
         let handles: Vec<_> = (0..w.opts.workers.max(1))
             .map(|k| {
                 let (next, failed) = (&next, failed.clone());
-                scope.spawn(move || {
-                    let r = worker(w, k, next, &failed, progress);
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    r
-                })
+                // Named, so that `top -H` and profiles tell workers from readers.
+                std::thread::Builder::new()
+                    .name(format!("lm-worker-{k}"))
+                    .spawn_scoped(scope, move || {
+                        let r = worker(w, k, next, &failed, progress);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        r
+                    })
+                    .expect("a thread can be started")
             })
             .collect();
         handles

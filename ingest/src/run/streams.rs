@@ -103,11 +103,14 @@ fn stream_batch(
 ) -> Result<(), RunError> {
     let feed = Feed::new(k.round_bytes);
     let (read, written) = std::thread::scope(|s| {
-        let read = s.spawn(|| {
-            let r = feed_inputs(spec, k, &mut *reader, &feed, stop);
-            feed.close();
-            r
-        });
+        let read = std::thread::Builder::new()
+            .name("lm-kafka-read".into())
+            .spawn_scoped(s, || {
+                let r = feed_inputs(spec, k, &mut *reader, &feed, stop);
+                feed.close();
+                r
+            })
+            .expect("a thread can be started");
         let written = pipeline::ingest_feed(&feed, w.ix, w.wh, w.rt, opts, w.progress);
         let read = read.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (read, written)
