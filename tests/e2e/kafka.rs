@@ -427,7 +427,17 @@ fn kafka_runs_killed_at_random_points_end_with_the_same_totals() {
 /// Bytes in `flows`, read while another process may be writing: a reader sees the latest
 /// committed version of the table and never fails for a commit in progress.
 pub(super) fn flow_bytes(wh: &Path) -> Option<u64> {
-    if !wh.join("flows").join("_delta_log").is_dir() {
+    // The table exists once its first version does: the log directory appears before that
+    // version's file (seen in CI: "table 'flows' not found" in that window).
+    let first = std::fs::read_dir(wh.join("flows").join("_delta_log"))
+        .map(|d| {
+            d.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(|c: char| c.is_ascii_digit()) && n.ends_with(".json")
+            })
+        })
+        .unwrap_or(false);
+    if !first {
         return Some(0);
     }
     let rt = tokio::runtime::Builder::new_current_thread()

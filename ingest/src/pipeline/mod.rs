@@ -200,9 +200,6 @@ pub fn ingest(
         report.interrupted = true;
         return Ok(report);
     };
-    // Inputs record the attribution hash they were read under (for audits): an inventory
-    // change re-attributes stored rows (`crate::reattribute`), it never reads inputs again.
-    let inventory_hash = format!("{:016x}", ix.attribution);
     let plan = plan::plan(
         &listed,
         &committed,
@@ -234,21 +231,12 @@ pub fn ingest(
     progress
         .inputs_done
         .fetch_add(report.tally.inputs_skipped, Ordering::Relaxed);
-    let done = workers::run(
-        &workers::Work {
-            queue: workers::Queue::Planned {
-                jobs,
-                listed: &listed,
-                order: &plan.todo,
-            },
-            ix,
-            wh,
-            rt,
-            opts,
-            inventory_hash: &inventory_hash,
-        },
-        progress,
-    )?;
+    let queue = workers::Queue::Planned {
+        jobs,
+        listed: &listed,
+        order: &plan.todo,
+    };
+    let done = work(queue, ix, wh, rt, opts, progress)?;
     report.interrupted = done.interrupted;
     report.tally.merge(&done.tally);
     report.samples = done.samples;
@@ -276,18 +264,7 @@ pub fn ingest_feed(
             return Err(e);
         }
     };
-    let inventory_hash = format!("{:016x}", ix.attribution);
-    let done = workers::run(
-        &workers::Work {
-            queue: workers::Queue::Feed(feed),
-            ix,
-            wh,
-            rt,
-            opts,
-            inventory_hash: &inventory_hash,
-        },
-        progress,
-    )?;
+    let done = work(workers::Queue::Feed(feed), ix, wh, rt, opts, progress)?;
     Ok(Report {
         tally: done.tally,
         samples: done.samples,
@@ -295,6 +272,29 @@ pub fn ingest_feed(
         interrupted: done.interrupted,
         ..Report::default()
     })
+}
+
+/// Runs the workers over `queue`.
+fn work(
+    queue: workers::Queue<'_>,
+    ix: &Index,
+    wh: &Warehouse,
+    rt: &tokio::runtime::Handle,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<workers::Done, linkmeter_warehouse::Error> {
+    // Inputs record the attribution hash they were read under (for audits): an inventory
+    // change re-attributes stored rows (`crate::reattribute`), it never reads inputs again.
+    let inventory_hash = format!("{:016x}", ix.attribution);
+    let w = workers::Work {
+        queue,
+        ix,
+        wh,
+        rt,
+        opts,
+        inventory_hash: &inventory_hash,
+    };
+    workers::run(&w, progress)
 }
 
 #[cfg(test)]

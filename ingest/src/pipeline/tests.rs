@@ -457,3 +457,59 @@ fn a_renamed_source_does_not_count_twice_and_unreadable_inputs_keep_their_rows()
     assert_eq!(r.tally.quarantined, 0);
     assert_eq!(h.sum("flows", "bytes").1, 1200);
 }
+
+/// Inputs handed over while the workers run give the rows and the balance that the same
+/// inputs planned up front give; once the source is quiet, the workers commit what they hold
+/// while the feed is still open, and the feed learns the key of every committed input.
+#[test]
+fn a_feed_gives_what_a_plan_gives_and_commits_when_the_source_goes_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in");
+    two_inputs(&src);
+    let ix = ix();
+    let planned = Wh::new(&dir.path().join("planned"));
+    let p = planned
+        .ingest(&jobs(&src), &ix, &Options::default())
+        .unwrap();
+    let fed = Wh::new(&dir.path().join("fed"));
+    let feed = Feed::new(1 << 20);
+    let opts = Options {
+        round: 1,
+        ..Options::default()
+    };
+    let (f, mut keys) = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            ingest_feed(
+                &feed,
+                &ix,
+                &fed.wh,
+                fed.rt.handle(),
+                &opts,
+                &Progress::default(),
+            )
+        });
+        for j in jobs(&src) {
+            assert!(feed.push(j));
+        }
+        feed.set_quiet(true);
+        let t0 = std::time::Instant::now();
+        let mut keys = Vec::new();
+        while keys.len() < 2 {
+            // Not a speed limit: without the quiet commit this never ends.
+            assert!(t0.elapsed().as_secs() < 60, "nothing committed while quiet");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            keys.extend(feed.take_committed());
+        }
+        feed.close();
+        (run.join().unwrap().unwrap(), keys)
+    });
+    assert!(f.tally.balanced(), "{}", f.tally);
+    assert_eq!(f.tally.inputs_read, p.tally.inputs_read);
+    assert_eq!(f.tally.flow_rows, p.tally.flow_rows);
+    assert_eq!(fed.sum("flows", "bytes"), planned.sum("flows", "bytes"));
+    keys.sort();
+    let mut want: Vec<String> = jobs(&src).into_iter().map(|j| j.input.key).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    assert!(!f.interrupted);
+}

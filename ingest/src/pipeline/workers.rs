@@ -69,6 +69,11 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
                         let r = worker(w, k, next, &failed, progress);
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
+                            if let Queue::Feed(f) = w.queue {
+                                // The run fails: the reader stops, and workers waiting for an
+                                // input finish now rather than with the next one.
+                                f.close();
+                            }
                         }
                         r
                     })
