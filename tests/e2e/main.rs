@@ -22,5 +22,6 @@ mod report;
 mod rollup;
 mod run;
 mod s3;
+mod s3_faults;
 mod scenario;
 mod sql;
