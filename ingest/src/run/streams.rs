@@ -115,15 +115,16 @@ fn stream_batch(
         let read = read.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (read, written)
     });
-    reader.held(&feed.take_committed(), true);
-    let r = written?;
-    let cut = r.interrupted;
-    report.merge(r);
-    if read? && !cut {
+    let whole = matches!(read, Ok(true)) && matches!(&written, Ok(r) if !r.interrupted);
+    if whole {
         // Every input is held: the group moves to where each partition's reading ended
         // (past ranges an earlier run held, too).
         reader.commit(&reader.next_offsets());
+    } else {
+        reader.held(&feed.take_committed(), true);
     }
+    report.merge(written?);
+    read?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Sources: where inputs come from. A [`Source`] yields batches of inputs, each input with a
 //! stable identity (the key its checkpoint entry is found by); a [`Fetch`] opens them as byte
 //! streams for decoding. Files and S3 objects come in one batch (their listing); a Kafka topic
-//! in rounds of messages, whose offsets the source commits once the warehouse has the round.
+//! in steps handed to the workers as they are read (`run::streams`; rounds with `--follow`),
+//! whose group offsets the reader commits as the warehouse takes them.
 
 pub mod file;
 pub mod kafka;
