@@ -143,12 +143,47 @@ impl Segment {
         let name = file_name(&self.id, self.part);
         self.part += 1;
         let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
-        if let Some(pair) = summaries::of_source(def) {
+        let summary = match (summary, summaries::of_source(def)) {
+            (None, Some(pair)) => {
+                let at = wh.join(&format!("{}/{}", def.name, add.path));
+                Some((pair.summarize)(batches, &at)?)
+            }
+            (summary, _) => summary,
+        };
+        self.add(wh, def, partition, name, add, summary)
+    }
+
+    /// [`Segment::write_summed`] for rows encoded already (by
+    /// [`crate::parquet_io::encode`] with `def`'s schema, on any thread); a summarized table's
+    /// rows come with their summary.
+    pub async fn write_encoded(
+        &mut self,
+        wh: &Warehouse,
+        def: &'static TableDef,
+        partition: &[(&str, String)],
+        encoded: crate::parquet_io::Encoded,
+        summary: Option<RecordBatch>,
+    ) -> Result<(), Error> {
+        debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
+        debug_assert_eq!(summary.is_some(), summaries::of_source(def).is_some());
+        let name = file_name(&self.id, self.part);
+        self.part += 1;
+        let add = crate::table::write_encoded(wh, def, partition, &name, encoded).await?;
+        self.add(wh, def, partition, name, add, summary)
+    }
+
+    /// Keeps a written file for the commit, and folds its summary rows into the segment's.
+    fn add(
+        &mut self,
+        wh: &Warehouse,
+        def: &'static TableDef,
+        partition: &[(&str, String)],
+        name: String,
+        add: Add,
+        summary: Option<RecordBatch>,
+    ) -> Result<(), Error> {
+        if let (Some(pair), Some(sum)) = (summaries::of_source(def), summary) {
             let at = wh.join(&format!("{}/{}", def.name, add.path));
-            let sum = match summary {
-                Some(sum) => sum,
-                None => (pair.summarize)(batches, &at)?,
-            };
             let day = partition
                 .iter()
                 .find(|(k, _)| *k == "date")

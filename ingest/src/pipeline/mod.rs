@@ -20,6 +20,7 @@
 //! counted twice after recovery) or inputs with no checkpoint (read again): reruns converge to
 //! the same contents.
 
+mod encoding;
 mod feed;
 mod identity;
 mod input;

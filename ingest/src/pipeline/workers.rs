@@ -1,6 +1,8 @@
 //! The worker pool: each worker takes the next input (in plan order, or as a stream's reader
 //! hands it over), reads it into its own segment and commits the segment when full. Workers
-//! share only the queue and a failure flag; each returns its tallies through its join handle.
+//! share the input queue, the encoding queue (a worker done with its inputs encodes the
+//! others' `flows` partitions: `encoding.rs`) and a failure flag; each returns its tallies
+//! through its join handle.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,6 +10,7 @@ use std::sync::Arc;
 
 use linkmeter_warehouse::{Error, Warehouse};
 
+use super::encoding::{Reading, Shared};
 use super::feed::{Feed, Popped};
 use super::identity::listed;
 use super::input::Unfinished;
@@ -58,15 +61,18 @@ pub(super) fn run(w: &Work<'_>, progress: &Progress) -> Result<Done, Error> {
     }
     let next = AtomicUsize::new(0);
     let failed = Arc::new(AtomicBool::new(false));
+    let workers = w.opts.workers.max(1);
+    // Queued encoding holds at most one worker's buffer more.
+    let shared = Shared::new(workers, w.opts.flush_rows.max(1));
     let results: Vec<Result<Done, Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..w.opts.workers.max(1))
+        let handles: Vec<_> = (0..workers)
             .map(|k| {
-                let (next, failed) = (&next, failed.clone());
+                let (next, failed, shared) = (&next, failed.clone(), &shared);
                 // Named, so that `top -H` and profiles tell workers from readers.
                 std::thread::Builder::new()
                     .name(format!("lm-worker-{k}"))
                     .spawn_scoped(scope, move || {
-                        let r = worker(w, k, next, &failed, progress);
+                        let r = worker(w, k, next, &failed, shared, progress);
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
                             if let Queue::Feed(f) = w.queue {
@@ -146,9 +152,11 @@ fn worker(
     k: usize,
     next: &AtomicUsize,
     failed: &AtomicBool,
+    shared: &Shared,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut seg = SegmentWriter::new(w.wh, w.rt, w.ix, w.opts, k);
+    let reading = Reading(shared);
+    let mut seg = SegmentWriter::new(w.wh, w.rt, w.ix, w.opts, k, Some(shared));
     let mut done = Done::default();
     // What the open segment's inputs add: it counts once the segment is committed.
     let mut open = Done::default();
@@ -197,6 +205,9 @@ fn worker(
     }
     commit(w, &mut seg)?;
     done.absorb(open);
+    // Encode for the workers still reading until they are done.
+    drop(reading);
+    shared.help_until_done(w.ix, failed);
     Ok(done)
 }
 

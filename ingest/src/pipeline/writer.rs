@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use linkmeter_warehouse::inputs::InputRow;
 use linkmeter_warehouse::registry::{BROKER_METRICS, COVERAGE, FLOWS, QUARANTINE};
 use linkmeter_warehouse::segment::Segment;
-use linkmeter_warehouse::{flow_hours, time, Error, Warehouse};
+use linkmeter_warehouse::{Error, Warehouse};
 
+use super::encoding::{Sent, Shared, Task};
 use super::Options;
 use crate::inventory::Index;
 use crate::limits::Limits;
@@ -42,6 +44,13 @@ pub(super) struct SegmentWriter<'a> {
     pub(super) stop: Option<Arc<AtomicBool>>,
     max_inputs: usize,
     members: Vec<InputRow>,
+    /// Where encoding tasks go (`None`: encode here).
+    shared: Option<&'a Shared>,
+    /// This segment's encoded partitions come back here (a new channel per segment, so
+    /// an abandoned segment's late tasks report to nobody).
+    sent: (Sender<Sent>, Receiver<Sent>),
+    /// Tasks of this segment not received yet.
+    outstanding: usize,
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -51,6 +60,7 @@ impl<'a> SegmentWriter<'a> {
         ix: &'a Index,
         opts: &Options,
         worker: usize,
+        shared: Option<&'a Shared>,
     ) -> Self {
         SegmentWriter {
             wh,
@@ -72,6 +82,9 @@ impl<'a> SegmentWriter<'a> {
             stop: opts.stop.clone(),
             max_inputs: opts.segment_inputs.max(1),
             members: Vec::new(),
+            shared,
+            sent: channel(),
+            outstanding: 0,
         }
     }
 
@@ -116,6 +129,8 @@ impl<'a> SegmentWriter<'a> {
         self.segment = None;
         self.buffered = 0;
         self.buffered_bytes = 0;
+        self.sent = channel();
+        self.outstanding = 0;
         self.seq += 1;
     }
 
@@ -130,27 +145,37 @@ impl<'a> SegmentWriter<'a> {
     }
 
     /// Writes the buffered rows as files of the open segment (not visible until committed).
+    /// `flows` partitions go to the shared encoding queue when a worker is free to take them
+    /// (`encoding.rs`); their files are written when they come back, by the next flush or
+    /// the commit.
     pub(super) fn flush(&mut self) -> Result<(), Error> {
         self.buffered = 0;
         self.buffered_bytes = 0;
         let id = self.id();
-        let seg = self.segment.get_or_insert_with(|| Segment::new(id));
-        let (wh, rt) = (self.wh, self.rt);
-        let at = format!("flows of segment {}", seg.id());
-        for (hour, mut b) in std::mem::take(&mut self.flows) {
-            if !b.is_empty() {
-                let (d, h) = time::day_hour(hour);
-                let (rows, groups) = b.finish_with_groups(self.ix);
-                let sum = flow_hours::from_groups(&groups.keys, &groups.sums, &at)?;
-                rt.block_on(seg.write_summed(
-                    wh,
-                    &FLOWS,
-                    &[("date", d), ("hour", h)],
-                    &[rows],
-                    Some(sum),
-                ))?;
+        let at = format!("flows of segment {id}");
+        self.segment.get_or_insert_with(|| Segment::new(id));
+        for (hour, b) in std::mem::take(&mut self.flows) {
+            if b.is_empty() {
+                continue;
+            }
+            let task = Task {
+                hour,
+                rows: b,
+                at: at.clone(),
+                to: self.sent.0.clone(),
+            };
+            self.outstanding += 1;
+            let mine = match self.shared {
+                Some(s) => s.offer(task),
+                None => Some(task),
+            };
+            if let Some(task) = mine {
+                task.run(self.ix);
             }
         }
+        self.collect(false)?;
+        let (wh, rt) = (self.wh, self.rt);
+        let seg = self.segment.as_mut().expect("opened above");
         for (date, mut b) in std::mem::take(&mut self.coverage) {
             if !b.is_empty() {
                 rt.block_on(seg.write(wh, &COVERAGE, &[("date", date)], &[b.finish()]))?;
@@ -176,11 +201,47 @@ impl<'a> SegmentWriter<'a> {
             return Ok(());
         }
         self.flush()?;
+        self.collect(true)?;
         let id = self.id();
         let seg = self.segment.take().unwrap_or_else(|| Segment::new(id));
         self.rt.block_on(seg.commit(self.wh, &self.members))?;
         self.members.clear();
         self.seq += 1;
+        Ok(())
+    }
+}
+
+impl SegmentWriter<'_> {
+    /// Writes the segment's encoded partitions that have come back; `wait`: all of them,
+    /// encoding queued ones here (anyone's: the queue is shared) while others are busy.
+    fn collect(&mut self, wait: bool) -> Result<(), Error> {
+        while self.outstanding > 0 {
+            let sent = match self.sent.1.try_recv() {
+                Ok(sent) => sent,
+                Err(TryRecvError::Empty) if wait => {
+                    if self.shared.is_some_and(|s| s.help(self.ix)) {
+                        continue;
+                    }
+                    // Another worker is encoding it; the sender we hold keeps this open.
+                    self.sent.1.recv().expect("the writer holds a sender")
+                }
+                Err(_) => return Ok(()),
+            };
+            self.outstanding -= 1;
+            let h = sent.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            let [(dk, d), (hk, hv)] = h.partition;
+            let seg = self
+                .segment
+                .as_mut()
+                .expect("tasks come from a flushed segment");
+            self.rt.block_on(seg.write_encoded(
+                self.wh,
+                &FLOWS,
+                &[(dk, d), (hk, hv)],
+                h.encoded,
+                Some(h.summary),
+            ))?;
+        }
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ mod schema;
 mod write;
 pub use schema::{conform, widen};
 use write::put_file;
-pub use write::{write_derived_file, write_file};
+pub use write::{write_derived_file, write_encoded, write_file};
 
 /// A data file of a table's current version.
 #[derive(Debug, Clone)]

@@ -60,8 +60,33 @@ pub(super) async fn put_file(
     mode: object_store::PutMode,
 ) -> Result<Add, Error> {
     let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
+    let e = parquet_io::encode(&def.schema(), batches, &format!("{at}/{dir}{name}"))?;
+    put_encoded(files, at, (partition, name), e, mode).await
+}
+
+/// [`write_file`] for rows encoded already ([`parquet_io::encode`] with the table's schema):
+/// ingest encodes on whichever worker is free and writes from the segment's own.
+pub async fn write_encoded(
+    wh: &Warehouse,
+    def: &'static TableDef,
+    partition: &[(&str, String)],
+    name: &str,
+    e: parquet_io::Encoded,
+) -> Result<Add, Error> {
+    let files: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(wh.store(), wh.path(def.name)));
+    let mode = object_store::PutMode::Create;
+    put_encoded(&files, &wh.join(def.name), (partition, name), e, mode).await
+}
+
+async fn put_encoded(
+    files: &Arc<dyn ObjectStore>,
+    at: &str,
+    (partition, name): (&[(&str, String)], &str),
+    e: parquet_io::Encoded,
+    mode: object_store::PutMode,
+) -> Result<Add, Error> {
+    let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
     let path = format!("{dir}{name}");
-    let e = parquet_io::encode(&def.schema(), batches, &format!("{at}/{path}"))?;
     let size = e.bytes.len() as i64;
     // Data files are immutable: a name is never written twice (a file a version still lists
     // must not change under its readers), so an existing one is an error, not overwritten
