@@ -65,7 +65,7 @@ pub(super) async fn put_file(
 }
 
 /// [`write_file`] for rows encoded already ([`parquet_io::encode`] with the table's schema):
-/// ingest encodes on whichever worker is free and writes from the segment's own.
+/// ingest encodes on whichever worker is free, and the segment's own worker writes the file.
 pub async fn write_encoded(
     wh: &Warehouse,
     def: &'static TableDef,
