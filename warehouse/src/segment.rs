@@ -121,20 +121,6 @@ impl Segment {
         partition: &[(&str, String)],
         batches: &[RecordBatch],
     ) -> Result<(), Error> {
-        self.write_summed(wh, def, partition, batches, None).await
-    }
-
-    /// [`Segment::write`] with the summary rows of `batches` when the caller has them already
-    /// (`flows` rows summed as they were built: see [`crate::flow_hours::from_groups`]);
-    /// `None` sums the rows here.
-    pub async fn write_summed(
-        &mut self,
-        wh: &Warehouse,
-        def: &'static TableDef,
-        partition: &[(&str, String)],
-        batches: &[RecordBatch],
-        summary: Option<RecordBatch>,
-    ) -> Result<(), Error> {
         debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
         debug_assert!(
             !summaries::is_summary(def),
@@ -143,17 +129,17 @@ impl Segment {
         let name = file_name(&self.id, self.part);
         self.part += 1;
         let add = crate::table::write_file(wh, def, partition, &name, batches).await?;
-        let summary = match (summary, summaries::of_source(def)) {
-            (None, Some(pair)) => {
+        let summary = match summaries::of_source(def) {
+            Some(pair) => {
                 let at = wh.join(&format!("{}/{}", def.name, add.path));
                 Some((pair.summarize)(batches, &at)?)
             }
-            (summary, _) => summary,
+            None => None,
         };
         self.add(wh, def, partition, name, add, summary)
     }
 
-    /// [`Segment::write_summed`] for rows encoded already (by
+    /// [`Segment::write`] for rows encoded already (by
     /// [`crate::parquet_io::encode`] with `def`'s schema, on any thread); a summarized table's
     /// rows come with their summary.
     pub async fn write_encoded(

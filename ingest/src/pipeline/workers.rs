@@ -156,7 +156,7 @@ fn worker(
     progress: &Progress,
 ) -> Result<Done, Error> {
     let reading = Reading(shared);
-    let mut seg = SegmentWriter::new(w.wh, w.rt, w.ix, w.opts, k, Some(shared));
+    let mut seg = SegmentWriter::new(w.wh, w.rt, w.ix, w.opts, k, shared);
     let mut done = Done::default();
     // What the open segment's inputs add: it counts once the segment is committed.
     let mut open = Done::default();

@@ -1,6 +1,8 @@
 //! A worker's open segment: the rows of the inputs read since its last commit, buffered per
 //! table partition, written out as files of the segment when the buffer is full, and committed
-//! with the inputs' checkpoint rows (see `linkmeter_warehouse::segment`).
+//! with the inputs' checkpoint rows (see `linkmeter_warehouse::segment`). `flows` partitions
+//! may be encoded by another worker (`encoding.rs`); their files are written here when they
+//! come back, so a segment's files are all written by its own worker.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,8 +46,8 @@ pub(super) struct SegmentWriter<'a> {
     pub(super) stop: Option<Arc<AtomicBool>>,
     max_inputs: usize,
     members: Vec<InputRow>,
-    /// Where encoding tasks go (`None`: encode here).
-    shared: Option<&'a Shared>,
+    /// Where encoding tasks go when another worker is free to take them.
+    shared: &'a Shared,
     /// This segment's encoded partitions come back here (a new channel per segment, so
     /// an abandoned segment's late tasks report to nobody).
     sent: (Sender<Sent>, Receiver<Sent>),
@@ -60,7 +62,7 @@ impl<'a> SegmentWriter<'a> {
         ix: &'a Index,
         opts: &Options,
         worker: usize,
-        shared: Option<&'a Shared>,
+        shared: &'a Shared,
     ) -> Self {
         SegmentWriter {
             wh,
@@ -165,11 +167,7 @@ impl<'a> SegmentWriter<'a> {
                 to: self.sent.0.clone(),
             };
             self.outstanding += 1;
-            let mine = match self.shared {
-                Some(s) => s.offer(task),
-                None => Some(task),
-            };
-            if let Some(task) = mine {
+            if let Some(task) = self.shared.offer(task) {
                 task.run(self.ix);
             }
         }
@@ -219,7 +217,7 @@ impl SegmentWriter<'_> {
             let sent = match self.sent.1.try_recv() {
                 Ok(sent) => sent,
                 Err(TryRecvError::Empty) if wait => {
-                    if self.shared.is_some_and(|s| s.help(self.ix)) {
+                    if self.shared.help(self.ix) {
                         continue;
                     }
                     // Another worker is encoding it; the sender we hold keeps this open.
