@@ -59,10 +59,10 @@ impl Task {
 /// Finishes, sums and encodes one hour's `flows` rows: the CPU part of writing them.
 fn encode_hour(hour: i64, mut b: FlowsBuilder, ix: &Index, at: &str) -> Result<Hour, Error> {
     let (d, h) = time::day_hour(hour);
-    let (rows, groups) = b.finish_with_groups(ix);
+    let (columns, groups) = b.finish_columns(ix);
     let summary = flow_hours::from_groups(&groups.keys, &groups.sums, at)?;
     let what = format!("{at}, date={d}/hour={h}");
-    let encoded = parquet_io::encode(&FLOWS.schema(), &[rows], &what)?;
+    let encoded = parquet_io::encode_columns(&FLOWS.schema(), &columns, &what)?;
     Ok(Hour {
         partition: [("date", d), ("hour", h)],
         encoded,

@@ -1,14 +1,16 @@
 //! `flows` rows. A row has 40 columns; building each text column value by value was a fifth of
 //! ingest's time, so the columns a row takes from a small set (the inventory's, the outcome's
-//! and the input's) are kept as one code per row and spelled out once per batch with Arrow's
-//! `take`; only the record's own fields are appended value by value.
+//! and the input's) are kept as one code per row, finished as Arrow dictionaries of those
+//! codes, and written to Parquet from the codes (`parquet_io::encode_columns`); only the
+//! record's own fields are appended value by value.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    ArrayRef, DictionaryArray, Int32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondBuilder, UInt32Array,
 };
+use arrow::datatypes::UInt32Type;
 
 use super::{n, ts_builder, Lineage, MICROS};
 use crate::attribute::{Attribution, Direction, Observed, Reason};
@@ -158,14 +160,25 @@ pub(super) fn append_ip(b: &mut StringBuilder, ip: Option<std::net::IpAddr>) {
     }
 }
 
-/// Per-row codes (`None` for a null value) as the indices `take` reads.
+/// Per-row codes (`None` for a null value).
 fn codes(it: impl Iterator<Item = Option<u32>>) -> UInt32Array {
     it.collect()
 }
 
-/// `values` picked by `codes` (a null code is a null value).
+/// `values` picked by `codes` (a null code is a null value), as a dictionary.
 fn pick(values: StringArray, codes: &UInt32Array) -> ArrayRef {
-    arrow::compute::take(&values, codes, None).expect("codes index their values")
+    Arc::new(DictionaryArray::<UInt32Type>::new(
+        codes.clone(),
+        Arc::new(values),
+    ))
+}
+
+/// A column as the `flows` schema types it (dictionaries spelled out).
+fn spelled(a: &ArrayRef, to: &arrow::datatypes::DataType) -> ArrayRef {
+    match a.data_type() == to {
+        true => a.clone(),
+        false => arrow::compute::cast(a, to).expect("codes index their values"),
+    }
 }
 
 impl FlowsBuilder {
@@ -263,6 +276,21 @@ impl FlowsBuilder {
 
     /// [`finish`](Self::finish), with the rows' `flow_hours` groups.
     pub fn finish_with_groups(&mut self, ix: &Index) -> (RecordBatch, Groups) {
+        let (cols, groups) = self.finish_columns(ix);
+        let schema = FLOWS.schema();
+        let cols = cols
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| spelled(c, f.data_type()))
+            .collect();
+        let rows = RecordBatch::try_new(schema, cols).expect("builders match the flows schema");
+        (rows, groups)
+    }
+
+    /// The buffered rows as the `flows` schema's columns, those spelled from codes as
+    /// dictionaries of `UInt32` codes (what `parquet_io::encode_columns` takes), with the
+    /// rows' `flow_hours` groups.
+    pub fn finish_columns(&mut self, ix: &Index) -> (Vec<ArrayRef>, Groups) {
         let outcome = std::mem::take(&mut self.outcome);
         let way = std::mem::take(&mut self.way);
         let eni = std::mem::take(&mut self.eni);
@@ -317,9 +345,7 @@ impl FlowsBuilder {
             Arc::new(self.log_az_id.finish()),
             of_lineage(&|l| l.context_account.as_deref()),
         ];
-        let rows =
-            RecordBatch::try_new(FLOWS.schema(), cols).expect("builders match the flows schema");
-        (rows, group_rows(ix, groups))
+        (cols, group_rows(ix, groups))
     }
 }
 
@@ -352,6 +378,10 @@ fn group_rows(ix: &Index, groups: rustc_hash::FxHashMap<GroupKey, (i64, i128, i1
         ("client_account_id", k.client_account),
     ];
     let schema = FLOW_HOURS.schema();
+    let by_name = by_name.map(|(name, c)| {
+        let f = schema.field_with_name(name).expect("a flow_hours key");
+        (name, spelled(&c, f.data_type()))
+    });
     let fields: Vec<_> = by_name
         .iter()
         .map(|(name, _)| {
