@@ -40,8 +40,8 @@ fn content_identity(input: &InputRef, buf: &mut [u8]) -> std::io::Result<(String
 
 /// Hashes the first `listed` bytes: what the listing saw is what is read (a file that grows
 /// meanwhile has a new size, and so a new identity, at the next listing).
-/// `buf` is the caller's, reused across files: a fresh zeroed megabyte per file cost more
-/// than hashing a small file.
+/// `buf` is the caller's, reused across files: a fresh zeroed buffer per file cost more
+/// than hashing a small file. 128 KiB: the block read stays in cache for the hash.
 fn hash_file(
     path: &std::path::Path,
     listed: u64,
@@ -62,24 +62,49 @@ fn hash_file(
 }
 
 /// The identity of every job (local files are hashed: a read of each), or `None` when a stop
-/// was requested meanwhile.
+/// was requested meanwhile. The workers hash in parallel (the plan needs every identity
+/// before anything is read, so this pass is on the critical path), taking jobs in turn.
 pub(super) fn identify(jobs: &[Job], opts: &Options) -> Option<Vec<Listed>> {
-    let mut out = Vec::with_capacity(jobs.len());
-    let mut buf = Vec::new();
-    for j in jobs {
-        if opts.stopped() {
-            return None;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = opts.workers.clamp(1, 16).min(jobs.len()).max(1);
+    let part = || {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(j) = jobs.get(i) else {
+                return Some(out);
+            };
+            if opts.stopped() {
+                return None;
+            }
+            out.push((i, listed(j, &mut buf)));
         }
-        out.push(listed(j, &mut buf));
+    };
+    let parts: Vec<Option<Vec<(usize, Listed)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(part)).collect();
+        let mine = part();
+        let mut parts: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        parts.push(mine);
+        parts
+    });
+    let mut all: Vec<(usize, Listed)> = Vec::with_capacity(jobs.len());
+    for p in parts {
+        all.extend(p?);
     }
-    Some(out)
+    all.sort_unstable_by_key(|(i, _)| *i);
+    Some(all.into_iter().map(|(_, l)| l).collect())
 }
 
 /// The identity of one job; `buf` is a read buffer, sized on first use (only local files
 /// are read to find it).
 pub(super) fn listed(j: &Job, buf: &mut Vec<u8>) -> Listed {
     if buf.is_empty() && matches!(j.input.location, Location::File(_)) {
-        buf.resize(1 << 20, 0);
+        buf.resize(128 << 10, 0);
     }
     Listed {
         id: input_id(&j.input.key),
