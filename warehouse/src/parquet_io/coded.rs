@@ -6,6 +6,7 @@
 //! positions in it, so a page's bounds are its smallest and largest code.
 
 use arrow::array::{Array, AsArray, DictionaryArray, StringArray};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, UInt32Type};
 use bytes::Bytes;
 use parquet::basic::{BoundaryOrder, Compression, Encoding, EncodingMask, PageType, Type};
@@ -53,19 +54,21 @@ pub(super) fn as_coded<'a>(
 /// The distinct strings the non-null rows use, sorted, and each row's position in them.
 struct Sorted<'a> {
     dict: Vec<&'a [u8]>,
-    /// A row's position in `dict`; `None` for a null row.
-    codes: Vec<Option<u32>>,
+    /// A row's position in `dict` (anything for a null row).
+    codes: Vec<u32>,
+    /// Which rows are not null (`None`: all are).
+    valid: Option<&'a NullBuffer>,
 }
 
 fn sort<'a>(d: &'a DictionaryArray<UInt32Type>) -> Sorted<'a> {
     let values: &StringArray = d.values().as_string();
-    let keys = d.keys();
-    let valid = |i: usize| keys.nulls().is_none_or(|n| n.is_valid(i));
+    let (keys, valid) = (d.keys().values(), d.keys().nulls());
     let mut used = vec![false; values.len()];
-    for (i, &k) in keys.values().iter().enumerate() {
-        if valid(i) {
-            used[k as usize] = true;
-        }
+    match valid {
+        None => keys.iter().for_each(|&k| used[k as usize] = true),
+        Some(n) => n
+            .valid_indices()
+            .for_each(|i| used[keys[i] as usize] = true),
     }
     let mut dict: Vec<&[u8]> = (0..values.len())
         .filter(|&k| used[k])
@@ -82,13 +85,12 @@ fn sort<'a>(d: &'a DictionaryArray<UInt32Type>) -> Sorted<'a> {
             false => 0,
         })
         .collect();
+    // A null row's key need not index the values.
     let codes = keys
-        .values()
         .iter()
-        .enumerate()
-        .map(|(i, &k)| valid(i).then(|| at[k as usize]))
+        .map(|&k| at.get(k as usize).copied().unwrap_or(0))
         .collect();
-    Sorted { dict, codes }
+    Sorted { dict, codes, valid }
 }
 
 /// Writes one column chunk of `d`'s rows: a dictionary page and data pages of codes, with
@@ -119,10 +121,13 @@ pub(super) fn write(
     t.count(&pages.write_page(CompressedPage::new(page, n))?);
 
     let width = hybrid::bit_width(s.dict.len().saturating_sub(1) as u32);
+    let lens: Vec<i64> = s.dict.iter().map(|v| v.len() as i64).collect();
     let nullable = descr.max_def_level() > 0;
     let mut scratch = (Vec::new(), Vec::new());
-    for rows in s.codes.chunks(props.data_page_row_count_limit().max(1)) {
-        let (buf, facts) = data_page(rows, nullable, width, &s.dict, &mut scratch);
+    let page_rows = props.data_page_row_count_limit().max(1);
+    for from in (0..s.codes.len()).step_by(page_rows) {
+        let rows = from..(from + page_rows).min(s.codes.len());
+        let (buf, facts) = data_page(&s, rows.clone(), nullable, width, &lens, &mut scratch);
         let (buf, n) = squeeze(buf, compression)?;
         let page = Page::DataPage {
             buf,
@@ -170,31 +175,46 @@ struct Facts {
 /// A version 1 data page of `rows` before compression: definition levels (when the column
 /// is nullable, length-prefixed), the codes' bit width, the codes of the non-null rows.
 fn data_page(
-    rows: &[Option<u32>],
+    s: &Sorted<'_>,
+    rows: std::ops::Range<usize>,
     nullable: bool,
     width: u8,
-    dict: &[&[u8]],
+    lens: &[i64],
     (levels, present): &mut (Vec<u32>, Vec<u32>),
 ) -> (Vec<u8>, Facts) {
     let mut buf = Vec::new();
+    let codes = &s.codes[rows.clone()];
     if nullable {
         levels.clear();
-        levels.extend(rows.iter().map(|c| u32::from(c.is_some())));
+        match s.valid {
+            None => levels.resize(codes.len(), 1),
+            Some(n) => levels.extend(rows.clone().map(|i| u32::from(n.is_valid(i)))),
+        }
         let mut l = Vec::new();
         hybrid::encode(levels, 1, &mut l);
         buf.extend_from_slice(&(l.len() as u32).to_le_bytes());
         buf.extend_from_slice(&l);
     }
-    present.clear();
-    present.extend(rows.iter().flatten());
+    let present: &[u32] = match s.valid {
+        None => codes,
+        Some(n) => {
+            present.clear();
+            present.extend(rows.filter(|&i| n.is_valid(i)).map(|i| s.codes[i]));
+            &present[..]
+        }
+    };
     buf.push(width);
     hybrid::encode(present, width, &mut buf);
+    let (mut lo, mut hi, mut text_bytes) = (u32::MAX, 0, 0);
+    for &c in present {
+        lo = lo.min(c);
+        hi = hi.max(c);
+        text_bytes += lens[c as usize];
+    }
     let facts = Facts {
-        nulls: (rows.len() - present.len()) as u64,
-        bounds: present.iter().fold(None, |b, &c| {
-            Some(b.map_or((c, c), |(l, h): (u32, u32)| (l.min(c), h.max(c))))
-        }),
-        text_bytes: present.iter().map(|&c| dict[c as usize].len() as i64).sum(),
+        nulls: (codes.len() - present.len()) as u64,
+        bounds: (!present.is_empty()).then_some((lo, hi)),
+        text_bytes,
     };
     (buf, facts)
 }
