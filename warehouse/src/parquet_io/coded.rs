@@ -17,7 +17,7 @@ use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{
     ColumnChunkMetaData, ColumnIndexBuilder, OffsetIndexBuilder, PageEncodingStats,
 };
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
@@ -32,7 +32,8 @@ pub(super) struct Chunk {
 }
 
 /// `column` as a dictionary this module writes: `UInt32` codes into non-null strings, for a
-/// text column the writer settings give a dictionary and Snappy (or no) compression.
+/// text column the writer settings give a dictionary, version 1 data pages, no Bloom filter
+/// and Snappy (or no) compression.
 pub(super) fn as_coded<'a>(
     column: &'a dyn Array,
     descr: &ColumnDescPtr,
@@ -44,6 +45,8 @@ pub(super) fn as_coded<'a>(
         && descr.physical_type() == Type::BYTE_ARRAY
         && descr.max_rep_level() == 0
         && props.dictionary_enabled(descr.path())
+        && props.writer_version() == WriterVersion::PARQUET_1_0
+        && props.bloom_filter_properties(descr.path()).is_none()
         && matches!(
             props.compression(descr.path()),
             Compression::SNAPPY | Compression::UNCOMPRESSED
@@ -506,6 +509,15 @@ mod tests {
             dictionary(&["a"], vec![None; 10]),
             dictionary(&["only"], vec![Some(0); 10]),
         );
+    }
+
+    #[test]
+    fn a_dictionary_with_null_values_goes_through_the_arrow_writer() {
+        let values = StringArray::from(vec![Some("a"), None, Some("b")]);
+        let keys = arrow::array::UInt32Array::from(vec![Some(0), Some(1), None, Some(2)]);
+        let d: ArrayRef = Arc::new(DictionaryArray::new(keys, Arc::new(values)));
+        assert!(d.as_dictionary_opt::<UInt32Type>().is_some());
+        round_trip(d, dictionary(&["x"], vec![Some(0); 4]));
     }
 
     #[test]

@@ -70,6 +70,15 @@ pub struct Encoded {
     pub stats: String,
 }
 
+/// A schema's columns as `name:type`, for errors.
+fn typed(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect()
+}
+
 /// Encodes batches (all of `schema`) as one Parquet file.
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], what: &str) -> Result<Encoded, Error> {
     let perr = |source| Error::Parquet {
@@ -86,16 +95,8 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], what: &str) -> Result
                 table: what.to_string(),
                 message: format!(
                     "columns {:?} do not match the table's {:?}",
-                    b.schema()
-                        .fields()
-                        .iter()
-                        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-                        .collect::<Vec<_>>(),
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-                        .collect::<Vec<_>>()
+                    typed(&b.schema()),
+                    typed(schema)
                 ),
             });
         }
@@ -149,11 +150,7 @@ pub fn encode_columns(
                     .iter()
                     .map(|c| format!("{}[{}]", c.data_type(), c.len()))
                     .collect::<Vec<_>>(),
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("{}:{}", f.name(), f.data_type()))
-                    .collect::<Vec<_>>()
+                typed(schema)
             ),
         });
     }
