@@ -2,7 +2,7 @@
 //! its inputs, a worker that flushes hands each `flows` partition over as a task and reads
 //! on, and the done worker encodes what is queued (before that, every worker encodes its own:
 //! handing every flush over measured 5% more CPU, the rows leaving the core whose cache holds
-//! them). Encoding is about a quarter of ingest's CPU: sharing it balances the workers by
+//! them). Encoding is about a fifth of ingest's CPU: sharing it balances the workers by
 //! hour files (milliseconds each) instead of by inputs (a quarter of a second each), so a run
 //! no longer ends with one core idle while the other writes its last input's files.
 //!
