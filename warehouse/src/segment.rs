@@ -139,9 +139,9 @@ impl Segment {
         self.add(wh, def, partition, name, add, summary)
     }
 
-    /// [`Segment::write`] for rows encoded already (by
-    /// [`crate::parquet_io::encode`] with `def`'s schema, on any thread); a summarized table's
-    /// rows come with their summary.
+    /// [`Segment::write`] for rows encoded already (by [`crate::parquet_io::encode`] or
+    /// [`crate::parquet_io::encode_columns`] with `def`'s schema, on any thread); a summarized
+    /// table's rows must come with their summary.
     pub async fn write_encoded(
         &mut self,
         wh: &Warehouse,
@@ -151,7 +151,6 @@ impl Segment {
         summary: Option<RecordBatch>,
     ) -> Result<(), Error> {
         debug_assert!(SEGMENT_TABLES.iter().any(|t| t.name == def.name));
-        debug_assert_eq!(summary.is_some(), summaries::of_source(def).is_some());
         let name = file_name(&self.id, self.part);
         self.part += 1;
         let add = crate::table::write_encoded(wh, def, partition, &name, encoded).await?;
@@ -168,8 +167,13 @@ impl Segment {
         add: Add,
         summary: Option<RecordBatch>,
     ) -> Result<(), Error> {
-        if let (Some(pair), Some(sum)) = (summaries::of_source(def), summary) {
+        if let Some(pair) = summaries::of_source(def) {
             let at = wh.join(&format!("{}/{}", def.name, add.path));
+            // Without its summary rows the file's bytes would be missing from every rollup.
+            let sum = summary.ok_or_else(|| Error::Schema {
+                table: def.name.to_string(),
+                message: format!("{at} was written without its {} rows", pair.summary.name),
+            })?;
             let day = partition
                 .iter()
                 .find(|(k, _)| *k == "date")

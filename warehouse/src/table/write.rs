@@ -64,7 +64,8 @@ pub(super) async fn put_file(
     put_encoded(files, at, (partition, name), e, mode).await
 }
 
-/// [`write_file`] for rows encoded already ([`parquet_io::encode`] with the table's schema):
+/// [`write_file`] for rows encoded already ([`parquet_io::encode`] or
+/// [`parquet_io::encode_columns`] with the table's schema):
 /// ingest encodes on whichever worker is free, and the segment's own worker writes the file.
 pub async fn write_encoded(
     wh: &Warehouse,
