@@ -1,8 +1,9 @@
 //! `flows` rows. A row has 40 columns; building each text column value by value was a fifth of
 //! ingest's time, so the columns a row takes from a small set (the inventory's, the outcome's
 //! and the input's) are kept as one code per row, finished as Arrow dictionaries of those
-//! codes, and written to Parquet from the codes (`parquet_io::encode_columns`); only the
-//! record's own fields are appended value by value.
+//! codes, and written to Parquet from the codes (`parquet_io::encode_columns`). Region, VPC
+//! and AZ come from the inventory for attributed rows (coded once per ENI, `coded.rs`) and
+//! from the record otherwise; the record's own fields are appended value by value.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use arrow::array::{
 };
 use arrow::datatypes::UInt32Type;
 
+use super::coded::CodedText;
 use super::{n, ts_builder, Lineage, MICROS};
 use crate::attribute::{Attribution, Direction, Observed, Reason};
 use crate::decode::{FlowRecord, Position};
@@ -62,9 +64,9 @@ pub struct FlowsBuilder {
     lineages: Vec<Lineage>,
     groups: rustc_hash::FxHashMap<GroupKey, (i64, i128, i128)>,
     // Columns an unattributed row takes from the record, an attributed one from the inventory.
-    region: StringBuilder,
-    vpc_id: StringBuilder,
-    az_id: StringBuilder,
+    region: CodedText,
+    vpc_id: CodedText,
+    az_id: CodedText,
     broker_id: Int32Builder,
     flow_start: TimestampMicrosecondBuilder,
     flow_end: TimestampMicrosecondBuilder,
@@ -98,9 +100,9 @@ impl Default for FlowsBuilder {
             lineage: Vec::new(),
             lineages: Vec::new(),
             groups: Default::default(),
-            region: StringBuilder::new(),
-            vpc_id: StringBuilder::new(),
-            az_id: StringBuilder::new(),
+            region: CodedText::default(),
+            vpc_id: CodedText::default(),
+            az_id: CodedText::default(),
             broker_id: Int32Builder::new(),
             flow_start: ts_builder(),
             flow_end: ts_builder(),
@@ -222,15 +224,14 @@ impl FlowsBuilder {
         g.2 += i128::from(packets);
         match a.eni {
             Some(e) => {
-                let c = ix.conn_of(e);
-                self.region.append_value(&c.region);
-                self.vpc_id.append_value(&c.vpc_id);
-                self.az_id.append_value(&ix.enis[e].az_id);
+                self.region.push_of_eni(e, || &ix.conn_of(e).region);
+                self.vpc_id.push_of_eni(e, || &ix.conn_of(e).vpc_id);
+                self.az_id.push_of_eni(e, || &ix.enis[e].az_id);
             }
             None => {
-                self.region.append_option(rec.region);
-                self.vpc_id.append_option(rec.vpc_id);
-                self.az_id.append_option(rec.az_id);
+                self.region.push(rec.region);
+                self.vpc_id.push(rec.vpc_id);
+                self.az_id.push(rec.az_id);
             }
         }
         if self.lineages.last() != Some(lineage) {
@@ -313,14 +314,14 @@ impl FlowsBuilder {
             k.observed,
             k.cluster_arn,
             k.cluster_name,
-            Arc::new(self.region.finish()),
+            self.region.finish(),
             k.auth_scheme,
             k.connection_arn,
             k.client_account,
-            Arc::new(self.vpc_id.finish()),
+            self.vpc_id.finish(),
             k.endpoint_id,
             k.endpoint_eni,
-            Arc::new(self.az_id.finish()),
+            self.az_id.finish(),
             Arc::new(self.broker_id.finish()),
             Arc::new(self.flow_start.finish()),
             Arc::new(self.flow_end.finish()),
@@ -472,7 +473,7 @@ impl Spelled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
+    use arrow::array::{Array, AsArray};
 
     #[test]
     fn groups_sum_as_the_rows_do() {
@@ -529,6 +530,9 @@ mod tests {
                 start: Some(start),
                 end: Some(start + 120),
                 action: Some(action),
+                // A v5 record's own place: rows attributed to an ENI say the inventory's.
+                vpc_id: Some("vpc-own"),
+                az_id: Some("use1-az9"),
                 ..Default::default()
             };
             let Outcome::Relevant(a) = attribute(&rec, None, &ix) else {
@@ -540,6 +544,33 @@ mod tests {
         }
         let (rows, groups) = b.finish_with_groups(&ix);
         assert!(groups.sums.len() >= 8, "{} groups", groups.sums.len());
+        let text = |name: &str| {
+            let c = rows.column_by_name(name).unwrap().as_string::<i32>().clone();
+            move |i: usize| c.is_valid(i).then(|| c.value(i).to_string())
+        };
+        let (eni, vpc, az, region) = (
+            text("endpoint_eni"),
+            text("vpc_id"),
+            text("az_id"),
+            text("region"),
+        );
+        let mut attributed = 0;
+        for i in 0..rows.num_rows() {
+            match eni(i).and_then(|e| ix.eni_by_id(&e)) {
+                Some(e) => {
+                    attributed += 1;
+                    assert_eq!(vpc(i).as_ref(), Some(&ix.conn_of(e).vpc_id), "row {i}");
+                    assert_eq!(az(i).as_ref(), Some(&ix.enis[e].az_id), "row {i}");
+                    assert_eq!(region(i).as_ref(), Some(&ix.conn_of(e).region), "row {i}");
+                }
+                None => {
+                    assert_eq!(vpc(i).as_deref(), Some("vpc-own"), "row {i}");
+                    assert_eq!(az(i).as_deref(), Some("use1-az9"), "row {i}");
+                    assert_eq!(region(i), None, "row {i}");
+                }
+            }
+        }
+        assert!(attributed > 0 && attributed < rows.num_rows());
         let want = linkmeter_warehouse::flow_hours::summarize(&[rows], "rows").unwrap();
         let got =
             linkmeter_warehouse::flow_hours::from_groups(&groups.keys, &groups.sums, "groups")

@@ -11,6 +11,7 @@ use arrow::array::{
 };
 use linkmeter_warehouse::registry::{BROKER_METRICS, COVERAGE, QUARANTINE};
 
+mod coded;
 mod flows;
 pub use flows::FlowsBuilder;
 
