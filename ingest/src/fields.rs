@@ -148,7 +148,27 @@ pub enum Column {
 pub struct Format {
     /// Columns in file order.
     pub columns: Vec<Column>,
+    /// Whether the columns are [`DEFAULT_FORMAT`]'s (lines then take a faster parser).
+    pub(crate) is_default: bool,
 }
+
+/// The fields of [`DEFAULT_FORMAT`] in order.
+const DEFAULT_FIELDS: [Field; 14] = [
+    Field::Version,
+    Field::AccountId,
+    Field::InterfaceId,
+    Field::SrcAddr,
+    Field::DstAddr,
+    Field::SrcPort,
+    Field::DstPort,
+    Field::Protocol,
+    Field::Packets,
+    Field::Bytes,
+    Field::Start,
+    Field::End,
+    Field::Action,
+    Field::LogStatus,
+];
 
 /// Why a header or format string cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,7 +200,15 @@ impl Format {
         if columns.is_empty() {
             return Err(FormatError::Empty);
         }
-        Ok(Format { columns })
+        let is_default = columns.len() == DEFAULT_FIELDS.len()
+            && columns
+                .iter()
+                .zip(DEFAULT_FIELDS)
+                .all(|(c, f)| *c == Column::Field(f));
+        Ok(Format {
+            columns,
+            is_default,
+        })
     }
 
     /// Whether the format names this field.
@@ -234,6 +262,20 @@ mod tests {
         let f = Format::parse(DEFAULT_FORMAT).unwrap();
         assert_eq!(f.columns.len(), 14);
         assert!(f.missing_for_metering().is_empty());
+        assert!(f.is_default);
+        // The same fields by their Parquet names are the default too; one field less is not.
+        assert!(
+            Format::parse(&DEFAULT_FORMAT.replace('-', "_"))
+                .unwrap()
+                .is_default
+        );
+        let shorter = DEFAULT_FORMAT.trim_end_matches(" log-status");
+        assert!(!Format::parse(shorter).unwrap().is_default);
+        assert!(
+            !Format::parse(&format!("{DEFAULT_FORMAT} vpc-id"))
+                .unwrap()
+                .is_default
+        );
     }
 
     #[test]

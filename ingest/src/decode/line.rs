@@ -111,7 +111,7 @@ fn ip(value: &str, name: &str) -> Result<IpAddr, String> {
 /// The common case of [`ip`] without the standard parser's generality (it measured at a
 /// third of line parsing): four decimal octets, no leading zeros. Anything else, valid or not,
 /// returns `None` and goes to the standard parser, so both accept exactly the same text.
-fn dotted_quad(s: &[u8]) -> Option<std::net::Ipv4Addr> {
+pub(super) fn dotted_quad(s: &[u8]) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut i = 0;
     for (k, o) in octets.iter_mut().enumerate() {
@@ -203,6 +203,12 @@ pub(crate) fn parse_line<'a>(
     spans: &mut Vec<(usize, usize)>,
     rec: &mut FlowRecord<'a>,
 ) -> Result<(), String> {
+    if format.is_default {
+        if super::line_default::parse_default(line, rec).is_some() {
+            return Ok(());
+        }
+        *rec = FlowRecord::default();
+    }
     // One pass: each token is set as soon as it is found (a separate tokenizing pass and its
     // list measured at a fifth of parsing). The error for a wrong field count wins over a
     // field's own, as when the line was split first.
@@ -246,7 +252,7 @@ pub(crate) fn parse_line<'a>(
 }
 
 /// The value of 1–17 ASCII digits (which cannot overflow), else `None`.
-fn plain_digits(t: &[u8]) -> Option<u64> {
+pub(super) fn plain_digits(t: &[u8]) -> Option<u64> {
     if t.is_empty() || t.len() > 17 {
         return None;
     }
@@ -306,7 +312,7 @@ fn set_count(rec: &mut FlowRecord<'_>, f: Field, v: u64) -> bool {
 
 /// The index of the first space or tab at or after `i` (or the end of `b`), eight bytes at a
 /// time: a byte-by-byte scan was the largest part of parsing.
-fn token_end(b: &[u8], mut i: usize) -> usize {
+pub(super) fn token_end(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = b.get(i..i + 8) {

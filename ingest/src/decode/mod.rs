@@ -9,6 +9,7 @@
 pub mod flow_parquet;
 pub mod flow_text;
 mod line;
+mod line_default;
 mod lines;
 pub mod metric_stream;
 pub mod otel;

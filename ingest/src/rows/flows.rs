@@ -545,7 +545,11 @@ mod tests {
         let (rows, groups) = b.finish_with_groups(&ix);
         assert!(groups.sums.len() >= 8, "{} groups", groups.sums.len());
         let text = |name: &str| {
-            let c = rows.column_by_name(name).unwrap().as_string::<i32>().clone();
+            let c = rows
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             move |i: usize| c.is_valid(i).then(|| c.value(i).to_string())
         };
         let (eni, vpc, az, region) = (
