@@ -13,13 +13,26 @@ const NULL: u32 = u32::MAX;
 
 /// Builds one text column as codes into the distinct values of the rows appended since the
 /// last [`finish`](CodedText::finish).
-#[derive(Default)]
 pub(super) struct CodedText {
     codes: Vec<u32>,
     values: Vec<String>,
     index: rustc_hash::FxHashMap<String, u32>,
     /// The code each inventory ENI's value got (by ENI index), [`NULL`] while unasked.
     of_eni: Vec<u32>,
+    /// The codes of `ACCEPT` and `REJECT`, [`NULL`] while unused.
+    actions: [u32; 2],
+}
+
+impl Default for CodedText {
+    fn default() -> Self {
+        CodedText {
+            codes: Vec::new(),
+            values: Vec::new(),
+            index: Default::default(),
+            of_eni: Vec::new(),
+            actions: [NULL; 2],
+        }
+    }
 }
 
 impl CodedText {
@@ -39,6 +52,22 @@ impl CodedText {
         if code == NULL {
             code = self.code(value());
             self.of_eni[eni] = code;
+        }
+        self.codes.push(code);
+    }
+
+    /// Appends a flow log's `action`: `ACCEPT` and `REJECT` are told apart inline, without
+    /// hashing; anything else is coded as [`push`](Self::push) codes it.
+    pub fn push_action(&mut self, value: Option<&str>) {
+        let (k, v) = match value {
+            Some(v @ "ACCEPT") => (0, v),
+            Some(v @ "REJECT") => (1, v),
+            other => return self.push(other),
+        };
+        let mut code = self.actions[k];
+        if code == NULL {
+            code = self.code(v);
+            self.actions[k] = code;
         }
         self.codes.push(code);
     }
@@ -63,6 +92,7 @@ impl CodedText {
         let values = StringArray::from(std::mem::take(&mut self.values));
         self.index.clear();
         self.of_eni.clear();
+        self.actions = [NULL; 2];
         Arc::new(DictionaryArray::<UInt32Type>::new(codes, Arc::new(values)))
     }
 }
@@ -108,6 +138,28 @@ mod tests {
         // ENIs 2 and 0 spell the same text: one value.
         assert_eq!(a.as_any_dictionary().values().len(), 2);
         assert_eq!(a.null_count(), 1);
+        // Actions: inline for the two AWS writes, coded like any value otherwise.
+        for v in [
+            Some("REJECT"),
+            Some("ACCEPT"),
+            None,
+            Some("odd"),
+            Some("REJECT"),
+        ] {
+            c.push_action(v);
+        }
+        c.push("ACCEPT".into());
+        let a = c.finish();
+        let want = [
+            Some("REJECT"),
+            Some("ACCEPT"),
+            None,
+            Some("odd"),
+            Some("REJECT"),
+            Some("ACCEPT"),
+        ];
+        assert_eq!(spelled(&a), want.map(|v| v.map(str::to_string)));
+        assert_eq!(a.as_any_dictionary().values().len(), 3);
         // The next batch starts from nothing and asks again.
         c.push_of_eni(2, || "vpc-new");
         assert_eq!(spelled(&c.finish()), vec![Some("vpc-new".to_string())]);

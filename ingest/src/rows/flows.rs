@@ -98,7 +98,7 @@ pub struct FlowsBuilder {
     srcport: Int32Builder,
     dstport: Int32Builder,
     protocol: Int32Builder,
-    action: StringBuilder,
+    action: CodedText,
     extra: StringBuilder,
     source_line: Int64Builder,
     source_offset: Int64Builder,
@@ -134,7 +134,7 @@ impl Default for FlowsBuilder {
             srcport: Int32Builder::new(),
             dstport: Int32Builder::new(),
             protocol: Int32Builder::new(),
-            action: StringBuilder::new(),
+            action: CodedText::default(),
             extra: StringBuilder::new(),
             source_line: Int64Builder::new(),
             source_offset: Int64Builder::new(),
@@ -278,7 +278,7 @@ impl FlowsBuilder {
         self.srcport.append_option(rec.srcport.map(i32::from));
         self.dstport.append_option(rec.dstport.map(i32::from));
         self.protocol.append_option(rec.protocol.map(i32::from));
-        self.action.append_option(rec.action);
+        self.action.push_action(rec.action);
         self.extra
             .append_option((!rec.extra.is_empty()).then_some(rec.extra.as_str()));
         self.source_line.append_value(n(pos.line));
@@ -353,7 +353,7 @@ impl FlowsBuilder {
             Arc::new(self.srcport.finish()),
             Arc::new(self.dstport.finish()),
             Arc::new(self.protocol.finish()),
-            Arc::new(self.action.finish()),
+            self.action.finish(),
             Arc::new(self.extra.finish()),
             of_lineage(&|l| Some(&l.source_uri)),
             Arc::new(self.source_line.finish()),

@@ -102,6 +102,14 @@ fn groups_sum_as_the_rows_do() {
         }
     }
     assert!(attributed > 0 && attributed < rows.num_rows());
+    // The record's own account and action, whatever the outcome.
+    let (account, action) = (text("log_account_id"), text("action"));
+    let actions: Vec<_> = (0..rows.num_rows()).filter_map(&action).collect();
+    assert!(actions.iter().any(|a| a == "REJECT") && actions.iter().any(|a| a == "ACCEPT"));
+    assert_eq!(actions.len(), rows.num_rows());
+    for i in 0..rows.num_rows() {
+        assert_eq!(account(i).as_deref(), Some("111111111111"), "row {i}");
+    }
     let want = linkmeter_warehouse::flow_hours::summarize(&[rows], "rows").unwrap();
     let got =
         linkmeter_warehouse::flow_hours::from_groups(&groups.keys, &groups.sums, "groups").unwrap();
