@@ -64,6 +64,7 @@ pub async fn write_inventory(wh: &Warehouse, ix: &Index) -> Result<(), Error> {
             })
             .collect(),
     );
+    replace(wh, ix, &ACCOUNTS, &[accounts]).await?;
     let mut clusters = Vec::new();
     let mut connectivity: Vec<RecordBatch> = Vec::new();
     let conn_schema = CLUSTER_CONNECTIVITY.schema();
@@ -94,7 +95,8 @@ pub async fn write_inventory(wh: &Warehouse, ix: &Index) -> Result<(), Error> {
             );
         }
     }
-    let clusters = text_table(&CLUSTERS, clusters);
+    replace(wh, ix, &CLUSTERS, &[text_table(&CLUSTERS, clusters)]).await?;
+    replace(wh, ix, &CLUSTER_CONNECTIVITY, &connectivity).await?;
 
     let conn_schema = CONNECTIONS.schema();
     let conns: Vec<RecordBatch> = ix
@@ -119,6 +121,7 @@ pub async fn write_inventory(wh: &Warehouse, ix: &Index) -> Result<(), Error> {
             .expect("columns match")
         })
         .collect();
+    replace(wh, ix, &CONNECTIONS, &conns).await?;
     let enis = text_table(
         &ENDPOINT_ENIS,
         ix.enis
@@ -141,15 +144,5 @@ pub async fn write_inventory(wh: &Warehouse, ix: &Index) -> Result<(), Error> {
             })
             .collect(),
     );
-    // The five tables are independent. Replaced together, a fresh warehouse's first run
-    // reached its listing in 35 ms instead of 60 (table creation waits on file I/O).
-    futures::future::try_join_all([
-        replace(wh, ix, &ACCOUNTS, std::slice::from_ref(&accounts)),
-        replace(wh, ix, &CLUSTERS, std::slice::from_ref(&clusters)),
-        replace(wh, ix, &CLUSTER_CONNECTIVITY, &connectivity),
-        replace(wh, ix, &CONNECTIONS, &conns),
-        replace(wh, ix, &ENDPOINT_ENIS, std::slice::from_ref(&enis)),
-    ])
-    .await?;
-    Ok(())
+    replace(wh, ix, &ENDPOINT_ENIS, &[enis]).await
 }
