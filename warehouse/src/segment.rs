@@ -229,26 +229,20 @@ impl Segment {
             let add = crate::table::write_file(wh, def, &[("date", day)], &name, &rows).await?;
             self.adds.entry(table).or_default().push(add);
         }
-        // The tables' commits are independent (a crash between them leaves orphans either
-        // way), so they go together: the last worker's commit is the run's serial tail.
-        let mut commits = Vec::new();
         for def in SEGMENT_TABLES {
             let Some(adds) = self.adds.remove(def.name) else {
                 continue;
             };
-            let id = self.id.clone();
-            commits.push(async move {
-                let t = wh.table(def).await?;
-                let mut t = t.lock().await;
-                t.commit(Change {
+            let t = wh.table(def).await?;
+            t.lock()
+                .await
+                .commit(Change {
                     adds,
-                    info: vec![("segment", id)],
+                    info: vec![("segment", self.id.clone())],
                     ..Default::default()
                 })
-                .await
-            });
+                .await?;
         }
-        futures::future::try_join_all(commits).await?;
         Ok(())
     }
 }
