@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Bytes of rows a worker buffers before writing them out, however many partitions are open.
     pub buffer_bytes: usize,
+    /// Largest gzip input, stored and decompressed, inflated in one piece in memory (faster
+    /// than streaming); larger ones stream. A worker keeps up to twice this in buffers between
+    /// inputs. 0 streams every input.
+    pub max_whole_inflate_bytes: u64,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_nesting: 32,
             max_text_bytes: 512,
             buffer_bytes: 128 << 20,
+            max_whole_inflate_bytes: 64 << 20,
         }
     }
 }
@@ -79,6 +84,7 @@ impl Limits {
             nesting: self.max_nesting,
             text: self.max_text_bytes.max(16),
             stored,
+            whole_inflate: self.max_whole_inflate_bytes,
         }
     }
 
@@ -119,6 +125,8 @@ pub struct Bounds {
     pub text: usize,
     /// The input's stored size (0: unknown), for messages.
     pub stored: u64,
+    /// Largest gzip input inflated in one piece (0: always stream).
+    pub whole_inflate: u64,
 }
 
 impl Bounds {

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+use super::gunzip::Held;
 use super::lines::each_line;
 use super::{
     cut_raw, parse_line, BadInput, DecodeError, DecodeStats, Decoder, Event, FlowRecord, Position,
@@ -122,8 +123,9 @@ impl<R: Read> Decoder for TextDecoder<R> {
                 })
             }
         };
+        let mut held = None;
         let mut reader: Box<dyn BufRead> = if gz {
-            Box::new(BufReader::with_capacity(READ_BUF, self.bounds.gunzip(head)))
+            super::gunzip::open(held.insert(Held::take()), head, &self.bounds)
         } else {
             Box::new(head)
         };

@@ -8,6 +8,8 @@
 
 pub mod flow_parquet;
 pub mod flow_text;
+mod gunzip;
+mod inflate;
 mod line;
 mod line_default;
 mod lines;
