@@ -426,6 +426,18 @@ mod tests {
         }
 
         #[test]
+        fn dotted_quads_read_as_the_standard_parser_reads_them(
+            s in "[0-9.]{0,17}|((25[0-6]|2[0-4][0-9]|1[0-9][0-9]|0?[1-9]?[0-9])\\.){3}[0-9]{1,3}",
+        ) {
+            proptest::prop_assert_eq!(
+                dotted_quad(s.as_bytes()),
+                s.parse::<std::net::Ipv4Addr>().ok(),
+                "{:?}",
+                s
+            );
+        }
+
+        #[test]
         fn numbers_parse_as_the_standard_parser_does(s in "\\+?[0-9]{0,21}") {
             proptest::prop_assert_eq!(num::<u64>(&s, "bytes").ok(), s.parse::<u64>().ok());
             proptest::prop_assert_eq!(num::<i64>(&s, "start").ok(), s.parse::<i64>().ok());
