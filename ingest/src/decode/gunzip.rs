@@ -68,7 +68,7 @@ pub(crate) fn open<'a, R: Read + 'a>(
         Err(e) => stream(Cursor::new(&held.gz[..]).chain(Failed(Some(e))), bounds),
         Ok(_) if held.gz.len() as u64 > cap => stream(Cursor::new(&held.gz[..]).chain(raw), bounds),
         Ok(_) => match inflate(held, cap.min(bounds.decompressed)) {
-            Some(n) => Box::new(&held.text[..n]),
+            Some(n) => Box::new(Chunks(&held.text[..n])),
             None => stream(Cursor::new(&held.gz[..]), bounds),
         },
     }
@@ -85,14 +85,11 @@ fn inflate(held: &mut Bufs, limit: u64) -> Option<usize> {
     if size as u64 > limit {
         return None;
     }
-    if held.text.len() < size {
-        held.text.resize(size, 0);
-    }
     let inflater = match &mut held.inflater {
         Some(i) => i,
         none => none.insert(Inflater::new()?),
     };
-    match inflater.gzip_member(gz, &mut held.text[..size]) {
+    match inflater.gzip_member(gz, &mut held.text, size) {
         // Several members (rare: AWS writes one per file) take the streaming path, which
         // reads them all.
         Member::Done { read, written } if read == gz.len() => Some(written),
@@ -103,6 +100,26 @@ fn inflate(held: &mut Bufs, limit: u64) -> Option<usize> {
 /// The streaming inflater over `r`, held to the decompressed-size bound.
 fn stream<'a>(r: impl Read + 'a, bounds: &Bounds) -> Box<dyn BufRead + 'a> {
     Box::new(BufReader::with_capacity(STREAM_BUF, bounds.gunzip(r)))
+}
+
+/// Inflated text handed out a cache-sized piece at a time: the line reader checks and splits
+/// each piece in one pass while it is still in cache, not the whole text before parsing it.
+struct Chunks<'a>(&'a [u8]);
+
+impl Read for Chunks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl BufRead for Chunks<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        Ok(&self.0[..self.0.len().min(STREAM_BUF)])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.0 = &self.0[n..];
+    }
 }
 
 /// A read failure met while reading an input whole, replayed to the streaming inflater where
