@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(flow_text flow_parquet metric_stream otel prometheus bill inventory price_book)
+[ ${#targets[@]} -eq 0 ] && targets=(flow_text gzip_paths flow_parquet metric_stream otel prometheus bill inventory price_book)
 dir=()
 [ -n "${FUZZ_TARGET_DIR:-}" ] && dir=(--target-dir "$FUZZ_TARGET_DIR")
 failed=()
