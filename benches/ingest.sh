@@ -120,7 +120,8 @@ for size in $ESTATES; do
   rm -rf "$dir"
   echo "== $size: generating (${args[*]})"
   "$BIN" generate --out "$dir" "${args[@]}" | head -1
-  lines=$(grep '^lines' "$dir/generated.toml" | tr -dc 0-9)
+  # The first `lines =` is the estate's (a planted section further down has its own).
+  lines=$(grep -m1 '^lines = ' "$dir/generated.toml" | tr -dc 0-9)
   gz=$(du -sb "$dir/flowlogs" | cut -f1)
   for workers in "$(nproc)" 1; do
     rm -rf "$dir/warehouse"
