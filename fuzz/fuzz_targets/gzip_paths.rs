@@ -1,6 +1,7 @@
 //! The two ways a gzip flow log is inflated (whole, by libdeflate; streamed, by flate2) give
 //! the same events and the same result for any input. The first byte picks how the rest is
-//! wrapped, so most inputs are valid gzip that the fuzzer then cuts or damages.
+//! wrapped, so most inputs are valid gzip that the fuzzer then cuts or damages, or whose
+//! header flags it chooses.
 #![no_main]
 
 use std::io::Write;
@@ -41,7 +42,32 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let at = |k: u8| body.len() * usize::from(k) / 256;
-    let input = match mode % 5 {
+    let input = match mode % 6 {
+        // A header with the flags the first byte of the rest chooses (reserved bits, a header
+        // CRC that is most likely wrong, extra field, name, comment) and a valid body.
+        5 => {
+            let (&flags, text) = body.split_first().unwrap_or((&0, &[]));
+            let mut gz = vec![0x1f, 0x8b, 8, flags, 0, 0, 0, 0, 0, 255];
+            if flags & 0x04 != 0 {
+                gz.extend([4, 0, b'x', b'y', 2, 0]);
+            }
+            for field in [0x08, 0x10] {
+                if flags & field != 0 {
+                    gz.extend(b"field\0");
+                }
+            }
+            if flags & 0x02 != 0 {
+                gz.extend([mode, 0x5a]);
+            }
+            let mut e = flate2::write::DeflateEncoder::new(gz, flate2::Compression::fast());
+            e.write_all(text).unwrap();
+            let mut gz = e.finish().unwrap();
+            let mut crc = flate2::Crc::new();
+            crc.update(text);
+            gz.extend(crc.sum().to_le_bytes());
+            gz.extend((text.len() as u32).to_le_bytes());
+            gz
+        }
         0 => body.to_vec(),
         1 => gzip(body),
         // Two members, split where the mode byte says.

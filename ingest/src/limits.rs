@@ -45,7 +45,8 @@ pub struct Limits {
     pub buffer_bytes: usize,
     /// Largest gzip input, stored and decompressed, inflated in one piece in memory (faster
     /// than streaming); larger ones stream. A worker keeps up to twice this in buffers between
-    /// inputs. 0 streams every input.
+    /// inputs (up to three times when an input's stored size is unknown, as the buffer for its
+    /// compressed bytes grows by doubling). 0 streams every input.
     pub max_whole_inflate_bytes: u64,
 }
 

@@ -4,7 +4,13 @@
 //! against 520 MB/s on the benchmark set, where inflate was over a quarter of ingest's CPU). Anything that path does not take — an input too large, of
 //! several gzip members, damaged, cut off, or whose read failed — is streamed by flate2 from
 //! the bytes already read, exactly as if the first path had not been tried, so what an input
-//! yields (lines, offsets, errors, quarantine rows) never depends on which path ran.
+//! yields (lines, offsets, errors, quarantine rows) does not depend on which path ran. Gzip
+//! headers that flate2 checks and libdeflate does not (a header CRC, a name or comment over
+//! 65,535 bytes) are streamed. One difference is accepted: deflate streams that only a
+//! nonconforming encoder writes (reserved code symbols, over-full or incomplete Huffman
+//! codes) libdeflate reads where zlib-rs calls them corrupt; the in-memory path then takes
+//! them only when the text's CRC-32 and size match the trailer, i.e. it is the text the
+//! writer checksummed. No AWS writer produces such streams.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -62,9 +68,12 @@ pub(crate) fn open<'a, R: Read + 'a>(
     let held = &mut held.0;
     held.gz.clear();
     held.gz
-        .reserve(usize::try_from(bounds.stored).unwrap_or(0) + 1);
+        .reserve_exact(usize::try_from(bounds.stored).unwrap_or(0) + 1);
     // cap + 1: one byte more tells an input over the cap (its listed size was a claim).
-    match (&mut raw).take(cap + 1).read_to_end(&mut held.gz) {
+    match (&mut raw)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut held.gz)
+    {
         Err(e) => stream(Cursor::new(&held.gz[..]).chain(Failed(Some(e))), bounds),
         Ok(_) if held.gz.len() as u64 > cap => stream(Cursor::new(&held.gz[..]).chain(raw), bounds),
         Ok(_) => match inflate(held, cap.min(bounds.decompressed)) {
@@ -78,6 +87,9 @@ pub(crate) fn open<'a, R: Read + 'a>(
 /// text; the length of the text, or `None` for the streaming path.
 fn inflate(held: &mut Bufs, limit: u64) -> Option<usize> {
     let gz = &held.gz;
+    if !header_as_flate2_reads_it(gz) {
+        return None;
+    }
     // The trailer's size field (RFC 1952 ISIZE, modulo 2^32) sizes the buffer; a member whose
     // text is longer does not fit and is streamed.
     let size = u32::from_le_bytes(gz.get(gz.len().checked_sub(4)?..)?.try_into().ok()?);
@@ -95,6 +107,39 @@ fn inflate(held: &mut Bufs, limit: u64) -> Option<usize> {
         Member::Done { read, written } if read == gz.len() => Some(written),
         _ => None,
     }
+}
+
+/// Whether the gzip header is one flate2 and libdeflate read alike: no header CRC (libdeflate
+/// skips it unchecked), and a name and comment of at most 65,535 bytes (flate2's limit).
+fn header_as_flate2_reads_it(gz: &[u8]) -> bool {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    const FIELD_MAX: usize = 65_535;
+    let Some(&flags) = gz.get(3) else {
+        return false;
+    };
+    if flags & FHCRC != 0 {
+        return false;
+    }
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let Some(len) = gz.get(at..at + 2) else {
+            return false;
+        };
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let field = gz.get(at..).unwrap_or_default();
+            match memchr::memchr(0, &field[..field.len().min(FIELD_MAX + 1)]) {
+                Some(nul) => at += nul + 1,
+                None => return false,
+            }
+        }
+    }
+    true
 }
 
 /// The streaming inflater over `r`, held to the decompressed-size bound.

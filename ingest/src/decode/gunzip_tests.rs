@@ -129,20 +129,102 @@ fn a_read_failure_surfaces_after_the_text_read_before_it() {
     let t = text(3000);
     let gz = gzip(&t);
     let part = &gz[..gz.len() * 2 / 3];
+    // Failing while the input is read whole, and after a cap the input is over (the rest
+    // streams straight from the source).
+    for cap in [1 << 20, 1000] {
+        let b = bounds(gz.len() as u64 / 2, cap);
+        let read = |b: &Bounds| {
+            let mut held = Held::default();
+            let mut r = open(&mut held, FailsAfter(part), b);
+            let mut got = Vec::new();
+            let err = r.read_to_end(&mut got).unwrap_err().to_string();
+            (got, err)
+        };
+        let (got, err) = read(&b);
+        assert_eq!(err, "connection reset", "cap {cap}");
+        assert!(
+            got.len() > t.len() / 2 && t.starts_with(&got),
+            "{} bytes",
+            got.len()
+        );
+        assert_eq!(
+            (got, err),
+            read(&Bounds {
+                whole_inflate: 0,
+                ..b
+            }),
+            "cap {cap}"
+        );
+    }
+}
+
+#[test]
+fn the_caps_are_inclusive() {
+    let t = text(300);
+    let gz = gzip(&t);
+    let (stored, size) = (gz.len() as u64, t.len() as u64);
+    for (cap, whole) in [
+        (size, true),             // text exactly at the cap
+        (size - 1, false),        // one byte over
+        (stored.max(size), true), // both within
+    ] {
+        let mut held = Held::default();
+        assert_eq!(
+            read_all(&mut held, &gz, &bounds(stored, cap)),
+            (t.clone(), None)
+        );
+        assert_eq!(held.0.text.len() == t.len(), whole, "cap {cap}");
+    }
+    // Stored size over the cap although the text is not (an incompressible input).
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let gz = gzip(&noise);
+    assert!(gz.len() > noise.len(), "incompressible");
     let mut held = Held::default();
-    let mut r = open(
-        &mut held,
-        FailsAfter(part),
-        &bounds(gz.len() as u64, 1 << 20),
-    );
-    let mut got = Vec::new();
-    let err = r.read_to_end(&mut got).unwrap_err();
-    assert_eq!(err.to_string(), "connection reset");
-    assert!(
-        got.len() > t.len() / 2 && t.starts_with(&got),
-        "{} bytes",
-        got.len()
-    );
+    let b = bounds(gz.len() as u64, noise.len() as u64);
+    assert_eq!(read_all(&mut held, &gz, &b), (noise.clone(), None));
+    assert!(held.0.text.is_empty(), "streamed");
+}
+
+/// `gz` with the header CRC flag set and two bytes of header CRC inserted (not the right ones).
+fn with_wrong_header_crc(gz: &[u8]) -> Vec<u8> {
+    let mut v = gz[..10].to_vec();
+    v[3] |= 0x02;
+    v.extend([0xAB, 0xCD]);
+    v.extend(&gz[10..]);
+    v
+}
+
+fn gzip_named(text: &[u8], name_len: usize) -> Vec<u8> {
+    let mut e = flate2::GzBuilder::new()
+        .filename(vec![b'n'; name_len])
+        .write(Vec::new(), flate2::Compression::fast());
+    e.write_all(text).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn headers_flate2_refuses_are_streamed_and_refused() {
+    let t = text(200);
+    for (what, gz, ok) in [
+        ("wrong header CRC", with_wrong_header_crc(&gzip(&t)), false),
+        ("name of 65,536 bytes", gzip_named(&t, 65_536), false),
+        ("name of 65,535 bytes", gzip_named(&t, 65_535), true),
+    ] {
+        let mut held = Held::default();
+        let whole = read_all(&mut held, &gz, &bounds(gz.len() as u64, 1 << 20));
+        let streamed = read_all(&mut Held::default(), &gz, &bounds(gz.len() as u64, 0));
+        assert_eq!(whole, streamed, "{what}");
+        assert_eq!(whole.1.is_none(), ok, "{what}: {:?}", whole.1);
+        assert_eq!(held.0.text.len() == t.len(), ok, "{what}: the path");
+    }
 }
 
 #[test]

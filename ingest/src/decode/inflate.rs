@@ -32,7 +32,7 @@ impl Inflater {
     /// capacity: zeroing the buffer first measured at 1% of ingest's CPU.
     pub(crate) fn gzip_member(&mut self, gz: &[u8], out: &mut Vec<u8>, room: usize) -> Member {
         out.clear();
-        out.reserve(room);
+        out.reserve_exact(room);
         let (mut read, mut written) = (0usize, 0usize);
         // SAFETY: the pointers and lengths are those of live buffers (`room` is within the
         // capacity just reserved); libdeflate reads at most `gz.len()` bytes, writes at most
