@@ -9,6 +9,9 @@
 
 use serde::Deserialize;
 
+/// Largest `max_whole_inflate_bytes` accepted.
+const MAX_WHOLE_INFLATE: u64 = 1 << 30;
+
 /// Per-input limits, with defaults far above anything AWS delivers (see each field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,10 +107,17 @@ impl Limits {
             ("max_nesting", self.max_nesting == 0),
             ("buffer_bytes", self.buffer_bytes == 0),
         ];
-        match zero.iter().find(|(_, z)| *z) {
-            Some((name, _)) => Err(format!("[ingest.limits] {name} must be greater than zero")),
-            None => Ok(()),
+        if let Some((name, _)) = zero.iter().find(|(_, z)| *z) {
+            return Err(format!("[ingest.limits] {name} must be greater than zero"));
         }
+        // A buffer is reserved for an input of up to this size; past the gzip size field's
+        // range (4 GiB) there is nothing to gain and a large file could not be allocated.
+        if self.max_whole_inflate_bytes > MAX_WHOLE_INFLATE {
+            return Err(format!(
+                "[ingest.limits] max_whole_inflate_bytes must be at most {MAX_WHOLE_INFLATE} (1 GiB); larger inputs stream at little cost"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -307,6 +317,19 @@ mod tests {
             ..l
         };
         assert!(bad.check().unwrap_err().contains("max_nesting"));
+        let huge = Limits {
+            max_whole_inflate_bytes: u64::MAX,
+            ..l
+        };
+        assert!(huge
+            .check()
+            .unwrap_err()
+            .contains("max_whole_inflate_bytes"));
+        let off = Limits {
+            max_whole_inflate_bytes: 0,
+            ..l
+        };
+        assert!(off.check().is_ok(), "0 streams every input");
     }
 
     #[test]
