@@ -1,16 +1,17 @@
 //! Which inflater a gzip input gets. One small enough to hold (`max_whole_inflate_bytes`, by
 //! its stored size and its trailer's size field) is read into memory and inflated in one
 //! piece by libdeflate, about 1.5 times the streaming inflater's speed on flow logs (790
-//! against 520 MB/s on the benchmark set, where inflate was over a quarter of ingest's CPU). Anything that path does not take — an input too large, of
-//! several gzip members, damaged, cut off, or whose read failed — is streamed by flate2 from
-//! the bytes already read, exactly as if the first path had not been tried, so what an input
-//! yields (lines, offsets, errors, quarantine rows) does not depend on which path ran. Gzip
-//! headers that flate2 checks and libdeflate does not (a header CRC, a name or comment over
-//! 65,535 bytes) are streamed. One difference is accepted: deflate streams that only a
-//! nonconforming encoder writes (reserved code symbols, over-full or incomplete Huffman
-//! codes) libdeflate reads where zlib-rs calls them corrupt; the in-memory path then takes
-//! them only when the text's CRC-32 and size match the trailer, i.e. it is the text the
-//! writer checksummed. No AWS writer produces such streams.
+//! against 520 MB/s on the benchmark set, where inflate was over a quarter of ingest's CPU).
+//! Anything that path does not take — an input too large, of several gzip members, damaged,
+//! cut off, or whose read failed — is streamed by flate2 from the bytes already read, exactly
+//! as if the first path had not been tried, so what an input yields (lines, offsets, errors,
+//! quarantine rows) does not depend on which path ran. Gzip headers that flate2 checks and
+//! libdeflate does not (a header CRC, a name or comment over 65,535 bytes) are streamed. One
+//! difference is accepted: deflate streams that only a nonconforming encoder writes (reserved
+//! code symbols, over-full or incomplete Huffman codes) libdeflate reads where zlib-rs calls
+//! them corrupt; the in-memory path then takes them only when the text's CRC-32 and size
+//! match the trailer, i.e. it is the text the writer checksummed. zlib's encoder does not
+//! write such streams; AWS's writer was not checked.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Cursor, Read};
